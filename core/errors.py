@@ -1,0 +1,42 @@
+"""Errors raised by the headless core.
+
+Every problem with user input is raised as a :class:`InputError` subclass whose message names the
+file (or folder) and the problem in plain words, so the CLI and the GUI can show it as is and never
+a library traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MMADError(Exception):
+    """Base class of all errors the core raises on purpose."""
+
+
+class InputError(MMADError):
+    """A file or folder the user gave cannot be used.
+
+    ``path`` is the offending file/folder, ``problem`` a short human sentence.
+    ``str(err)`` is ``"<path>: <problem>"``.
+    """
+
+    def __init__(self, path: str | Path | None, problem: str):
+        self.path = Path(path) if path is not None else None
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class SampleLoadError(InputError):
+    """A sample's file is missing, truncated, corrupt or inconsistent with its siblings."""
+
+
+class EmptyDatasetError(InputError):
+    """A folder holds no sample in any known layout."""
+
+
+class MissingWeightsError(MMADError):
+    """A detector's weights are not available locally (and cannot be downloaded)."""
+
+
+class Cancelled(MMADError):
+    """A long operation was cancelled by the user."""
