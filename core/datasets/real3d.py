@@ -1,0 +1,97 @@
+"""Real3D-AD layout (point clouds only, Liu et al. 2023).
+
+::
+
+    <root>/<class>/train/*template*.pcd     good training templates (every cloud there is good)
+    <root>/<class>/test/<n>_<kind>.pcd      e.g. 1_bulge.pcd, 12_sink_cut.pcd, 7_good.pcd
+    <root>/<class>/gt/<stem>.txt            per-point ground truth "x y z label" (comma or space)
+
+The test label is the file stem after the first ``_`` (``1_bulge`` -> ``bulge``); a stem that
+contains ``good`` is good; a stem without ``_`` has an unknown label (``""``) until its ground truth
+is loaded.  ``.ply`` clouds are accepted as well as ``.pcd``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import io
+from ..sample import GOOD, Sample
+from .base import Dataset, SampleRef
+
+CLOUD_EXTS = (".pcd", ".ply")
+LABEL_EXTS = (".txt", ".npy")
+DEFECT = "defect"
+_GOOD_WORDS = ("good", "ok", "normal")
+
+
+def _has_clouds(d: Path) -> bool:
+    return d.is_dir() and bool(io.list_dir(d, CLOUD_EXTS))
+
+
+def _is_class_dir(d: Path) -> bool:
+    return _has_clouds(d / "train") or _has_clouds(d / "test")
+
+
+def class_dirs(root: Path) -> list[Path]:
+    root = Path(root)
+    if _is_class_dir(root):
+        return [root]
+    return [d for d in io.list_dir(root, dirs=True) if _is_class_dir(d)]
+
+
+def label_from_stem(stem: str) -> str:
+    """``"1_bulge"`` -> ``"bulge"``, ``"3_good"`` -> ``"good"``, ``"12"`` -> ``""`` (unknown)."""
+    low = stem.lower()
+    if any(w in low.split("_") for w in _GOOD_WORDS) or "good" in low:
+        return GOOD
+    _, sep, rest = stem.partition("_")
+    return rest if sep and rest else ""
+
+
+class Real3DDataset(Dataset):
+    """A lazily listed Real3D-AD dataset (or one class of it)."""
+
+    layout = "real3d"
+
+    @staticmethod
+    def detect(root: Path) -> bool:
+        return bool(class_dirs(Path(root)))
+
+    @classmethod
+    def from_root(cls, root) -> "Real3DDataset":
+        root = Path(root)
+        refs = []
+        for cdir in class_dirs(root):
+            for p in io.list_dir(cdir / "train", CLOUD_EXTS):
+                refs.append(SampleRef(id=p.stem, class_name=cdir.name, split="train", label=GOOD,
+                                      paths={"points": p}))
+            gts = {p.stem: p for p in io.list_dir(cdir / "gt", LABEL_EXTS)}
+            for p in io.list_dir(cdir / "test", CLOUD_EXTS):
+                if "template" in p.stem.lower():  # stray templates left in test/ by some releases
+                    continue
+                paths = {"points": p}
+                if p.stem in gts:
+                    paths["labels"] = gts[p.stem]
+                refs.append(SampleRef(id=p.stem, class_name=cdir.name, split="test",
+                                      label=label_from_stem(p.stem), paths=paths))
+        return cls(root, refs)
+
+    def load(self, ref: SampleRef) -> Sample:
+        paths = {k: Path(v) for k, v in ref.paths.items()}
+        points, colors, organized = io.read_cloud(paths["points"])
+        labels = None
+        if "labels" in paths:
+            xyz, lab = io.read_point_labels(paths["labels"])
+            pts = points.reshape(-1, 3)[np.isfinite(points.reshape(-1, 3)).all(axis=1)] if organized else points
+            labels = io.align_point_labels(paths["labels"], pts, xyz, lab)
+        label = ref.label
+        if not label and labels is not None:
+            label = DEFECT if labels.any() else GOOD
+        if organized and colors is not None:
+            rgb, colors = colors, None
+        else:
+            rgb = None
+        return Sample(id=ref.id, class_name=ref.class_name, label=label, split=ref.split, rgb=rgb,
+                      points=points, point_colors=colors, point_labels=labels, paths=paths)
