@@ -1,0 +1,1 @@
+"""MMAD Inspector desktop application (a thin Qt layer over :mod:`core`)."""

@@ -1,0 +1,754 @@
+"""3D view: the point cloud coloured by RGB, by anomaly score or by ground truth.
+
+:class:`CloudView` picks one of two backends when it is built:
+
+``"interactor"``
+    a :class:`pyvistaqt.QtInteractor` (a QOpenGLWidget) with VTK's own trackball camera, used when
+    Qt runs on a real window system (xcb, wayland, windows, cocoa);
+``"offscreen"``
+    a :class:`pyvista.Plotter` rendering off screen, its frames shown in a :class:`QLabel`, with
+    the camera driven from Qt mouse events (left drag: orbit, wheel: zoom, right/middle drag: pan)
+    and re-rendering throttled to about 30 frames per second.  Used under
+    ``QT_QPA_PLATFORM=offscreen`` (where a QOpenGLWidget draws nothing) or when the environment
+    variable ``MMAD_FORCE_OFFSCREEN_3D`` is set.
+
+Large clouds are *displayed* decimated to :attr:`CloudView.max_display_points` (a fixed,
+deterministic random subset); scores, labels, picks and marks always refer to indices of the full
+cloud.  Re-colouring (scores, colormap, GT toggle) writes the colour array of the existing mesh in
+place and re-renders: no actor is rebuilt.
+
+Multisampling is turned off: it does nothing for points and made each software-rendered (llvmpipe)
+frame about 3-4 times slower on this project's machines.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QImage, QPixmap
+from PySide6.QtWidgets import QApplication, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from core.errors import InputError
+
+from .colormap import NAN_COLOR, apply_colormap, contrast_color, lut
+
+__all__ = ["CloudView", "GT_POINT_COLOR", "NON_GT_POINT_COLOR", "INTERACTIVE_PLATFORMS"]
+
+#: Qt platforms on which a QOpenGLWidget (QtInteractor) actually draws.
+INTERACTIVE_PLATFORMS = ("xcb", "wayland", "windows", "cocoa")
+#: Colours of ground-truth anomalous / other points while the GT is shown.
+GT_POINT_COLOR = (0, 220, 0)
+NON_GT_POINT_COLOR = (110, 110, 110)
+_BACKGROUND = (0.11, 0.11, 0.12)
+_FRAME_INTERVAL_MS = 33  # ~30 fps render throttle
+_PICK_RADIUS_PX = 6.0
+_CLICK_SLOP = 4
+_DEFAULT_SIZE = (640, 480)
+
+
+def _use_interactor() -> bool:
+    if os.environ.get("MMAD_FORCE_OFFSCREEN_3D"):
+        return False
+    name = QGuiApplication.platformName().lower()
+    return any(name == p or name.startswith(p + "-") for p in INTERACTIVE_PLATFORMS)
+
+
+def _ensure_headless_gl_env() -> None:
+    """Let VTK pick EGL directly when there is no display (avoids a fallback warning)."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+
+def _vtk_matrix_to_numpy(m) -> np.ndarray:
+    return np.array([[m.GetElement(i, j) for j in range(4)] for i in range(4)], np.float64)
+
+
+class CloudView(QWidget):
+    """Point-cloud view with score colouring, GT display, point marking and picking.
+
+    Parameters
+    ----------
+    parent
+        Parent widget.
+    max_display_points
+        Clouds with more points are displayed as a deterministic subset of this size.
+    """
+
+    #: Index (into the full cloud) of a point the user clicked.
+    pointPicked = Signal(int)
+    #: Duration in milliseconds of each completed render.
+    frameRendered = Signal(float)
+
+    def __init__(self, parent: Optional[QWidget] = None, max_display_points: int = 300_000):
+        super().__init__(parent)
+        import pyvista as pv  # noqa: PLC0415  (heavy: only when a view is built)
+
+        self._pv = pv
+        self.max_display_points = int(max_display_points)
+        self._backend = "interactor" if _use_interactor() else "offscreen"
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
+        self.setMinimumSize(64, 64)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self._closed = False
+
+        if self._backend == "interactor":
+            from pyvistaqt import QtInteractor  # noqa: PLC0415
+
+            self._plotter = QtInteractor(self, auto_update=False, multi_samples=0)
+            layout.addWidget(self._plotter)
+            self._plotter.installEventFilter(self)
+            self._label: Optional[QLabel] = None
+        else:
+            _ensure_headless_gl_env()
+            self._plotter = pv.Plotter(off_screen=True, window_size=list(_DEFAULT_SIZE))
+            self._label = QLabel(self)
+            self._label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+            self._label.setAttribute(Qt.WA_TransparentForMouseEvents, True)
+            self._label.setMinimumSize(1, 1)
+            self._label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
+            layout.addWidget(self._label)
+        self._plotter.render_window.SetMultiSamples(0)
+        self._plotter.set_background(_BACKGROUND)
+        self._renderer = self._plotter.renderer
+
+        from vtkmodules.vtkRenderingCore import vtkTextActor, vtkWindowToImageFilter  # noqa: PLC0415
+
+        self._text = vtkTextActor()
+        tp = self._text.GetTextProperty()
+        tp.SetJustificationToCentered()
+        tp.SetVerticalJustificationToCentered()
+        tp.SetFontSize(18)
+        tp.SetColor(0.8, 0.8, 0.8)
+        self._text.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+        self._text.SetPosition(0.5, 0.5)
+        self._renderer.AddViewProp(self._text)
+        self._grabber = vtkWindowToImageFilter()
+        self._grabber.SetInput(self._plotter.render_window)
+        self._grabber.SetInputBufferTypeToRGB()
+        self._grabber.ReadFrontBufferOff()
+        self._grabber.ShouldRerenderOff()
+
+        # Data (full resolution).
+        self._points: Optional[np.ndarray] = None  # N x 3 float32
+        self._colors: Optional[np.ndarray] = None  # N x 3 uint8
+        self._scores: Optional[np.ndarray] = None  # N float32
+        self._vmin, self._vmax = 0.0, 1.0
+        self._gt: Optional[np.ndarray] = None  # N bool
+        self._show_gt = False
+        self._threshold: Optional[float] = None
+        self._cmap = "inferno"
+        self._point_size = 3.0
+        self._marked: Optional[int] = None
+        # Display.
+        self._display_idx = np.zeros(0, np.intp)
+        self._mesh = None
+        self._actor = None
+        self._emph_mesh = pv.PolyData()
+        self._emph_actor = None
+        self._marker_mesh = pv.Sphere(radius=1.0, theta_resolution=16, phi_resolution=12)
+        self._marker_actor = self._plotter.add_mesh(
+            self._marker_mesh, color=contrast_color(self._cmap), lighting=True, reset_camera=False,
+            name="marker", pickable=False)
+        self._marker_actor.SetVisibility(False)
+        self._diag = 1.0
+
+        # Rendering state.
+        self._frame: Optional[np.ndarray] = None  # last offscreen frame (keeps the QImage's memory)
+        self._qimage: Optional[QImage] = None
+        self._last_frame_ms = float("nan")
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(_FRAME_INTERVAL_MS)
+        self._render_timer.timeout.connect(self._render_now)
+        self._drag_button = None
+        self._drag_last: Optional[QPointF] = None
+        self._press_pos: Optional[QPointF] = None
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._shutdown)
+
+        self._show_message("no point cloud")
+        self.reset_view()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def backend(self) -> str:
+        """``"interactor"`` or ``"offscreen"``."""
+        return self._backend
+
+    @property
+    def plotter(self):
+        """The underlying pyvista plotter (a QtInteractor or an off-screen Plotter)."""
+        return self._plotter
+
+    @property
+    def n_points(self) -> int:
+        """Points in the full cloud (0 without a cloud)."""
+        return 0 if self._points is None else int(self._points.shape[0])
+
+    @property
+    def display_indices(self) -> np.ndarray:
+        """Full-cloud indices of the displayed points, in display order (read-only)."""
+        v = self._display_idx.view()
+        v.setflags(write=False)
+        return v
+
+    @property
+    def marked_index(self) -> Optional[int]:
+        return self._marked
+
+    @property
+    def colormap(self) -> str:
+        return self._cmap
+
+    @property
+    def threshold(self) -> Optional[float]:
+        return self._threshold
+
+    @property
+    def point_size(self) -> float:
+        return self._point_size
+
+    @property
+    def last_frame_ms(self) -> float:
+        """Duration of the latest render in milliseconds (NaN before the first)."""
+        return self._last_frame_ms
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(*_DEFAULT_SIZE)
+
+    # ------------------------------------------------------------------ data
+    def set_cloud(self, points: Optional[np.ndarray], colors: Optional[np.ndarray] = None) -> None:
+        """Show an N x 3 cloud, optionally with N x 3 uint8 colours; None shows "no point cloud".
+
+        Scores, GT labels and the marked point of the previous cloud are cleared.  Points with a
+        non-finite coordinate are kept in the index space but never displayed.
+        """
+        self._scores = None
+        self._gt = None
+        self._marked = None
+        if points is None:
+            self._points = None
+            self._colors = None
+            self._rebuild_display()
+            return
+        pts = np.asarray(points)
+        if pts.ndim != 2 or pts.shape[1] != 3:
+            raise InputError(None, f"the point cloud must be an N x 3 array, got shape {pts.shape}")
+        if not np.issubdtype(pts.dtype, np.number):
+            raise InputError(None, f"the point cloud must hold numbers, got {pts.dtype}")
+        pts = np.ascontiguousarray(pts, dtype=np.float32)
+        if colors is not None:
+            col = np.asarray(colors)
+            if col.shape != pts.shape:
+                raise InputError(None, f"the point colours have shape {col.shape} but the cloud has {pts.shape}")
+            if col.dtype != np.uint8:
+                raise InputError(None, f"the point colours must be 8-bit (uint8), got {col.dtype}")
+            colors = np.ascontiguousarray(col)
+        self._points = pts
+        self._colors = colors
+        self._rebuild_display()
+
+    def set_scores(self, scores: Optional[np.ndarray], vmin: float = 0.0, vmax: float = 1.0) -> None:
+        """Colour the points by per-point ``scores`` (N floats, full cloud) over [vmin, vmax].
+
+        NaN scores are drawn grey; None returns to the cloud's own colours.
+        """
+        if scores is not None:
+            s = np.asarray(scores, dtype=np.float32).reshape(-1)
+            if self._points is None:
+                raise InputError(None, "scores were given but no point cloud is shown")
+            if s.shape[0] != self.n_points:
+                raise InputError(None, f"there are {s.shape[0]} scores but the point cloud has "
+                                       f"{self.n_points} points")
+            if not (np.isfinite(vmin) and np.isfinite(vmax)):
+                raise InputError(None, f"the score colour range must be finite, got {vmin} .. {vmax}")
+            scores = s
+        self._scores = scores
+        self._vmin, self._vmax = float(vmin), float(vmax)
+        self._refresh_colors()
+
+    def set_colormap(self, name: str) -> None:
+        lut(name)  # validates the name
+        self._cmap = name
+        self._marker_actor.GetProperty().SetColor(*(c / 255.0 for c in contrast_color(name)))
+        self._refresh_colors()
+
+    def set_threshold(self, t: Optional[float]) -> None:
+        """Points with a score >= ``t`` are drawn larger (None or NaN: no emphasis)."""
+        self._threshold = None if t is None or not np.isfinite(t) else float(t)
+        self._refresh_colors()
+
+    def set_gt(self, labels: Optional[np.ndarray]) -> None:
+        """Per-point ground truth (N, nonzero = anomalous, full cloud); None: no GT."""
+        if labels is not None:
+            lab = np.asarray(labels).reshape(-1)
+            if self._points is None:
+                raise InputError(None, "ground-truth labels were given but no point cloud is shown")
+            if lab.shape[0] != self.n_points:
+                raise InputError(None, f"there are {lab.shape[0]} ground-truth labels but the point cloud has "
+                                       f"{self.n_points} points")
+            labels = lab.astype(bool)
+        self._gt = labels
+        self._refresh_colors()
+
+    def set_show_gt(self, show: bool) -> None:
+        """While on (and labels are set), GT points are green and the others grey."""
+        self._show_gt = bool(show)
+        self._refresh_colors()
+
+    def mark_point(self, index: Optional[int]) -> None:
+        """Highlight point ``index`` of the full cloud with a sphere (shown even when decimated)."""
+        if index is not None:
+            index = int(index)
+            if not 0 <= index < self.n_points:
+                raise IndexError(f"point index {index} is outside the cloud (0 .. {self.n_points - 1})")
+            if not np.isfinite(self._points[index]).all():
+                index = None  # a missing point has no position to mark
+        self._marked = index
+        if index is None:
+            self._marker_actor.SetVisibility(False)
+        else:
+            self._marker_actor.SetPosition(*self._points[index].astype(np.float64))
+            self._marker_actor.SetVisibility(True)
+        self._schedule_render()
+
+    def marked_position(self) -> Optional[np.ndarray]:
+        """World position of the marker sphere, or None."""
+        if self._marked is None:
+            return None
+        return np.array(self._marker_actor.GetPosition(), np.float64)
+
+    def set_point_size(self, px: float) -> None:
+        self._point_size = float(max(px, 1.0))
+        if self._actor is not None:
+            self._actor.GetProperty().SetPointSize(self._point_size)
+        if self._emph_actor is not None:
+            self._emph_actor.GetProperty().SetPointSize(self._emph_size())
+        self._schedule_render()
+
+    def reset_view(self) -> None:
+        """Look at the whole cloud from the sensor side (along +z, image rows downwards)."""
+        cam = self._renderer.GetActiveCamera()
+        if self._mesh is not None and self._mesh.n_points > 0:
+            b = self._mesh.bounds
+            center = np.array([(b[0] + b[1]) / 2, (b[2] + b[3]) / 2, (b[4] + b[5]) / 2])
+        else:
+            center = np.zeros(3)
+        cam.SetFocalPoint(*center)
+        cam.SetPosition(*(center - np.array([0.0, 0.0, 1.0])))
+        cam.SetViewUp(0.0, -1.0, 0.0)
+        if self._mesh is not None and self._mesh.n_points > 0:
+            self._renderer.ResetCamera(self._mesh.bounds)
+        else:
+            self._renderer.ResetCamera()
+        self._renderer.ResetCameraClippingRange()
+        self._schedule_render()
+
+    # ------------------------------------------------------------------ read-back
+    def point_colors(self) -> np.ndarray:
+        """N_displayed x 3 uint8 copy of the colours currently shown (display order)."""
+        if self._mesh is None:
+            return np.zeros((0, 3), np.uint8)
+        return np.array(self._mesh.point_data["rgb"], dtype=np.uint8, copy=True)
+
+    def render_now(self) -> float:
+        """Render now (skipping the throttle) and return the frame time in milliseconds."""
+        self._render_now()
+        return self._last_frame_ms
+
+    def render_image(self) -> np.ndarray:
+        """Render now and return the frame as H x W x 3 uint8 (both backends)."""
+        if self._backend == "offscreen":
+            self._render_now()
+            return self._frame.copy()
+        self._render_timer.stop()
+        t0 = time.perf_counter()
+        self._renderer.ResetCameraClippingRange()
+        self._plotter.render()
+        img = self._plotter.screenshot(None, return_img=True)
+        self._note_frame(t0)
+        return np.ascontiguousarray(np.asarray(img)[..., :3], dtype=np.uint8)
+
+    # ------------------------------------------------------------------ picking
+    def pick(self, x: float, y: float) -> Optional[int]:
+        """Full-cloud index of the displayed point at widget position (x, y), or None.
+
+        Interactor backend: VTK's ``vtkPointPicker``.  Off-screen backend: the displayed points
+        are projected with the camera matrices; among those within a few pixels of (x, y) the
+        ones in front (not hidden in the last frame's z-buffer) win, then the nearest on screen.
+        """
+        if self._mesh is None or self._mesh.n_points == 0:
+            return None
+        dpr = self.devicePixelRatioF()
+        if self._backend == "interactor":
+            return self._pick_vtk(x * dpr, y * dpr)
+        return self._pick_projected(x * dpr, y * dpr)
+
+    def project(self, full_indices: np.ndarray) -> np.ndarray:
+        """Widget coordinates (x, y) of points of the full cloud under the current camera (K x 2)."""
+        idx = np.asarray(full_indices, np.intp).reshape(-1)
+        xy, _, _ = self._project(self._points[idx])
+        return xy / self.devicePixelRatioF()
+
+    def _window_size(self) -> tuple[int, int]:
+        w, h = self._plotter.render_window.GetSize()
+        return int(w), int(h)
+
+    def _project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Device-pixel (x, y) from the top-left, window depth in [0, 1] and view distance."""
+        w, h = self._window_size()
+        cam = self._renderer.GetActiveCamera()
+        m = _vtk_matrix_to_numpy(cam.GetCompositeProjectionTransformMatrix(w / max(h, 1), -1.0, 1.0))
+        hom = np.empty((pts.shape[0], 4), np.float64)
+        hom[:, :3] = pts
+        hom[:, 3] = 1.0
+        clip = hom @ m.T
+        wc = clip[:, 3:4]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ndc = clip[:, :3] / wc
+        x = (ndc[:, 0] + 1.0) * 0.5 * w
+        y = h - (ndc[:, 1] + 1.0) * 0.5 * h
+        depth = (ndc[:, 2] + 1.0) * 0.5
+        view = hom @ _vtk_matrix_to_numpy(cam.GetViewTransformMatrix()).T
+        dist = -view[:, 2]
+        return np.stack([x, y], axis=1), depth, dist
+
+    def _pick_projected(self, xd: float, yd: float) -> Optional[int]:
+        pts = self._points[self._display_idx]
+        xy, depth, dist = self._project(pts)
+        # Pixel (i, j) spans [i, i + 1): compare with the click pixel's centre.
+        d2 = (xy[:, 0] - (np.floor(xd) + 0.5)) ** 2 + (xy[:, 1] - (np.floor(yd) + 0.5)) ** 2
+        radius = _PICK_RADIUS_PX * self.devicePixelRatioF()
+        cand = np.flatnonzero((d2 <= radius * radius) & (dist > 0) & (depth >= 0) & (depth <= 1))
+        if cand.size == 0:
+            return None
+        visible = self._visible(xy[cand], depth[cand])
+        if visible is not None and visible.any():
+            cand = cand[visible]
+        else:
+            near = dist[cand].min()
+            cand = cand[dist[cand] <= near + 0.02 * self._diag]
+        best = cand[np.argmin(d2[cand])]
+        return int(self._display_idx[best])
+
+    def _visible(self, xy: np.ndarray, depth: np.ndarray) -> Optional[np.ndarray]:
+        """Which projected points are not behind the last frame's z-buffer (None: unavailable)."""
+        from vtkmodules.vtkCommonCore import vtkFloatArray  # noqa: PLC0415
+        from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: PLC0415
+
+        w, h = self._window_size()
+        col = np.clip(np.floor(xy[:, 0]).astype(np.intp), 0, w - 1)
+        row = np.clip(np.floor(xy[:, 1]).astype(np.intp), 0, h - 1)
+        x0, x1 = int(col.min()), int(col.max())
+        r0, r1 = int(row.min()), int(row.max())
+        # VTK rows count from the bottom.
+        y0, y1 = h - 1 - r1, h - 1 - r0
+        arr = vtkFloatArray()
+        if not self._plotter.render_window.GetZbufferData(x0, y0, x1, y1, arr):
+            return None
+        z = vtk_to_numpy(arr).reshape(y1 - y0 + 1, x1 - x0 + 1)
+        zb = z[(h - 1 - row) - y0, col - x0]
+        # A point's own pixel holds its depth (or something nearer): allow a small tolerance.
+        return depth <= zb + 1e-4
+
+    def _pick_vtk(self, xd: float, yd: float) -> Optional[int]:
+        from vtkmodules.vtkRenderingCore import vtkPointPicker  # noqa: PLC0415
+
+        w, h = self._window_size()
+        picker = vtkPointPicker()
+        picker.SetTolerance(_PICK_RADIUS_PX / max(np.hypot(w, h), 1.0))
+        picker.PickFromListOn()
+        picker.AddPickList(self._actor)
+        if not picker.Pick(float(xd), float(h - 1 - yd), 0.0, self._renderer):
+            return None
+        pid = picker.GetPointId()
+        if pid < 0 or pid >= self._display_idx.size:
+            return None
+        return int(self._display_idx[pid])
+
+    # ------------------------------------------------------------------ display internals
+    def _show_message(self, text: str) -> None:
+        self._text.SetInput(text)
+        self._text.SetVisibility(bool(text))
+
+    def _emph_size(self) -> float:
+        return self._point_size * 2.0 + 1.0
+
+    def _rebuild_display(self) -> None:
+        """(Re)build the cloud mesh and actors after the geometry changed."""
+        pv = self._pv
+        for name in ("cloud", "emphasis"):
+            self._plotter.remove_actor(name, reset_camera=False, render=False)
+        self._mesh = None
+        self._actor = None
+        self._emph_actor = None
+        self._marker_actor.SetVisibility(False)
+        self._display_idx = np.zeros(0, np.intp)
+        if self._points is None or self._points.shape[0] == 0:
+            self._show_message("no point cloud")
+            self.reset_view()
+            return
+        finite = np.flatnonzero(np.isfinite(self._points).all(axis=1))
+        if finite.size == 0:
+            self._show_message("the point cloud has no valid (finite) points")
+            self.reset_view()
+            return
+        self._show_message("")
+        if finite.size > self.max_display_points > 0:
+            rng = np.random.default_rng(0)
+            finite = np.sort(rng.choice(finite, size=self.max_display_points, replace=False))
+        self._display_idx = finite
+        pts = self._points[finite]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        self._diag = float(max(np.linalg.norm(hi - lo), 1e-9))
+        self._mesh = pv.PolyData(pts)
+        self._mesh.point_data["rgb"] = np.zeros((pts.shape[0], 3), np.uint8)
+        self._actor = self._plotter.add_mesh(
+            self._mesh, scalars="rgb", rgb=True, style="points", point_size=self._point_size,
+            render_points_as_spheres=False, lighting=False, show_scalar_bar=False,
+            reset_camera=False, name="cloud")
+        self._emph_mesh = pv.PolyData()
+        self._emph_actor = None
+        r = 0.012 * self._diag
+        self._marker_mesh.copy_from(pv.Sphere(radius=r, theta_resolution=16, phi_resolution=12))
+        self._refresh_colors(render=False)
+        self.reset_view()
+
+    def _display_colors(self) -> np.ndarray:
+        """Colours of the displayed points from the current mode (GT, scores, RGB or height)."""
+        idx = self._display_idx
+        if self._show_gt and self._gt is not None:
+            out = np.empty((idx.size, 3), np.uint8)
+            g = self._gt[idx]
+            out[g] = GT_POINT_COLOR
+            out[~g] = NON_GT_POINT_COLOR
+            return out
+        if self._scores is not None:
+            s = self._scores[idx]
+            out = apply_colormap(s, self._vmin, self._vmax, self._cmap)
+            nan = ~np.isfinite(s)
+            if nan.any():
+                out[nan] = NAN_COLOR
+            return out
+        if self._colors is not None:
+            return self._colors[idx]
+        # No colour information: a grey ramp along z shows the shape without suggesting scores.
+        z = self._points[idx, 2]
+        lo, hi = float(z.min()), float(z.max())
+        t = np.zeros_like(z) if hi <= lo else (z - lo) / (hi - lo)
+        g = (220.0 - 120.0 * t).astype(np.uint8)
+        return np.repeat(g[:, None], 3, axis=1)
+
+    def _refresh_colors(self, render: bool = True) -> None:
+        """Write the display colours into the existing mesh (in place) and update the emphasis."""
+        if self._mesh is None:
+            if render:
+                self._schedule_render()
+            return
+        colors = self._display_colors()
+        arr = self._mesh.point_data["rgb"]
+        arr[...] = colors
+        self._mesh.GetPointData().GetArray("rgb").Modified()
+        self._mesh.Modified()
+        self._update_emphasis(colors)
+        if render:
+            self._schedule_render()
+
+    def _update_emphasis(self, colors: np.ndarray) -> None:
+        """Larger points for displayed points scoring >= threshold (a second, small actor)."""
+        sel = None
+        if self._threshold is not None and self._scores is not None and not (self._show_gt and self._gt is not None):
+            s = self._scores[self._display_idx]
+            with np.errstate(invalid="ignore"):
+                sel = np.flatnonzero(s >= self._threshold)
+        if sel is None or sel.size == 0:
+            if self._emph_actor is not None:
+                self._emph_actor.SetVisibility(False)
+            return
+        new = self._pv.PolyData(self._mesh.points[sel])
+        new.point_data["rgb"] = colors[sel]
+        self._emph_mesh.copy_from(new)
+        if self._emph_actor is None:
+            self._emph_actor = self._plotter.add_mesh(
+                self._emph_mesh, scalars="rgb", rgb=True, style="points", point_size=self._emph_size(),
+                render_points_as_spheres=False, lighting=False, show_scalar_bar=False,
+                reset_camera=False, name="emphasis", pickable=False)
+        self._emph_actor.SetVisibility(True)
+
+    # ------------------------------------------------------------------ rendering
+    def _schedule_render(self) -> None:
+        if self._closed:
+            return
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def _note_frame(self, t0: float) -> None:
+        self._last_frame_ms = (time.perf_counter() - t0) * 1000.0
+        self.frameRendered.emit(self._last_frame_ms)
+
+    def _render_now(self) -> None:
+        """Render immediately (cancels a pending throttled render)."""
+        self._render_timer.stop()
+        if self._closed:
+            return
+        t0 = time.perf_counter()
+        self._renderer.ResetCameraClippingRange()  # camera moves and new geometry change it
+        if self._backend == "interactor":
+            self._plotter.render()
+            self._note_frame(t0)
+            return
+        from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: PLC0415
+
+        rw = self._plotter.render_window
+        rw.Render()
+        self._grabber.Modified()
+        self._grabber.Update()
+        img = self._grabber.GetOutput()
+        w, h, _ = img.GetDimensions()
+        frame = vtk_to_numpy(img.GetPointData().GetScalars()).reshape(h, w, -1)[::-1, :, :3]
+        self._frame = np.ascontiguousarray(frame)
+        self._qimage = QImage(self._frame.data, w, h, 3 * w, QImage.Format_RGB888)
+        pix = QPixmap.fromImage(self._qimage)
+        pix.setDevicePixelRatio(self.devicePixelRatioF())
+        self._label.setPixmap(pix)
+        self._note_frame(t0)
+
+    def _sync_window_size(self) -> None:
+        if self._backend != "offscreen" or self._closed:
+            return
+        dpr = self.devicePixelRatioF()
+        w = max(int(round(self.width() * dpr)), 16)
+        h = max(int(round(self.height() * dpr)), 16)
+        if (w, h) != self._window_size():
+            self._plotter.render_window.SetSize(w, h)
+            self._schedule_render()
+
+    # ------------------------------------------------------------------ Qt events
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._sync_window_size()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._sync_window_size()
+        self._schedule_render()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
+        """Interactor backend: watch clicks on the VTK widget (VTK still gets every event)."""
+        if obj is self._plotter and self._backend == "interactor":
+            et = event.type()
+            if et == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
+                self._press_pos = event.position()
+            elif et == QEvent.MouseButtonRelease and event.button() == Qt.LeftButton and self._press_pos is not None:
+                d = event.position() - self._press_pos
+                self._press_pos = None
+                if abs(d.x()) + abs(d.y()) <= _CLICK_SLOP:
+                    idx = self.pick(event.position().x(), event.position().y())
+                    if idx is not None:
+                        self.pointPicked.emit(idx)
+        return False
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        if self._backend != "offscreen":
+            return super().mousePressEvent(event)
+        self._drag_button = event.button()
+        self._drag_last = event.position()
+        self._press_pos = event.position()
+        event.accept()
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._backend != "offscreen" or self._drag_last is None:
+            return super().mouseMoveEvent(event)
+        pos = event.position()
+        dx, dy = pos.x() - self._drag_last.x(), pos.y() - self._drag_last.y()
+        self._drag_last = pos
+        if self._drag_button == Qt.LeftButton:
+            self.orbit(dx, dy)
+        elif self._drag_button in (Qt.RightButton, Qt.MiddleButton):
+            self.pan(dx, dy)
+        event.accept()
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._backend != "offscreen":
+            return super().mouseReleaseEvent(event)
+        if event.button() == Qt.LeftButton and self._press_pos is not None:
+            d = event.position() - self._press_pos
+            if abs(d.x()) + abs(d.y()) <= _CLICK_SLOP:
+                idx = self.pick(event.position().x(), event.position().y())
+                if idx is not None:
+                    self.pointPicked.emit(idx)
+        self._drag_button = None
+        self._drag_last = None
+        self._press_pos = None
+        event.accept()
+
+    def wheelEvent(self, event) -> None:  # noqa: N802
+        if self._backend != "offscreen":
+            return super().wheelEvent(event)
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom(1.1 ** steps)
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
+        if self._backend != "offscreen":
+            return super().mouseDoubleClickEvent(event)
+        self.reset_view()
+        event.accept()
+
+    # ------------------------------------------------------------------ camera moves (off-screen UI)
+    def orbit(self, dx: float, dy: float) -> None:
+        """Rotate the camera about the focal point for a drag of (dx, dy) widget pixels."""
+        cam = self._renderer.GetActiveCamera()
+        w, h = max(self.width(), 1), max(self.height(), 1)
+        cam.Azimuth(-dx * 200.0 / w)  # VTK trackball factors: 20 deg per window x motion factor 10
+        cam.Elevation(dy * 200.0 / h)
+        cam.OrthogonalizeViewUp()
+        self._schedule_render()
+
+    def pan(self, dx: float, dy: float) -> None:
+        """Translate the camera so the scene follows a drag of (dx, dy) widget pixels."""
+        cam = self._renderer.GetActiveCamera()
+        h = max(self.height(), 1)
+        if cam.GetParallelProjection():
+            per_px = 2.0 * cam.GetParallelScale() / h
+        else:
+            per_px = 2.0 * cam.GetDistance() * np.tan(np.radians(cam.GetViewAngle()) / 2.0) / h
+        fwd = np.array(cam.GetDirectionOfProjection())
+        up = np.array(cam.GetViewUp())
+        right = np.cross(fwd, up)
+        right /= max(np.linalg.norm(right), 1e-12)
+        up = np.cross(right, fwd)
+        shift = (-dx * right + dy * up) * per_px
+        cam.SetFocalPoint(*(np.array(cam.GetFocalPoint()) + shift))
+        cam.SetPosition(*(np.array(cam.GetPosition()) + shift))
+        self._schedule_render()
+
+    def zoom(self, factor: float) -> None:
+        """Move the camera towards the focal point by ``factor`` (> 1 zooms in)."""
+        if factor <= 0:
+            return
+        self._renderer.GetActiveCamera().Dolly(float(factor))
+        self._renderer.ResetCameraClippingRange()
+        self._schedule_render()
+
+    # ------------------------------------------------------------------ teardown
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._render_timer.stop()
+        try:
+            self._plotter.close()
+        except Exception:  # already torn down by Qt
+            pass
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self._shutdown()
+        super().closeEvent(event)
