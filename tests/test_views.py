@@ -24,7 +24,9 @@ from app.views.colormap import (  # noqa: E402
     COLORMAPS,
     NAN_COLOR,
     ColorBar,
+    alpha_ramp,
     apply_colormap,
+    colormap_indices,
     colorbar_image,
     contrast_color,
     lut,
@@ -151,32 +153,113 @@ def _rgb(h=60, w=80, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
 
 
-def test_image_composite_blending(image_view):
+def _weighted_blend_reference(rgb, heat, vmin, vmax, opacity, gamma, name="inferno"):
+    """Brute-force reference of the score-weighted overlay, pixel by pixel in float64."""
+    table = lut(name).astype(np.float64)
+    out = rgb.astype(np.float64).copy()
+    for r in range(heat.shape[0]):
+        for c in range(heat.shape[1]):
+            s = float(heat[r, c])
+            if not np.isfinite(s):
+                continue
+            t = min(max((s - vmin) / (vmax - vmin), 0.0), 1.0)
+            i = min(int(np.floor(256.0 * t)), 255)  # the colormap's entry (matplotlib binning)
+            a = opacity * (1.0 if gamma == 0 else (i / 255.0) ** gamma)
+            out[r, c] = (1.0 - a) * out[r, c] + a * table[i]
+    return out
+
+
+def test_alpha_ramp_table():
+    ramp = alpha_ramp(1.5)
+    assert ramp.shape == (256,) and ramp.dtype == np.float32
+    assert ramp[0] == 0.0 and ramp[-1] == pytest.approx(1.0)
+    assert (np.diff(ramp) > 0).all()
+    assert ramp[128] == pytest.approx((128 / 255) ** 1.5, rel=1e-6)
+    assert (alpha_ramp(0) == 1.0).all()
+    assert alpha_ramp(1.0)[51] == pytest.approx(0.2, rel=1e-6)
+    with pytest.raises(ValueError, match="gamma"):
+        alpha_ramp(-1.0)
+    idx = colormap_indices(np.array([-1.0, 0.0, 0.5, 0.999, 1.0, 3.0, np.nan]), 0.0, 1.0)
+    np.testing.assert_array_equal(idx, [0, 0, 128, 255, 255, 255, 0])
+
+
+def test_image_composite_score_weighted_overlay(image_view):
     rgb = _rgb()
-    heat = np.random.default_rng(1).random((60, 80)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    vmin, vmax = 0.2, 1.8
+    heat = rng.uniform(vmin - 0.3, vmax + 0.3, size=(60, 80)).astype(np.float32)
     heat[:10, :10] = np.nan
+    heat[20:25, 30:40] = vmax + 1.0   # hot: above the range
+    heat[40:45, 50:60] = vmin - 1.0   # cold: below the range
     image_view.set_image(rgb)
     np.testing.assert_array_equal(image_view.composited(), rgb)  # no heatmap yet
-    image_view.set_heatmap(heat, 0.0, 1.0)
+    image_view.set_heatmap(heat, vmin, vmax)
+    assert image_view.alpha_gamma > 0  # score-weighted by default
     image_view.set_opacity(0.0)
     np.testing.assert_array_equal(image_view.composited(), rgb)
-    image_view.set_opacity(1.0)
-    colored = apply_colormap(heat, 0.0, 1.0, "inferno")
-    out = image_view.composited()
-    valid = np.isfinite(heat)
-    np.testing.assert_array_equal(out[valid], colored[valid])
-    np.testing.assert_array_equal(out[~valid], rgb[~valid])  # NaN: no overlay
+    for opacity in (1.0, 0.6):
+        image_view.set_opacity(opacity)
+        out = image_view.composited()
+        ref = _weighted_blend_reference(rgb, heat, vmin, vmax, opacity, image_view.alpha_gamma)
+        assert np.abs(out.astype(float) - ref).max() <= 1.0
+        np.testing.assert_array_equal(out[:10, :10], rgb[:10, :10])      # NaN: no overlay
+        np.testing.assert_array_equal(out[40:45, 50:60], rgb[40:45, 50:60])  # cold: the photo
+        hot = lut("inferno")[255].astype(float)
+        expected_hot = (1 - opacity) * rgb[20:25, 30:40].astype(float) + opacity * hot
+        assert np.abs(out[20:25, 30:40] - expected_hot).max() <= 1.0     # hot: coloured
+    np.testing.assert_array_equal(out[20:25, 30:40], image_view.composited()[20:25, 30:40])
+    alpha = image_view.overlay_alpha()
+    assert alpha.shape == heat.shape and alpha[:10, :10].max() == 0.0
+    assert alpha[20:25, 30:40].min() == pytest.approx(0.6) and alpha[40:45, 50:60].max() == 0.0
+    # Lower scores are blended less than higher ones (strictly, away from the range ends).
+    inside = np.isfinite(heat) & (heat > vmin + 0.1) & (heat < vmax - 0.1)
+    order = np.argsort(heat[inside])
+    assert (np.diff(alpha[inside][order]) >= 0).all() and alpha[inside].min() < alpha[inside].max()
+
+    # gamma 0: the classic uniform blend of the whole colour map.
+    image_view.set_alpha_gamma(0.0)
     image_view.set_opacity(0.3)
+    colored = apply_colormap(heat, vmin, vmax, "inferno")
+    valid = np.isfinite(heat)
     ref = 0.7 * rgb.astype(float) + 0.3 * colored.astype(float)
     out = image_view.composited()
     assert np.abs(out[valid].astype(float) - ref[valid]).max() <= 1.0
     np.testing.assert_array_equal(out[~valid], rgb[~valid])
-    before = out.copy()
-    image_view.set_heatmap(1.0 - heat, 0.0, 1.0)
+    with pytest.raises(ValueError, match="gamma"):
+        image_view.set_alpha_gamma(-2.0)
+    image_view.set_alpha_gamma(1.5)
+
+    before = image_view.composited()
+    image_view.set_heatmap(vmax + vmin - heat, vmin, vmax)
     assert not np.array_equal(image_view.composited(), before)
     before = image_view.composited()
     image_view.set_colormap("jet")
     assert not np.array_equal(image_view.composited(), before)
+
+
+def test_image_same_size_heatmap_keeps_view_and_outlines(image_view):
+    rgb = _rgb()
+    gt = np.zeros((60, 80), bool)
+    gt[5:15, 5:25] = True
+    heat = np.zeros((60, 80), np.float32)
+    heat[30:40, 40:60] = 1.0
+    image_view.set_image(rgb)
+    image_view.set_gt(gt)
+    image_view.set_heatmap(heat, 0.0, 1.0, threshold=0.5)   # threshold in the same call
+    assert image_view.threshold == 0.5
+    one_call = image_view.composited()
+    image_view.set_threshold(None)
+    image_view.set_threshold(0.5)
+    np.testing.assert_array_equal(image_view.composited(), one_call)
+    image_view.zoom_at(QPointF(200, 150), 2.0)
+    zoom = image_view.zoom()
+    image_view.set_heatmap(heat * 0.8, 0.0, 1.0)               # a fusion slider: same grid
+    assert image_view.zoom() == pytest.approx(zoom)            # the user's zoom is kept
+    assert image_view.threshold == 0.5                          # threshold kept when not given
+    out = image_view.composited()
+    np.testing.assert_array_equal((out == GT_COLOR).all(axis=2), _rect_outline(gt.shape, 5, 15, 5, 25))
+    image_view.set_heatmap(heat, 0.0, 1.0, threshold=None)
+    assert image_view.threshold is None and image_view._threshold_item.path().isEmpty()
 
 
 def test_image_threshold_contour_is_region_outline(image_view):
@@ -411,6 +494,49 @@ def test_cloud_gt_and_threshold_emphasis(cloud_factory):
     assert view._emph_mesh.n_points == int((s >= 0.8).sum())
     view.set_threshold(None)
     assert not view._emph_actor.GetVisibility()
+
+
+def test_cloud_preview_subset_during_drag(cloud_factory):
+    view = cloud_factory(max_display_points=3000, preview_points=800)
+    rng = np.random.default_rng(4)
+    pts = rng.normal(size=(5000, 3)).astype(np.float32)
+    view.set_cloud(pts)
+    shown = view.display_indices.copy()
+    s1 = rng.random(5000).astype(np.float32)
+    view.set_scores(s1, 0.0, 1.0, threshold=0.9)           # threshold in the same call
+    assert view.threshold == 0.9 and view._emph_mesh.n_points == int((s1[shown] >= 0.9).sum())
+    assert view.displayed_count == 3000 and not view.preview_active
+    view.set_preview(True)
+    assert view.preview_active and view.displayed_count == 800
+    assert not view._actor.GetVisibility() and view._preview_actor.GetVisibility()
+    sub = shown[view._preview_pos]
+    assert np.isin(sub, shown).all() and len(np.unique(sub)) == 800
+    # while previewing only the subset is re-coloured (and emphasised) ...
+    s2 = rng.random(5000).astype(np.float32)
+    view.set_scores(s2, 0.0, 1.0)
+    np.testing.assert_array_equal(np.asarray(view._preview_mesh.point_data["rgb"]),
+                                  apply_colormap(s2[sub], 0.0, 1.0))
+    assert view._emph_mesh.n_points == int((s2[sub] >= 0.9).sum())
+    img = view.render_image()
+    assert _has_color(img, lut("inferno")[255]) or _has_color(img, lut("inferno")[254])
+    # ... but point_colors() always describes the full display subset, up to date
+    np.testing.assert_array_equal(view.point_colors(), apply_colormap(s2[shown], 0.0, 1.0))
+    s3 = rng.random(5000).astype(np.float32)
+    view.set_scores(s3, 0.0, 1.0)
+    view.set_preview(False)
+    assert not view.preview_active and view.displayed_count == 3000
+    assert view._actor.GetVisibility() and not view._preview_actor.GetVisibility()
+    np.testing.assert_array_equal(np.asarray(view._mesh.point_data["rgb"]), apply_colormap(s3[shown], 0.0, 1.0))
+    assert view._emph_mesh.n_points == int((s3[shown] >= 0.9).sum())
+    # the subset is deterministic
+    other = cloud_factory(max_display_points=3000, preview_points=800)
+    other.set_cloud(pts)
+    np.testing.assert_array_equal(other.display_indices[other._preview_pos], sub)
+    # a cloud no larger than the preview subset is always shown whole
+    small = cloud_factory(preview_points=800)
+    small.set_cloud(pts[:600])
+    small.set_preview(True)
+    assert not small.preview_active and small.displayed_count == 600
 
 
 def test_cloud_decimation_and_mark_outside_subset(cloud_factory):

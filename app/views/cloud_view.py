@@ -17,6 +17,15 @@ deterministic random subset); scores, labels, picks and marks always refer to in
 cloud.  Re-colouring (scores, colormap, GT toggle) writes the colour array of the existing mesh in
 place and re-renders: no actor is rebuilt.
 
+*Preview mode* (:meth:`CloudView.set_preview`), meant for the duration of a slider drag, shows a
+smaller fixed subset of the display points (:attr:`CloudView.preview_points`, deterministic) so
+that each re-coloured frame renders several times faster; only that subset is re-coloured while
+it is on, and the full display subset is brought up to date when preview ends.
+
+Renders are throttled on the leading edge: a change renders on the next event-loop turn unless a
+frame was drawn less than ``_FRAME_INTERVAL_MS`` ago, so bursts of changes coalesce into one
+frame per turn and at most ~30 frames per second.
+
 Multisampling is turned off: it does nothing for points and made each software-rendered (llvmpipe)
 frame about 3-4 times slower on this project's machines.
 """
@@ -25,7 +34,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal
@@ -48,6 +57,7 @@ _FRAME_INTERVAL_MS = 33  # ~30 fps render throttle
 _PICK_RADIUS_PX = 6.0
 _CLICK_SLOP = 4
 _DEFAULT_SIZE = (640, 480)
+_KEEP = object()  # "leave unchanged" marker for keyword arguments
 
 
 def _use_interactor() -> bool:
@@ -83,12 +93,16 @@ class CloudView(QWidget):
     #: Duration in milliseconds of each completed render.
     frameRendered = Signal(float)
 
-    def __init__(self, parent: Optional[QWidget] = None, max_display_points: int = 300_000):
+    def __init__(self, parent: Optional[QWidget] = None, max_display_points: int = 300_000,
+                 preview_points: int = 60_000):
         super().__init__(parent)
         import pyvista as pv  # noqa: PLC0415  (heavy: only when a view is built)
 
         self._pv = pv
         self.max_display_points = int(max_display_points)
+        #: Points shown while :meth:`set_preview` is on (when the display subset is larger);
+        #: takes effect at the next :meth:`set_cloud`.
+        self.preview_points = int(preview_points)
         self._backend = "interactor" if _use_interactor() else "offscreen"
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(64, 64)
@@ -103,6 +117,11 @@ class CloudView(QWidget):
             layout.addWidget(self._plotter)
             self._plotter.installEventFilter(self)
             self._label: Optional[QLabel] = None
+            # The widget renders in its paintGL; time every VTK render there.
+            self._vtk_t0 = 0.0
+            rw = self._plotter.render_window
+            rw.AddObserver("StartEvent", self._on_vtk_render_start)
+            rw.AddObserver("EndEvent", self._on_vtk_render_end)
         else:
             _ensure_headless_gl_env()
             self._plotter = pv.Plotter(off_screen=True, window_size=list(_DEFAULT_SIZE))
@@ -150,6 +169,12 @@ class CloudView(QWidget):
         self._actor = None
         self._emph_mesh = pv.PolyData()
         self._emph_actor = None
+        # Preview subset: positions into the display subset, its mesh and actor.
+        self._preview_pos: Optional[np.ndarray] = None
+        self._preview_mesh = None
+        self._preview_actor = None
+        self._preview = False
+        self._full_dirty = False  # the full mesh's colours lag behind (updated when preview ends)
         self._marker_mesh = pv.Sphere(radius=1.0, theta_resolution=16, phi_resolution=12)
         self._marker_actor = self._plotter.add_mesh(
             self._marker_mesh, color=contrast_color(self._cmap), lighting=True, reset_camera=False,
@@ -161,6 +186,7 @@ class CloudView(QWidget):
         self._frame: Optional[np.ndarray] = None  # last offscreen frame (keeps the QImage's memory)
         self._qimage: Optional[QImage] = None
         self._last_frame_ms = float("nan")
+        self._last_frame_end = -1e9  # perf_counter() at the end of the latest render
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.setInterval(_FRAME_INTERVAL_MS)
@@ -197,6 +223,18 @@ class CloudView(QWidget):
         v = self._display_idx.view()
         v.setflags(write=False)
         return v
+
+    @property
+    def preview_active(self) -> bool:
+        """True while the preview subset is on screen (preview on and the cloud large enough)."""
+        return self._preview and self._preview_actor is not None
+
+    @property
+    def displayed_count(self) -> int:
+        """Points drawn right now (the preview subset while it is on screen)."""
+        if self.preview_active:
+            return int(self._preview_pos.size)
+        return int(self._display_idx.size)
 
     @property
     def marked_index(self) -> Optional[int]:
@@ -254,10 +292,13 @@ class CloudView(QWidget):
         self._colors = colors
         self._rebuild_display()
 
-    def set_scores(self, scores: Optional[np.ndarray], vmin: float = 0.0, vmax: float = 1.0) -> None:
+    def set_scores(self, scores: Optional[np.ndarray], vmin: float = 0.0, vmax: float = 1.0,
+                   threshold: Any = _KEEP) -> None:
         """Colour the points by per-point ``scores`` (N floats, full cloud) over [vmin, vmax].
 
-        NaN scores are drawn grey; None returns to the cloud's own colours.
+        NaN scores are drawn grey; None returns to the cloud's own colours.  ``threshold``
+        (optional) sets the emphasis level in the same call, so colours are computed once (see
+        :meth:`set_threshold`).
         """
         if scores is not None:
             s = np.asarray(scores, dtype=np.float32).reshape(-1)
@@ -271,6 +312,8 @@ class CloudView(QWidget):
             scores = s
         self._scores = scores
         self._vmin, self._vmax = float(vmin), float(vmax)
+        if threshold is not _KEEP:
+            self._threshold = None if threshold is None or not np.isfinite(threshold) else float(threshold)
         self._refresh_colors()
 
     def set_colormap(self, name: str) -> None:
@@ -281,8 +324,31 @@ class CloudView(QWidget):
 
     def set_threshold(self, t: Optional[float]) -> None:
         """Points with a score >= ``t`` are drawn larger (None or NaN: no emphasis)."""
-        self._threshold = None if t is None or not np.isfinite(t) else float(t)
+        t = None if t is None or not np.isfinite(t) else float(t)
+        if t == self._threshold:
+            return
+        self._threshold = t
         self._refresh_colors()
+
+    def set_preview(self, on: bool) -> None:
+        """Show only the preview subset (:attr:`preview_points`) while ``on``; e.g. during a drag.
+
+        Has a visible effect only for clouds whose display subset is larger than the preview
+        subset.  Turning it off re-colours the full display subset if needed and shows it again.
+        """
+        on = bool(on)
+        if on == self._preview:
+            return
+        self._preview = on
+        if self._preview_actor is None:
+            return
+        if on:
+            self._refresh_colors(render=False)  # the preview mesh may hold older colours
+        elif self._full_dirty:
+            self._refresh_colors(render=False)
+        self._actor.SetVisibility(not on)
+        self._preview_actor.SetVisibility(on)
+        self._schedule_render()
 
     def set_gt(self, labels: Optional[np.ndarray]) -> None:
         """Per-point ground truth (N, nonzero = anomalous, full cloud); None: no GT."""
@@ -326,8 +392,9 @@ class CloudView(QWidget):
 
     def set_point_size(self, px: float) -> None:
         self._point_size = float(max(px, 1.0))
-        if self._actor is not None:
-            self._actor.GetProperty().SetPointSize(self._point_size)
+        for actor in (self._actor, self._preview_actor):
+            if actor is not None:
+                actor.GetProperty().SetPointSize(self._point_size)
         if self._emph_actor is not None:
             self._emph_actor.GetProperty().SetPointSize(self._emph_size())
         self._schedule_render()
@@ -352,13 +419,28 @@ class CloudView(QWidget):
 
     # ------------------------------------------------------------------ read-back
     def point_colors(self) -> np.ndarray:
-        """N_displayed x 3 uint8 copy of the colours currently shown (display order)."""
+        """N_displayed x 3 uint8 copy of the colours of the display subset (display order).
+
+        Always those of the full display subset, brought up to date first if a preview subset
+        is on screen (see :meth:`set_preview`).
+        """
         if self._mesh is None:
             return np.zeros((0, 3), np.uint8)
+        if self._full_dirty:
+            self._write_colors(self._mesh, self._display_idx, emphasis=False)
+            self._full_dirty = False
         return np.array(self._mesh.point_data["rgb"], dtype=np.uint8, copy=True)
 
     def render_now(self) -> float:
         """Render now (skipping the throttle) and return the frame time in milliseconds."""
+        if self._backend == "interactor" and not self._closed:
+            self._render_timer.stop()
+            self._renderer.ResetCameraClippingRange()
+            if self._plotter.isVisible():
+                QWidget.repaint(self._plotter)   # synchronous paintGL: one render
+            else:
+                self._plotter.render()
+            return self._last_frame_ms
         self._render_now()
         return self._last_frame_ms
 
@@ -368,11 +450,9 @@ class CloudView(QWidget):
             self._render_now()
             return self._frame.copy()
         self._render_timer.stop()
-        t0 = time.perf_counter()
         self._renderer.ResetCameraClippingRange()
-        self._plotter.render()
+        self._plotter.render()   # timed by the render window's observers
         img = self._plotter.screenshot(None, return_img=True)
-        self._note_frame(t0)
         return np.ascontiguousarray(np.asarray(img)[..., :3], dtype=np.uint8)
 
     # ------------------------------------------------------------------ picking
@@ -464,13 +544,17 @@ class CloudView(QWidget):
         picker = vtkPointPicker()
         picker.SetTolerance(_PICK_RADIUS_PX / max(np.hypot(w, h), 1.0))
         picker.PickFromListOn()
-        picker.AddPickList(self._actor)
+        if self.preview_active:
+            actor, shown = self._preview_actor, self._display_idx[self._preview_pos]
+        else:
+            actor, shown = self._actor, self._display_idx
+        picker.AddPickList(actor)
         if not picker.Pick(float(xd), float(h - 1 - yd), 0.0, self._renderer):
             return None
         pid = picker.GetPointId()
-        if pid < 0 or pid >= self._display_idx.size:
+        if pid < 0 or pid >= shown.size:
             return None
-        return int(self._display_idx[pid])
+        return int(shown[pid])
 
     # ------------------------------------------------------------------ display internals
     def _show_message(self, text: str) -> None:
@@ -483,11 +567,15 @@ class CloudView(QWidget):
     def _rebuild_display(self) -> None:
         """(Re)build the cloud mesh and actors after the geometry changed."""
         pv = self._pv
-        for name in ("cloud", "emphasis"):
+        for name in ("cloud", "emphasis", "preview"):
             self._plotter.remove_actor(name, reset_camera=False, render=False)
         self._mesh = None
         self._actor = None
         self._emph_actor = None
+        self._preview_pos = None
+        self._preview_mesh = None
+        self._preview_actor = None
+        self._full_dirty = False
         self._marker_actor.SetVisibility(False)
         self._display_idx = np.zeros(0, np.intp)
         if self._points is None or self._points.shape[0] == 0:
@@ -513,6 +601,17 @@ class CloudView(QWidget):
             self._mesh, scalars="rgb", rgb=True, style="points", point_size=self._point_size,
             render_points_as_spheres=False, lighting=False, show_scalar_bar=False,
             reset_camera=False, name="cloud")
+        if finite.size > self.preview_points > 0:
+            rng = np.random.default_rng(1)
+            self._preview_pos = np.sort(rng.choice(finite.size, size=self.preview_points, replace=False))
+            self._preview_mesh = pv.PolyData(pts[self._preview_pos])
+            self._preview_mesh.point_data["rgb"] = np.zeros((self._preview_pos.size, 3), np.uint8)
+            self._preview_actor = self._plotter.add_mesh(
+                self._preview_mesh, scalars="rgb", rgb=True, style="points", point_size=self._point_size,
+                render_points_as_spheres=False, lighting=False, show_scalar_bar=False,
+                reset_camera=False, name="preview")
+            self._actor.SetVisibility(not self._preview)
+            self._preview_actor.SetVisibility(self._preview)
         self._emph_mesh = pv.PolyData()
         self._emph_actor = None
         r = 0.012 * self._diag
@@ -520,9 +619,8 @@ class CloudView(QWidget):
         self._refresh_colors(render=False)
         self.reset_view()
 
-    def _display_colors(self) -> np.ndarray:
-        """Colours of the displayed points from the current mode (GT, scores, RGB or height)."""
-        idx = self._display_idx
+    def _display_colors(self, idx: np.ndarray) -> np.ndarray:
+        """Colours of the full-cloud points ``idx`` from the current mode (GT, scores, RGB or height)."""
         if self._show_gt and self._gt is not None:
             out = np.empty((idx.size, 3), np.uint8)
             g = self._gt[idx]
@@ -546,32 +644,42 @@ class CloudView(QWidget):
         return np.repeat(g[:, None], 3, axis=1)
 
     def _refresh_colors(self, render: bool = True) -> None:
-        """Write the display colours into the existing mesh (in place) and update the emphasis."""
+        """Write the colours of the points on screen into their mesh (in place) and update the
+        emphasis.  While the preview subset is on screen only it is re-coloured."""
         if self._mesh is None:
             if render:
                 self._schedule_render()
             return
-        colors = self._display_colors()
-        arr = self._mesh.point_data["rgb"]
-        arr[...] = colors
-        self._mesh.GetPointData().GetArray("rgb").Modified()
-        self._mesh.Modified()
-        self._update_emphasis(colors)
+        if self.preview_active:
+            self._write_colors(self._preview_mesh, self._display_idx[self._preview_pos], emphasis=True)
+            self._full_dirty = True
+        else:
+            self._write_colors(self._mesh, self._display_idx, emphasis=True)
+            self._full_dirty = False
         if render:
             self._schedule_render()
 
-    def _update_emphasis(self, colors: np.ndarray) -> None:
-        """Larger points for displayed points scoring >= threshold (a second, small actor)."""
+    def _write_colors(self, mesh, idx: np.ndarray, emphasis: bool) -> None:
+        colors = self._display_colors(idx)
+        arr = mesh.point_data["rgb"]
+        arr[...] = colors
+        mesh.GetPointData().GetArray("rgb").Modified()
+        mesh.Modified()
+        if emphasis:
+            self._update_emphasis(mesh, idx, colors)
+
+    def _update_emphasis(self, mesh, idx: np.ndarray, colors: np.ndarray) -> None:
+        """Larger points for shown points scoring >= threshold (a second, small actor)."""
         sel = None
         if self._threshold is not None and self._scores is not None and not (self._show_gt and self._gt is not None):
-            s = self._scores[self._display_idx]
+            s = self._scores[idx]
             with np.errstate(invalid="ignore"):
                 sel = np.flatnonzero(s >= self._threshold)
         if sel is None or sel.size == 0:
             if self._emph_actor is not None:
                 self._emph_actor.SetVisibility(False)
             return
-        new = self._pv.PolyData(self._mesh.points[sel])
+        new = self._pv.PolyData(mesh.points[sel])
         new.point_data["rgb"] = colors[sel]
         self._emph_mesh.copy_from(new)
         if self._emph_actor is None:
@@ -583,26 +691,51 @@ class CloudView(QWidget):
 
     # ------------------------------------------------------------------ rendering
     def _schedule_render(self) -> None:
-        if self._closed:
+        """Render on the next event-loop turn, or when ``_FRAME_INTERVAL_MS`` have passed since
+        the previous frame ended (leading-edge throttle: an isolated change is drawn at once,
+        a burst of changes in one turn gives one frame).
+
+        Interactor backend, when no wait is needed: ``update()`` the widget right away (Qt
+        merges repeated updates), so it repaints in the same window paint as the other widgets
+        changed in this turn instead of in a second one.
+        """
+        if self._closed or self._render_timer.isActive():
             return
-        if not self._render_timer.isActive():
-            self._render_timer.start()
+        since_ms = (time.perf_counter() - self._last_frame_end) * 1000.0
+        delay = int(max(0.0, _FRAME_INTERVAL_MS - since_ms))
+        if delay == 0 and self._backend == "interactor":
+            self._render_now()
+        else:
+            self._render_timer.start(delay)
 
     def _note_frame(self, t0: float) -> None:
-        self._last_frame_ms = (time.perf_counter() - t0) * 1000.0
+        self._last_frame_end = time.perf_counter()
+        self._last_frame_ms = (self._last_frame_end - t0) * 1000.0
         self.frameRendered.emit(self._last_frame_ms)
 
+    def _on_vtk_render_start(self, *_: Any) -> None:
+        self._vtk_t0 = time.perf_counter()
+        self._render_timer.stop()   # this render draws the current state: a pending one is moot
+
+    def _on_vtk_render_end(self, *_: Any) -> None:
+        if self._vtk_t0:
+            self._note_frame(self._vtk_t0)
+            self._vtk_t0 = 0.0
+
     def _render_now(self) -> None:
-        """Render immediately (cancels a pending throttled render)."""
+        """Render immediately (cancels a pending throttled render).
+
+        Interactor backend: asks the QOpenGLWidget to repaint.  Its ``paintGL`` always renders
+        the VTK scene, so rendering here as well would draw every frame twice.
+        """
         self._render_timer.stop()
         if self._closed:
             return
-        t0 = time.perf_counter()
         self._renderer.ResetCameraClippingRange()  # camera moves and new geometry change it
         if self._backend == "interactor":
-            self._plotter.render()
-            self._note_frame(t0)
+            QWidget.update(self._plotter)   # (QWidget's, not pyvista's BasePlotter.update)
             return
+        t0 = time.perf_counter()
         from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: PLC0415
 
         rw = self._plotter.render_window

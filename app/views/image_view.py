@@ -5,19 +5,31 @@ overlays: the threshold contour of the heatmap, the ground-truth outline and a c
 The overlays are :class:`QPainterPath` items drawn with cosmetic pens, so they stay one or two
 screen pixels wide at any zoom.
 
+The overlay is *score-weighted*: a pixel of score ``s`` is blended with weight
+
+    ``alpha(s) = opacity * t(s) ** gamma``,  ``t(s) = clip((s - vmin) / (vmax - vmin), 0, 1)``
+
+(``t`` quantised to the colormap's 256 entries, see :func:`~app.views.colormap.alpha_ramp`), so
+the photo stays readable where scores are low and the anomalous region stands out in full colour.
+NaN pixels get no overlay.  ``set_alpha_gamma(0)`` gives the classic uniform blend.
+
 Blending is split so that a slider move costs as little as possible:
 
-* ``set_image`` / ``set_heatmap`` / ``set_colormap`` (rare) colour-map the heatmap once into an
-  *overlay* image that already equals the RGB image where the heatmap is NaN;
-* ``set_opacity`` (slider) is then a single ``cv2.addWeighted`` of two uint8 images into a
-  preallocated buffer that a :class:`QImage` wraps (about 2-4 ms for 800 x 800 here).
+* ``set_image`` / ``set_heatmap`` / ``set_colormap`` / ``set_alpha_gamma`` colour-map the heatmap
+  once into an *overlay* image plus a per-pixel weight map (one index computation, two table
+  lookups);
+* ``set_opacity`` (slider) is then one ``cv2.blendLinear`` of two uint8 images into a
+  preallocated buffer that a :class:`QImage` wraps (about 2 ms for 800 x 800 here).
+
+A new heatmap of the same size (a fusion slider) only redoes the overlay, the blend and the
+threshold contour: the ground-truth outline and the view geometry are kept.
 
 Coordinates: scene units are image pixels, pixel ``(row, col)`` covers the scene square
 ``[col, col + 1) x [row, row + 1)``.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -35,9 +47,9 @@ from PySide6.QtWidgets import (
 
 from core.errors import InputError
 
-from .colormap import apply_colormap, contrast_color, lut
+from .colormap import alpha_ramp, colormap_indices, contrast_color, lut
 
-__all__ = ["ImageView", "GT_COLOR"]
+__all__ = ["ImageView", "GT_COLOR", "DEFAULT_ALPHA_GAMMA"]
 
 #: Colour of the ground-truth outline.
 GT_COLOR = (0, 255, 0)
@@ -45,6 +57,13 @@ _NO_RGB_BACKGROUND = 40  # grey level behind a heatmap shown without an RGB imag
 _MIN_ZOOM = 0.02  # view pixels per image pixel
 _MAX_ZOOM = 64.0
 _CLICK_SLOP = 4  # px a press may move and still count as a click
+#: Default exponent of the score-weighted overlay (see the module docstring).
+DEFAULT_ALPHA_GAMMA = 1.5
+_KEEP = object()  # "leave unchanged" marker for keyword arguments
+#: Vertex budget of the threshold contour (see ``_contours``); smooth maps stay far below it.
+MAX_CONTOUR_POINTS = 20_000
+#: ... and its budget of separate contours (the longest are kept).
+MAX_CONTOURS = 800
 
 
 def _as_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -70,12 +89,29 @@ def _fit_map(m: np.ndarray, shape: tuple[int, int], what: str, nearest: bool) ->
     return cv2.resize(m, (int(shape[1]), int(shape[0])), interpolation=interp)
 
 
-def _contours(mask: np.ndarray) -> list[np.ndarray]:
-    """Outer and inner boundaries of a bool mask as cv2 contours (k x 1 x 2, x/y)."""
+def _contours(mask: np.ndarray, max_points: Optional[int] = None,
+              max_contours: Optional[int] = None) -> list[np.ndarray]:
+    """Outer and inner boundaries of a bool mask as cv2 contours (k x 1 x 2, x/y).
+
+    With a budget (``max_points`` vertices, ``max_contours`` contours), the boundary of a
+    speckled, noisy mask is cut down to its longest contours that fit, kept in their original
+    order: painting tens of thousands of tiny contours takes seconds and shows nothing readable.
+    """
     if not mask.any():
         return []
     found, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    return list(found)
+    found = list(found)
+    lens = np.fromiter((len(c) for c in found), np.int64, count=len(found))
+    over_points = max_points is not None and int(lens.sum()) > max_points
+    over_count = max_contours is not None and len(found) > max_contours
+    if over_points or over_count:
+        order = np.argsort(-lens, kind="stable")
+        if over_points:
+            order = order[np.cumsum(lens[order]) <= max_points]
+        if max_contours is not None:
+            order = order[:max_contours]
+        found = [found[i] for i in np.sort(order)]
+    return found
 
 
 def _contour_path(contours: list[np.ndarray]) -> QPainterPath:
@@ -155,6 +191,8 @@ class ImageView(QGraphicsView):
     pixelClicked = Signal(int, int)
     #: The cursor left the image (or the view).
     hoverLeft = Signal()
+    #: The viewport finished painting (benchmarks and tests use it to time repaints).
+    painted = Signal()
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -180,6 +218,12 @@ class ImageView(QGraphicsView):
             item.setZValue(z)
             self.scene().addItem(item)
         self._gt_item.setPen(_cosmetic_pen(GT_COLOR, 2.0))
+        # Contours of real maps have thousands of segments.  Stroked straight into the view
+        # (antialiased, under the view's clip) an 800 x 800 map's contour took ~400 ms per
+        # paint here; rasterised into a per-item device-resolution cache it takes a few ms, and
+        # repaints that do not change the contour (hover, crosshair) reuse the cache.
+        for item in (self._threshold_item, self._gt_item):
+            item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
         cross = QPainterPath()
         for (x0, y0), (x1, y1) in (((-12, 0), (-3, 0)), ((3, 0), (12, 0)), ((0, -12), (0, -3)), ((0, 3), (0, 12))):
             cross.moveTo(x0, y0)
@@ -197,6 +241,7 @@ class ImageView(QGraphicsView):
         self._vmin = 0.0
         self._vmax = 1.0
         self._opacity = 0.5
+        self._gamma = DEFAULT_ALPHA_GAMMA
         self._cmap = "inferno"
         self._threshold: Optional[float] = None
         self._gt_raw: Optional[np.ndarray] = None
@@ -207,6 +252,9 @@ class ImageView(QGraphicsView):
         self._heat: Optional[np.ndarray] = None
         self._base: Optional[np.ndarray] = None
         self._overlay: Optional[np.ndarray] = None
+        self._weight: Optional[np.ndarray] = None  # H x W float32 overlay weight in [0, 1]
+        self._alpha: Optional[np.ndarray] = None   # H x W float32 scratch: weight * opacity
+        self._alpha_bg: Optional[np.ndarray] = None  # ... and 1 - that
         self._buf: Optional[np.ndarray] = None
         self._qimage: Optional[QImage] = None  # wraps self._buf: keep both alive together
         self._threshold_contours: list[np.ndarray] = []
@@ -226,6 +274,11 @@ class ImageView(QGraphicsView):
         return self._opacity
 
     @property
+    def alpha_gamma(self) -> float:
+        """Exponent of the score-weighted overlay (0: uniform overlay)."""
+        return self._gamma
+
+    @property
     def colormap(self) -> str:
         return self._cmap
 
@@ -242,11 +295,13 @@ class ImageView(QGraphicsView):
         self._rgb = None if rgb is None else _as_rgb(rgb)
         self._rebuild_layers()
 
-    def set_heatmap(self, m: Optional[np.ndarray], vmin: float = 0.0, vmax: float = 1.0) -> None:
+    def set_heatmap(self, m: Optional[np.ndarray], vmin: float = 0.0, vmax: float = 1.0,
+                    threshold: Any = _KEEP) -> None:
         """Overlay an H x W float map coloured over [vmin, vmax]; NaN pixels get no overlay.
 
         A map of another size than the image is resized to it (bilinear; nearest when it holds
-        NaN).  None removes the overlay.
+        NaN).  None removes the overlay.  ``threshold`` (optional) sets the contour level in the
+        same call, so the contour is traced once (see :meth:`set_threshold`).
         """
         if not (np.isfinite(vmin) and np.isfinite(vmax)):
             raise InputError(None, f"the heatmap colour range must be finite, got {vmin} .. {vmax}")
@@ -257,11 +312,30 @@ class ImageView(QGraphicsView):
             raise InputError(None, f"the heatmap must be an H x W array, got shape {bad}")
         self._vmin = float(vmin)
         self._vmax = float(vmax)
-        self._rebuild_layers()
+        if threshold is not _KEEP:
+            self._threshold = None if threshold is None or not np.isfinite(threshold) else float(threshold)
+        if self._grid_shape() != self._shape or self._buf is None:
+            self._rebuild_layers()
+            return
+        # Same grid (e.g. a fusion slider): the image, GT outline and view geometry stay.
+        self._heat = None if self._heat_raw is None else _fit_map(self._heat_raw, self._shape, "heatmap",
+                                                                  nearest=False)
+        self._rebuild_overlay()
+        self._recomposite()
+        self._update_threshold_contour()
 
     def set_opacity(self, a: float) -> None:
-        """Heatmap opacity in [0, 1] (0: the plain image, 1: the plain heatmap)."""
+        """Peak heatmap opacity in [0, 1] (0: the plain image; 1: the plain colour at the top of
+        the range -- lower scores are blended less, see :meth:`set_alpha_gamma`)."""
         self._opacity = float(min(max(a, 0.0), 1.0))
+        self._recomposite()
+
+    def set_alpha_gamma(self, gamma: float) -> None:
+        """How fast the overlay fades with the score: weight ``t ** gamma`` of the normalised
+        score ``t`` (0: a uniform overlay; 1: linear; larger: only high scores show)."""
+        alpha_ramp(gamma)  # validates
+        self._gamma = float(gamma)
+        self._rebuild_overlay()
         self._recomposite()
 
     def set_colormap(self, name: str) -> None:
@@ -314,7 +388,7 @@ class ImageView(QGraphicsView):
     def composited(self) -> Optional[np.ndarray]:
         """H x W x 3 uint8 copy of what the view shows at 1:1 (None when nothing is shown).
 
-        That is the blended image, with the threshold contour and (when shown) the GT outline
+        That is the blended image (exactly the pixmap's pixels), with the threshold contour and (when shown) the GT outline
         burnt in one pixel wide in their display colours; the crosshair is not included.
         """
         if self._buf is None:
@@ -334,15 +408,25 @@ class ImageView(QGraphicsView):
         v.setflags(write=False)
         return v
 
+    def overlay_alpha(self) -> Optional[np.ndarray]:
+        """H x W float32 copy of the per-pixel overlay weight used by the blend (opacity included;
+        None without a heatmap)."""
+        if self._weight is None:
+            return None
+        return self._weight * np.float32(self._opacity)
+
     # ------------------------------------------------------------------ layers
+    def _grid_shape(self) -> Optional[tuple[int, int]]:
+        """(H, W) of the displayed grid for the current inputs."""
+        if self._rgb is not None:
+            return int(self._rgb.shape[0]), int(self._rgb.shape[1])
+        if self._heat_raw is not None:
+            return int(self._heat_raw.shape[0]), int(self._heat_raw.shape[1])
+        return None
+
     def _rebuild_layers(self) -> None:
         """Recompute everything that depends on the image / heatmap shapes."""
-        if self._rgb is not None:
-            shape = self._rgb.shape[:2]
-        elif self._heat_raw is not None:
-            shape = self._heat_raw.shape
-        else:
-            shape = None
+        shape = self._grid_shape()
         self._heat = None if self._heat_raw is None or shape is None else _fit_map(
             self._heat_raw, shape, "heatmap", nearest=False)
         old_shape = self._shape
@@ -354,6 +438,8 @@ class ImageView(QGraphicsView):
         else:
             self._base = None
         self._buf = None if self._shape is None else np.empty((*self._shape, 3), np.uint8)
+        self._alpha = None if self._shape is None else np.empty(self._shape, np.float32)
+        self._alpha_bg = None if self._shape is None else np.empty(self._shape, np.float32)
         self._rebuild_overlay()
         self._recomposite()
         self._update_threshold_contour()
@@ -367,15 +453,23 @@ class ImageView(QGraphicsView):
         self.viewport().update()
 
     def _rebuild_overlay(self) -> None:
-        """Colour-map the heatmap; NaN pixels take the base image so blending leaves them as is."""
+        """Colour-map the heatmap and compute the per-pixel overlay weight.
+
+        NaN pixels take the base image and weight 0, so blending leaves them as they are.
+        """
         if self._heat is None or self._base is None:
             self._overlay = None
+            self._weight = None
             return
-        colored = apply_colormap(self._heat, self._vmin, self._vmax, self._cmap)
+        idx = colormap_indices(self._heat, self._vmin, self._vmax)
+        colored = np.take(lut(self._cmap), idx, axis=0)
+        weight = np.take(alpha_ramp(self._gamma), idx)
         invalid = ~np.isfinite(self._heat)
         if invalid.any():
             colored[invalid] = self._base[invalid]
+            weight[invalid] = 0.0
         self._overlay = colored
+        self._weight = weight
 
     def _recomposite(self) -> None:
         """Blend base and overlay at the current opacity into the display buffer."""
@@ -383,13 +477,18 @@ class ImageView(QGraphicsView):
             self._qimage = None
             self._pixmap_item.setPixmap(QPixmap())
             return
-        if self._overlay is None:
+        if self._overlay is None or (self._rgb is not None and self._opacity == 0.0):
             np.copyto(self._buf, self._base)
         elif self._rgb is None:
             np.copyto(self._buf, self._overlay)  # heatmap only: nothing to blend with
         else:
-            a = self._opacity
-            cv2.addWeighted(self._base, 1.0 - a, self._overlay, a, 0.0, dst=self._buf)
+            a = np.multiply(self._weight, np.float32(self._opacity), out=self._alpha)
+            np.subtract(np.float32(1.0), a, out=self._alpha_bg)
+            # dst = (w1 * base + w2 * overlay) / (w1 + w2), rounded; written in place (the QImage
+            # below wraps self._buf).
+            out = cv2.blendLinear(self._base, self._overlay, self._alpha_bg, a, dst=self._buf)
+            if out is not None and out.ctypes.data != self._buf.ctypes.data:
+                np.copyto(self._buf, out)
         h, w = self._shape
         self._qimage = QImage(self._buf.data, w, h, 3 * w, QImage.Format_RGB888)
         self._pixmap_item.setPixmap(QPixmap.fromImage(self._qimage))
@@ -399,7 +498,8 @@ class ImageView(QGraphicsView):
             self._threshold_contours = []
         else:
             with np.errstate(invalid="ignore"):
-                self._threshold_contours = _contours(self._heat >= self._threshold)
+                self._threshold_contours = _contours(self._heat >= self._threshold, MAX_CONTOUR_POINTS,
+                                                     MAX_CONTOURS)
         self._threshold_item.setPen(_cosmetic_pen(contrast_color(self._cmap), 2.0))
         self._threshold_item.setPath(_contour_path(self._threshold_contours))
 
@@ -491,6 +591,10 @@ class ImageView(QGraphicsView):
         super().resizeEvent(event)
         if not self._user_zoomed:
             self.fit_view()
+
+    def paintEvent(self, event) -> None:  # noqa: N802
+        super().paintEvent(event)
+        self.painted.emit()
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802
         if self._rgb is not None:

@@ -1,0 +1,85 @@
+"""Review panel: annotators confirm / reject / mark unsure the detector's decision on the current
+sample (keys C / R / U), with an optional note; the history of the sample and a CSV export."""
+from __future__ import annotations
+
+from typing import Optional
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from core.review import CONFIRMED, REJECTED, UNSURE, Verdict
+
+
+class ReviewPanel(QWidget):
+    """``verdictRequested(verdict)`` from the buttons; ``exportRequested()``."""
+
+    verdictRequested = Signal(str)
+    exportRequested = Signal()
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self._shown: Optional[tuple] = None   # what show_history displays now
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(6)
+        form = QFormLayout()
+        self.annotator = QLineEdit()
+        self.annotator.setPlaceholderText("your name")
+        self.note = QLineEdit()
+        self.note.setPlaceholderText("optional note, kept with the next verdict")
+        form.addRow("Annotator", self.annotator)
+        form.addRow("Note", self.note)
+        lay.addLayout(form)
+        row = QHBoxLayout()
+        self.buttons = {}
+        for verdict, text, tip in ((CONFIRMED, "✓ Confirm (C)", "The detector's decision is right"),
+                                   (REJECTED, "✗ Reject (R)", "The detector's decision is wrong"),
+                                   (UNSURE, "? Unsure (U)", "Cannot tell")):
+            b = QPushButton(text)
+            b.setObjectName(f"verdict_{verdict}")
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _=False, v=verdict: self.verdictRequested.emit(v))
+            row.addWidget(b)
+            self.buttons[verdict] = b
+        lay.addLayout(row)
+        self.advance = QCheckBox("Go to the next sample after a verdict")
+        self.advance.setChecked(True)
+        lay.addWidget(self.advance)
+        self.current = QLabel()
+        self.current.setWordWrap(True)
+        lay.addWidget(self.current)
+        self.history = QListWidget()
+        self.history.setMaximumHeight(90)
+        lay.addWidget(self.history)
+        row2 = QHBoxLayout()
+        self.counts = QLabel()
+        self.counts.setObjectName("hint")
+        row2.addWidget(self.counts, 1)
+        self.export_btn = QPushButton("Export CSV…")
+        self.export_btn.clicked.connect(self.exportRequested)
+        row2.addWidget(self.export_btn)
+        lay.addLayout(row2)
+
+    def show_history(self, key: Optional[str], decision: Optional[str], history: list[Verdict]) -> None:
+        """Show a sample's decision and verdict history (a no-op when nothing changed, so that a
+        fusion slider re-showing the result does not rebuild the list on every move)."""
+        state = (key, decision, tuple(history))
+        if state == self._shown:
+            return
+        self._shown = state
+        self.history.clear()
+        if key is None:
+            self.current.setText("No sample selected.")
+            return
+        dec = f"detector says <b>{decision}</b>" if decision else "not analysed yet"
+        last = f" · latest verdict: <b>{history[-1].verdict}</b>" if history else ""
+        self.current.setText(f"{key}: {dec}{last}")
+        for v in reversed(history):
+            who = v.annotator or "anonymous"
+            self.history.addItem(f"{v.time[:19].replace('T', ' ')}  {v.verdict:<9} {who}"
+                                 + (f" - {v.note}" if v.note else ""))
+
+    def show_counts(self, counts: dict[str, int], total: int) -> None:
+        done = sum(counts.values())
+        self.counts.setText(f"reviewed {done}/{total}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))

@@ -1,0 +1,448 @@
+"""The ``memory-bank`` detector: training-free, weight-free few-shot RGB + 3D anomaly detection.
+
+In the spirit of *Back to the Feature* (Horwitz & Hoshen, 2022) but with hand-crafted descriptors
+only (no pretrained network):
+
+* **RGB**: colour + rotation-invariant differential texture descriptors on a patch grid
+  (:mod:`.features_rgb`);
+* **geometry**: FPFH + two-scale local shape descriptors on a voxel-downsampled copy of the object
+  points, the background plane removed (:mod:`.features_3d`, :mod:`core.preprocess`);
+* one **memory bank** per modality from the K good support samples, reduced by a greedy k-center
+  coreset; a test descriptor's anomaly score is its distance to the nearest bank entry;
+* **nominal normalization**: every support descriptor is scored against the bank entries of the
+  *other* support samples (leave-one-out), and :func:`core.fusion.nominal_normalize` maps each
+  modality so that 0 is the median and 1 the 99th percentile of those good scores; the modalities
+  are then on a common, meaningful scale and the fusion weights mean what they say;
+* **fusion** (pure, milliseconds): weighted mean + optional agreement (product) term, NaN-aware
+  Gaussian smoothing, image score from the top of the smoothed map.
+
+Every physical length is a multiple of the working voxel size, which is derived at fit time from
+the support clouds' own point spacing: nothing depends on the unit of the coordinates.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ...errors import InputError
+from ...fusion import image_score as _image_score
+from ...fusion import nan_gaussian, weighted_mean, weighted_product
+from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
+from ...sample import Sample
+from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
+                    Param, ProgressFn)
+from .coreset import GroupScaler, greedy_coreset, nn_distance
+from .features_3d import geometry_descriptors
+from .features_rgb import rgb_descriptors
+
+RGB, GEOMETRY = "rgb", "geometry"
+_NOMINAL_Q = (0.5, 0.99)       # nominal_normalize quantiles: median -> 0, 99th percentile -> 1
+_SMOOTH_K = 16                 # neighbours of the per-point score smoothing on the working cloud
+_MAX_NOMINAL = 200_000         # nominal scores kept per modality
+
+
+# ============================================================================== fitted state
+@dataclass
+class _Bank:
+    """One modality's memory bank and its nominal score distribution."""
+    scaler: GroupScaler
+    features: np.ndarray            # B x D scaled coreset
+    nominal: np.ndarray             # leave-one-out scores of the support descriptors (raw distance)
+    lo: float = 0.0
+    hi: float = 1.0
+    n_full: int = 0                 # descriptors before the coreset
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        v = self.nominal[np.isfinite(self.nominal)]
+        if v.size:
+            self.lo, self.hi = (float(q) for q in np.quantile(v, _NOMINAL_Q))
+        self.hi = max(self.hi, self.lo + 1e-12)
+
+    def normalize(self, d: np.ndarray) -> np.ndarray:
+        return ((np.asarray(d, np.float64) - self.lo) / (self.hi - self.lo)).astype(np.float32)
+
+
+@dataclass
+class _Cloud:
+    """A sample's geometry prepared for description."""
+    work: np.ndarray                # M x 3 working points: object voxels first, then plane context
+    n_object: int                   # the first n_object rows of ``work`` are object voxels
+    owner: np.ndarray               # for each object point, its object voxel (row of ``work``)
+    object_index: np.ndarray        # indices (into sample.valid_points()) of the object points
+    n_valid: int
+
+
+def _smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -> np.ndarray:
+    """Mean of ``values`` over each point's k nearest neighbours (itself included)."""
+    k = int(min(k, len(points)))
+    if k <= 1:
+        return np.asarray(values, np.float32)
+    _, idx = cKDTree(points).query(points, k=k)
+    return np.asarray(values, np.float64)[idx].mean(1).astype(np.float32)
+
+
+def _smooth_fill(m: np.ndarray, sigma: float) -> np.ndarray:
+    """NaN-aware Gaussian smoothing that also fills undefined pixels from their defined
+    neighbourhood (normalized convolution); pixels with no defined neighbour within ~3 sigma get
+    the smallest defined value (the least anomalous: "no evidence")."""
+    m = np.asarray(m, np.float32)
+    ok = np.isfinite(m)
+    if not ok.any():
+        return np.zeros_like(m)
+    if sigma > 0:
+        num = cv2.GaussianBlur(np.where(ok, m, 0).astype(np.float32), (0, 0), sigmaX=float(sigma),
+                               borderType=cv2.BORDER_REFLECT)
+        den = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+        out = np.full_like(m, np.nan)
+        good = den > 1e-3
+        out[good] = num[good] / den[good]
+    else:
+        out = m.copy()
+    rest = ~np.isfinite(out)
+    if rest.any():
+        out[rest] = float(np.nanmin(m))
+    return out
+
+
+# ============================================================================== the detector
+class MemoryBankDetector(Detector):
+    id = "memory-bank"
+    name = "Memory bank (hand-crafted features)"
+    description = ("Training-free, weight-free few-shot detector: colour/texture patch descriptors "
+                   "and FPFH + local-shape point descriptors matched against a coreset memory bank of "
+                   "the good support samples (Back-to-the-Feature style), with each modality "
+                   "normalized on its leave-one-out nominal scores so the fusion weights are balanced.")
+    needs = Needs(rgb="optional", points="optional", support=1, default_support=5)
+    params = (
+        # ---- fit
+        Param("coreset_ratio", 0.25, "float", min=0.01, max=1.0, step=0.05, stage=STAGE_FIT,
+              help="fraction of the support descriptors kept in each memory bank (greedy k-center)"),
+        Param("coreset_max", 4000, "int", min=100, max=500000, step=1000, stage=STAGE_FIT,
+              help="upper bound on the size of each memory bank"),
+        Param("working_size", 256, "int", min=64, max=1024, step=32, stage=STAGE_FIT,
+              help="RGB working resolution in pixels (the bank's descriptors depend on it, so it is "
+                   "a fit-stage parameter)"),
+        Param("patch_stride", 4, "int", min=2, max=16, stage=STAGE_FIT,
+              help="RGB patch grid step in working pixels"),
+        Param("target_points", 4000, "int", min=1000, max=200000, step=1000, stage=STAGE_FIT,
+              help="typical number of working 3D points per sample; sets the voxel size from the "
+                   "support clouds' point spacing"),
+        Param("normal_radius_factor", 5.0, "float", min=1.5, max=20.0, step=0.5, stage=STAGE_FIT,
+              help="normal estimation radius, in working voxel sizes"),
+        Param("fpfh_radius_factor", 12.0, "float", min=3.0, max=40.0, step=1.0, stage=STAGE_FIT,
+              help="FPFH radius, in working voxel sizes"),
+        Param("remove_background", True, "bool", stage=STAGE_FIT,
+              help="remove the background plane of organized clouds (RANSAC on the border strips)"),
+        Param("plane_context", False, "bool", stage=STAGE_FIT,
+              help="describe the object's outline together with the background it stands on "
+                   "(only the object is scored)"),
+        Param("seed", 0, "int", min=0, max=2**31 - 1, stage=STAGE_FIT, help="coreset / RANSAC seed"),
+        # ---- fusion
+        Param("alpha", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
+              help="weight of RGB; geometry gets 1 - alpha"),
+        Param("beta", 0.0, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
+              help="weight of the agreement term (weighted geometric mean of both modalities)"),
+        Param("sigma", 4.0, "float", min=0.0, max=32.0, step=0.5, stage=STAGE_FUSION,
+              help="Gaussian smoothing of the fused map, in working pixels"),
+        Param("threshold", 1.0, "float", min=-10.0, max=1000.0, step=0.1, stage=STAGE_FUSION,
+              help="decision threshold on the image score (1 = 99th percentile of good patches)"),
+        Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
+              help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
+    )
+
+    def __init__(self, device: str = "cpu", **params: Any):
+        self._banks: dict[str, _Bank] = {}
+        self._voxel: Optional[float] = None
+        self._orient: str = "auto"
+        super().__init__(device=device, **params)
+
+    def on_invalidate(self, stages: set[str]) -> None:
+        if STAGE_FIT in stages:
+            self._banks = {}
+            self._voxel = None
+
+    # ------------------------------------------------------------------ geometry helpers
+    @staticmethod
+    def _split_cloud(sample: Sample, remove_background: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(every valid point, the indices of the object points among them)."""
+        pts = sample.valid_points().astype(np.float64)
+        if sample.organized and remove_background:
+            try:
+                _, plane, obj = remove_background_plane(sample.points, seed=seed)
+            except ValueError as e:
+                raise InputError(sample.paths.get("points"), f"cannot prepare the point cloud: {e}") from None
+            if plane is not None:
+                return pts, np.flatnonzero(obj.ravel()[sample.valid_index()])
+        return pts, np.arange(len(pts))
+
+    def _working_cloud(self, pts: np.ndarray, obj_idx: np.ndarray, n_valid: int) -> _Cloud:
+        """Voxel-downsample the object points; with ``plane_context`` add the background voxels
+        within the FPFH radius of the object, so that descriptors at the object's outline see the
+        surface it stands on (as in the scan) instead of a truncated neighbourhood."""
+        work, owner = voxel_downsample(pts[obj_idx], self._voxel)
+        n_obj = len(work)
+        if self["plane_context"] and len(obj_idx) < len(pts):
+            bg = np.ones(len(pts), bool)
+            bg[obj_idx] = False
+            work_bg, _ = voxel_downsample(pts[bg], self._voxel)
+            r = self["fpfh_radius_factor"] * self._voxel
+            d, _ = cKDTree(work).query(work_bg, distance_upper_bound=r)
+            work = np.vstack([work, work_bg[np.isfinite(d)]])
+        return _Cloud(work=work, n_object=n_obj, owner=owner, object_index=obj_idx, n_valid=n_valid)
+
+    def _prepare_cloud(self, sample: Sample) -> _Cloud:
+        pts, idx = self._split_cloud(sample, self["remove_background"], self["seed"])
+        if len(idx) < 5:
+            raise InputError(sample.paths.get("points"), "the point cloud has too few object points "
+                                                         f"({len(idx)}) to describe")
+        return self._working_cloud(pts, idx, sample.n_points)
+
+    def _describe_cloud(self, cloud: _Cloud) -> np.ndarray:
+        """Descriptors of the object voxels of a working cloud."""
+        d, _ = geometry_descriptors(cloud.work, self._voxel, self["normal_radius_factor"],
+                                    self["fpfh_radius_factor"], orient=self._orient)
+        return d[:cloud.n_object]
+
+    def _describe_rgb(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"])
+
+    @staticmethod
+    def _orientation_for(samples: Sequence[Sample]) -> str:
+        """Normal orientation for a support set: view-dependent for organized scans (see
+        :func:`core.preprocess.estimate_normals`), away from the centroid for free clouds."""
+        return "auto" if all(s.organized for s in samples) else "outward"
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, support: Sequence[Sample], progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelFn] = None) -> None:
+        support = list(support)
+        if len(support) < self.needs.support:
+            raise InputError(None, f"detector '{self.id}' needs at least {self.needs.support} good "
+                                   f"support sample(s), got {len(support)}")
+        self.on_invalidate({STAGE_FIT})
+        self.fitted = False
+        n = len(support)
+        rgb_support = [s for s in support if s.has_rgb]
+        geo_support = [s for s in support if s.has_points]
+        banks: dict[str, _Bank] = {}
+
+        # ---- geometry: working voxel from the support clouds' own spacing
+        if geo_support:
+            self._orient = self._orientation_for(geo_support)
+            splits = []
+            for i, s in enumerate(geo_support):
+                self.check_cancel(cancel)
+                self.report(progress, 0.05 + 0.15 * i / n, f"preparing point cloud {i + 1}/{len(geo_support)}")
+                pts, idx = self._split_cloud(s, self["remove_background"], self["seed"])
+                if len(idx) >= 5:
+                    splits.append((pts, idx, s.n_points))
+            if splits:
+                voxels = []
+                for pts, idx, _ in splits:
+                    sp = point_spacing(pts[idx], seed=self["seed"])
+                    voxels.append(sp * max(1.0, math.sqrt(len(idx) / self["target_points"])))
+                self._voxel = float(np.median(voxels))
+                descs, pos, sid = [], [], []
+                for i, (pts, idx, nv) in enumerate(splits):
+                    self.check_cancel(cancel)
+                    self.report(progress, 0.2 + 0.35 * i / len(splits), f"3D descriptors {i + 1}/{len(splits)}")
+                    cloud = self._working_cloud(pts, idx, nv)
+                    d, groups = geometry_descriptors(cloud.work, self._voxel, self["normal_radius_factor"],
+                                                     self["fpfh_radius_factor"], orient=self._orient)
+                    descs.append(d[:cloud.n_object])
+                    pos.append(cloud.work[:cloud.n_object])
+                    sid.append(np.full(cloud.n_object, i))
+                self.check_cancel(cancel)
+                self.report(progress, 0.55, "3D memory bank")
+                banks[GEOMETRY] = self._build_bank(descs, groups, pos, sid, cancel,
+                                                   exclusion=self["fpfh_radius_factor"] * self._voxel,
+                                                   smooth=True)
+
+        # ---- RGB
+        if rgb_support:
+            descs, pos, sid = [], [], []
+            for i, s in enumerate(rgb_support):
+                self.check_cancel(cancel)
+                self.report(progress, 0.6 + 0.2 * i / n, f"RGB descriptors {i + 1}/{len(rgb_support)}")
+                d, grid, groups = self._describe_rgb(s.rgb)
+                gy, gx = np.divmod(np.arange(len(d)), grid[1])
+                descs.append(d)
+                pos.append(np.stack([gy, gx], 1).astype(np.float64))
+                sid.append(np.full(len(d), i))
+            self.check_cancel(cancel)
+            self.report(progress, 0.85, "RGB memory bank")
+            # patches whose largest pooling windows overlap share pixels: exclude them (1-shot LOO)
+            banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False)
+            banks[RGB].extra["grid"] = grid
+
+        if not banks:
+            raise InputError(None, "the support samples have neither an RGB image nor a usable point cloud")
+        self._banks = banks
+        self.fitted = True
+        self.report(progress, 1.0, "fitted")
+
+    def _build_bank(self, descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray],
+                    sid: list[np.ndarray], cancel: Optional[CancelFn], exclusion: float,
+                    smooth: bool) -> _Bank:
+        """Scale, coreset, and leave-one-out nominal scores of one modality."""
+        raw = np.concatenate(descs)
+        scaler = GroupScaler.fit(raw, groups)
+        x = scaler(raw)
+        pos_all = np.concatenate(pos)
+        sid_all = np.concatenate(sid)
+        n_keep = int(min(max(1, math.ceil(self["coreset_ratio"] * len(x))), self["coreset_max"]))
+        sel = greedy_coreset(x, n_keep, seed=self["seed"], check=lambda: self.check_cancel(cancel))
+        bank, bank_sid, bank_pos = x[sel], sid_all[sel], pos_all[sel]
+        n_samples = len(descs)
+        nominal = []
+        start = 0
+        for i, d in enumerate(descs):
+            self.check_cancel(cancel)
+            xi = x[start:start + len(d)]
+            pi = pos_all[start:start + len(d)]
+            start += len(d)
+            if n_samples > 1:
+                # leave-one-out: the bank entries of the other samples only
+                dist = nn_distance(xi, bank[bank_sid != i])
+            else:
+                # one shot: the same sample's entries, minus those overlapping the query's support
+                same = bank_sid == i
+
+                def excl(rows: slice, pi=pi) -> np.ndarray:
+                    dd = np.linalg.norm(pi[rows, None, :] - bank_pos[None, :, :], axis=2)
+                    return (dd < exclusion) & same[None, :]
+
+                dist = nn_distance(xi, bank, chunk=256, exclude=excl)
+            dist = dist[np.isfinite(dist)] if not smooth else dist
+            if smooth and len(dist):
+                ok = np.isfinite(dist)
+                dist = np.where(ok, dist, np.nanmax(np.where(ok, dist, np.nan)) if ok.any() else 0.0)
+                dist = _smooth_points(pi, dist)
+            nominal.append(dist)
+        nominal = np.concatenate(nominal) if nominal else np.zeros(0, np.float32)
+        if len(nominal) > _MAX_NOMINAL:
+            nominal = nominal[np.random.default_rng(self["seed"]).choice(len(nominal), _MAX_NOMINAL, replace=False)]
+        return _Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), n_full=len(x))
+
+    # ------------------------------------------------------------------ extract
+    def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelFn] = None) -> Components:
+        if not self.fitted:
+            raise RuntimeError(f"detector '{self.id}' is not fitted: call fit(support) first")
+        self.check_sample(sample)
+        t0 = time.perf_counter()
+        comps = Components(shape=sample.grid_shape, valid=sample.valid_mask(),
+                           extra={"working_size": self["working_size"]})
+        src = sample.paths.get("rgb") or sample.paths.get("points") or sample.key
+        use_rgb = sample.has_rgb and RGB in self._banks
+        use_geo = sample.has_points and GEOMETRY in self._banks and sample.n_points >= 5
+        if not use_rgb and not use_geo:
+            have = [m for m in (RGB, GEOMETRY) if m in self._banks]
+            raise InputError(src, f"this sample shares no modality with the support set "
+                                  f"(the memory bank has: {', '.join(have)})")
+        grid = sample.grid_shape
+
+        if use_rgb:
+            self.check_cancel(cancel)
+            self.report(progress, 0.05, "RGB descriptors")
+            bank = self._banks[RGB]
+            d, g, _ = self._describe_rgb(sample.rgb)
+            self.check_cancel(cancel)
+            self.report(progress, 0.25, "RGB nearest neighbours")
+            dist = nn_distance(bank.scaler(d), bank.features)
+            small = bank.normalize(dist).reshape(g)
+            comps.maps[RGB] = cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
+
+        if use_geo:
+            self.check_cancel(cancel)
+            self.report(progress, 0.35, "3D preprocessing")
+            bank = self._banks[GEOMETRY]
+            cloud = self._prepare_cloud(sample)
+            self.check_cancel(cancel)
+            self.report(progress, 0.5, "3D descriptors (FPFH)")
+            d = self._describe_cloud(cloud)
+            self.check_cancel(cancel)
+            self.report(progress, 0.8, "3D nearest neighbours")
+            dist = _smooth_points(cloud.work[:cloud.n_object], nn_distance(bank.scaler(d), bank.features))
+            work_scores = bank.normalize(dist)
+            per_point = np.zeros(cloud.n_valid, np.float32)      # background plane: nominal (0)
+            per_point[cloud.object_index] = work_scores[cloud.owner]
+            if sample.organized:
+                h, w = sample.points.shape[:2]
+                m = np.full(h * w, np.nan, np.float32)
+                m[sample.valid_index()] = per_point
+                m = m.reshape(h, w)
+                if (h, w) != tuple(grid):
+                    m = cv2.resize(m, (grid[1], grid[0]), interpolation=cv2.INTER_NEAREST)
+                comps.maps[GEOMETRY] = m
+            else:
+                comps.point_maps[GEOMETRY] = per_point
+
+        # per-component image scores: max of the map smoothed with the default sigma
+        sig = self._grid_sigma(self.param("sigma").default, comps)
+        for k, m in comps.maps.items():
+            comps.image[k] = _image_score(nan_gaussian(m, sig))
+        for k, v in comps.point_maps.items():
+            comps.image[k] = float(np.max(v)) if len(v) else float("nan")
+        comps.seconds = time.perf_counter() - t0
+        self.report(progress, 1.0, "done")
+        return comps
+
+    # ------------------------------------------------------------------ fuse
+    @staticmethod
+    def _grid_sigma(sigma: float, comps: Components) -> float:
+        """Sigma in working pixels -> pixels of the sample's grid."""
+        if comps.shape is None:
+            return 0.0
+        ws = float(comps.extra.get("working_size", 256))
+        return float(sigma) * max(comps.shape) / ws
+
+    def fuse(self, components: Components, params: Optional[dict[str, Any]] = None) -> DetectorResult:
+        p = self.merged_params(params)
+        alpha, beta = float(p["alpha"]), float(p["beta"])
+        weights = {RGB: alpha, GEOMETRY: 1.0 - alpha}
+        maps = {k: components.maps[k] for k in (RGB, GEOMETRY) if k in components.maps}
+        pixel_map = point_scores = None
+        if maps:
+            # a zero weight drops a modality (alpha = 0 / 1: single-modality maps) unless no
+            # modality of the sample has a positive weight (e.g. alpha = 1 on a 3D-only sample)
+            present = {k: w for k, w in weights.items() if k in maps}
+            if sum(present.values()) <= 0:
+                present = {k: 1.0 for k in present}
+            fused = weighted_mean(maps, present)
+            if fused is None:  # every present modality has zero weight
+                fused = weighted_mean(maps, {k: 1.0 for k in maps})
+            if beta > 0 and len(maps) == 2:
+                both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
+                agree = weighted_product(maps, present)
+                if agree is not None:
+                    fused = np.where(both, (1 - beta) * fused + beta * agree, fused)
+            defined = np.isfinite(fused)
+            smooth = _smooth_fill(fused, self._grid_sigma(p["sigma"], components))
+            pixel_map = smooth.astype(np.float32)
+            score = _image_score(np.where(defined, smooth, np.nan), p["image_top_fraction"])
+            if components.valid is not None:
+                vm = components.valid
+                m = pixel_map
+                if m.shape != vm.shape:
+                    m = cv2.resize(m, (vm.shape[1], vm.shape[0]), interpolation=cv2.INTER_NEAREST)
+                point_scores = m[vm].astype(np.float32)
+        elif components.point_maps:
+            pm = components.point_maps
+            present = {k: weights.get(k, 0.0) for k in pm}
+            if sum(present.values()) <= 0:
+                present = {k: 1.0 for k in pm}
+            num = sum(present[k] * np.asarray(v, np.float64) for k, v in pm.items())
+            point_scores = (num / sum(present.values())).astype(np.float32)
+            score = _image_score(point_scores, p["image_top_fraction"])
+        else:
+            score = float("nan")
+        return DetectorResult(components=components, pixel_map=pixel_map, point_scores=point_scores,
+                              image_score=float(score), threshold=float(p["threshold"]), params=p)

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""MMAD Inspector entry point.
+
+    python main.py                      open the workbench on the built-in demo data
+    python main.py --data DIR           open the workbench on a dataset folder
+    python main.py eval --data DIR ...  evaluate a detector (see `python main.py eval -h`)
+    python main.py detectors            list detector ids
+    python main.py score PATH ...       score single samples, write heatmap PNGs
+"""
+import sys
+
+from core.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

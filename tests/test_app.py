@@ -1,0 +1,394 @@
+"""GUI tests of the main window (pytest-qt).  Offscreen Qt platform (the 3D view uses its off-screen
+fallback); one test runs the real VTK interactor under Xvfb in a subprocess."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from core.session import ProcessBackend, Session  # noqa: E402
+from conftest import FakeDetector, MemoryDataset  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings(tmp_path / "settings.ini")
+
+
+def make_window(qtbot, settings, detector="fake-test", params=None, backend=None) -> MainWindow:
+    win = MainWindow(settings, Session(detector=detector, params=params, backend=backend), restore_layout=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    return win
+
+
+def wait_result(qtbot, win, timeout=15000):
+    qtbot.waitUntil(lambda: win._current_result is not None and not win.runner.busy, timeout=timeout)
+
+
+def close(win):
+    win.close()
+
+
+# ---------------------------------------------------------------------- fake detector: fast tests
+def test_run_then_alpha_repaints_both_views(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings)
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
+    assert win.cloud_view.backend == "offscreen"
+    wait_result(qtbot, win)                       # auto-run on the first sample
+    key = win._current_key
+    assert win.session.record(key).image_score is not None
+    assert "Score" in [win.browser.model.headerData(i, Qt.Orientation.Horizontal) for i in range(5)]
+    row = win.browser.model.row_of(key)
+    assert win.browser.model.index(row, 3).data() != ""      # the score column is filled
+    img0 = win.image_view.composited().copy()
+    col0 = win.cloud_view.point_colors().copy()
+    n_extract = FakeDetector.counters["extract"]
+    slider = win.fusion_panel.editor("alpha").slider
+    assert slider is not None
+    slider.setValue(slider.maximum())                         # alpha = 1: the RGB map only
+    qtbot.waitUntil(lambda: win.session.params["alpha"] == 1.0 and win.last_fusion_ms is not None)
+    qtbot.waitUntil(lambda: not np.array_equal(win.image_view.composited(), img0))
+    assert not np.array_equal(win.cloud_view.point_colors(), col0)
+    assert FakeDetector.counters["extract"] == n_extract      # no backbone rerun
+    # the heatmap shown is the fusion of the cached components with alpha = 1
+    comps = win.session.components_of(key)
+    np.testing.assert_allclose(win._current_result.pixel_map, comps.maps["rgb"] * comps.extra["text"], rtol=1e-5)
+    assert win.fusion_panel.editor("alpha").spin.value() == pytest.approx(1.0)
+    close(win)
+
+
+def test_cancel_stops_within_a_second(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings, params={"delay": 5.0})
+    win.detector_panel.auto_run.setChecked(False)
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
+    assert win.run_all()
+    qtbot.waitUntil(lambda: win.detector_panel.progress.value() > 0, timeout=5000)
+    assert win.detector_panel.cancel_btn.isEnabled() and not win.detector_panel.run_btn.isEnabled()
+    t0 = time.perf_counter()
+    win.detector_panel.cancel_btn.click()
+    qtbot.waitUntil(lambda: not win.runner.busy, timeout=1000)
+    assert time.perf_counter() - t0 < 1.0
+    assert win.last_cancel_ms is not None and win.last_cancel_ms < 1000
+    assert "cancel" in win.banner.text().lower()
+    assert all(r.image_score is None for r in win.session.records.values())
+    assert win.detector_panel.run_btn.isEnabled()
+    close(win)
+
+
+def test_param_prompt_and_support_edits_invalidate_the_right_stage(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings)
+    ds = MemoryDataset(tmp_path / "ds", classes=("disc",), n_train=4)
+    win.set_dataset(ds)
+    wait_result(qtbot, win)
+    assert FakeDetector.counters["fit"] == 1
+    # prompts: only text caches; no refit, one new text encoding after the rerun
+    assert win.prompt_panel.isEnabled()
+    n_text = FakeDetector.counters["text"]
+    ed = win.prompt_panel.form.editors["normal_states"]
+    ed.edit.setPlainText("spotless {}\nflawless {}")
+    win.prompt_panel.apply()
+    assert win.session.params["normal_states"] == ("spotless {}", "flawless {}")
+    wait_result(qtbot, win)
+    qtbot.waitUntil(lambda: FakeDetector.counters["text"] == n_text + 1)
+    assert FakeDetector.counters["fit"] == 1
+    # few-shot: the panel lists the good training samples; a new support refits this class
+    items = [win.fewshot_panel.list.item(i) for i in range(win.fewshot_panel.list.count())]
+    assert len(items) == 4 and sum(it.isSelected() for it in items) == 2   # default_support = 2
+    chosen = items[3].toolTip()
+    win.fewshot_panel.select_keys([chosen])
+    win.fewshot_panel.apply()
+    assert [r.key for r in win.session.support("disc")] == [chosen]
+    assert [it.toolTip() for it in win.fewshot_panel.list.selectedItems()] == [chosen]
+    qtbot.waitUntil(lambda: FakeDetector.counters["fit"] == 2, timeout=5000)
+    wait_result(qtbot, win)
+    # a score-stage parameter from the detector panel re-extracts without refitting
+    n_extract = FakeDetector.counters["extract"]
+    win.detector_panel.form.editors["gain"].spin.setValue(3.0)
+    qtbot.waitUntil(lambda: FakeDetector.counters["extract"] > n_extract, timeout=5000)
+    wait_result(qtbot, win)
+    assert FakeDetector.counters["fit"] == 2
+    close(win)
+
+
+def test_verdict_keys_update_table_and_store(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings)
+    win.detector_panel.auto_run.setChecked(False)
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
+    qtbot.waitUntil(lambda: win._current_sample is not None)
+    first = win._current_key
+    win.review_panel.annotator.setText("ana")
+    win.activateWindow()
+    win.browser.table.setFocus()
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_C)
+    assert win.reviews.verdict(first) == "confirmed"
+    assert win.reviews.latest(first).annotator == "ana"
+    model = win.browser.model
+    assert "confirmed" in model.index(model.row_of(first), 4).data()
+    second = win._current_key
+    assert second != first                                     # advanced to the next sample
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_R)
+    assert win.reviews.verdict(second) == "rejected"
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
+    assert win._current_key == first
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_U)
+    assert win.reviews.verdict(first) == "unsure"
+    out = win.export_verdicts(tmp_path / "v.csv")
+    rows = {r["key"]: r["verdict"] for r in csv.DictReader(open(out))}
+    assert rows == {first: "unsure", second: "rejected"}
+    close(win)
+
+
+def test_browser_filters_sort_and_settings_persist(qtbot, tmp_path, fake_detector):
+    ini = tmp_path / "s.ini"
+    win = make_window(qtbot, Settings(ini))
+    win.detector_panel.auto_run.setChecked(False)
+    ds = MemoryDataset(tmp_path / "ds", classes=("disc", "ring"))
+    win.set_dataset(ds)
+    b = win.browser
+    assert b.proxy.rowCount() == 8                             # test split by default (2 classes x 4)
+    b.class_combo.setCurrentText("ring")
+    b.label_combo.setCurrentText("blob")
+    assert {r.key for r in b.visible_refs()} == {r.key for r in ds.select(["ring"], "test", "blob")}
+    b.class_combo.setCurrentText("(all)")
+    b.label_combo.setCurrentText("(all)")
+    assert win.run_all()
+    qtbot.waitUntil(lambda: not win.runner.busy, timeout=15000)
+    b.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
+    scores = [win.session.record(r).image_score for r in b.visible_refs()]
+    assert scores == sorted(scores, reverse=True) and len(scores) == 8
+    # grid (thumbnail) mode shares the model; thumbnails arrive in the background
+    b.set_grid_mode(True)
+    qtbot.waitUntil(lambda: any(b.model.has_thumbnail(r.key) for r in ds.refs), timeout=5000)
+    # remember parameters, detector and layout
+    win.fusion_panel.editor("alpha").spin.setValue(0.8)
+    win.cmap_combo.setCurrentText("viridis")
+    win.fusion_dock.hide()
+    win.close()
+    s2 = Settings(ini)
+    assert s2.detector_params("fake-test")["alpha"] == pytest.approx(0.8)
+    assert s2.detector_id == "fake-test" and s2.view_options()["colormap"] == "viridis"
+    assert s2.last_folder == str(ds.root)
+    win2 = MainWindow(s2, Session(), restore_layout=True)
+    qtbot.addWidget(win2)
+    assert win2.session.detector_id == "fake-test" and win2.session.params["alpha"] == pytest.approx(0.8)
+    assert win2.fusion_panel.editor("alpha").spin.value() == pytest.approx(0.8)
+    assert win2.cmap_combo.currentText() == "viridis"
+    assert win2.fusion_dock.isHidden()
+    win2.close()
+
+
+def test_missing_support_is_shown_in_the_window(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings)
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",), n_train=0))
+    qtbot.waitUntil(lambda: win.banner.isVisible() and win.banner.level == "error", timeout=5000)
+    assert "support" in win.banner.text() and "Few-shot" in win.banner.text()
+    close(win)
+
+
+# ---------------------------------------------------------------------- real loaders + demo data
+@pytest.fixture
+def demo_copy(small_demo, tmp_path):
+    dst = tmp_path / "demo"
+    shutil.copytree(small_demo, dst)
+    return dst
+
+
+def test_corrupt_file_message_and_batch_skips_it(qtbot, settings, fake_detector, demo_copy):
+    pytest.importorskip("core.datasets")
+    bad = sorted(demo_copy.glob("*/test/crack/rgb/*.png"))[0]
+    bad.write_bytes(bad.read_bytes()[:100])                  # truncated PNG
+    win = make_window(qtbot, settings)
+    assert win.open_folder(demo_copy)
+    assert win.windowTitle().startswith("demo")
+    key = next(r.key for r in win.session.refs if r.split == "test" and r.label == "crack")
+    assert win.browser.select_key(key)
+    qtbot.waitUntil(lambda: win.banner.isVisible() and win.banner.level == "error", timeout=10000)
+    msg = win.banner.text()
+    assert bad.name in msg and ("truncated" in msg.lower() or "corrupt" in msg.lower())
+    # a batch run lists the file as skipped and analyses every other sample
+    qtbot.waitUntil(lambda: not win.runner.busy, timeout=10000)
+    assert win.run_all()
+    qtbot.waitUntil(lambda: not win.runner.busy, timeout=30000)
+    assert win.banner.level == "warning" and "skipped" in win.banner.text()
+    assert bad.name in win.banner.details.toPlainText()
+    tests = [r for r in win.session.refs if r.split == "test"]
+    done = [r for r in tests if win.session.record(r).image_score is not None]
+    assert len(done) == len(tests) - 1
+    assert win.session.record(key).error and bad.name in win.session.record(key).error
+    close(win)
+
+
+def test_open_bad_folder_shows_message(qtbot, settings, fake_detector, tmp_path):
+    pytest.importorskip("core.datasets")
+    (tmp_path / "empty").mkdir()
+    win = make_window(qtbot, settings)
+    assert not win.open_folder(tmp_path / "empty")
+    assert win.banner.level == "error" and "empty" in win.banner.text()
+    assert not win.open_folder(tmp_path / "nope")
+    assert "nope" in win.banner.text()
+    close(win)
+
+
+def test_real_detector_on_demo_and_screenshot(qtbot, settings, small_demo, tmp_path):
+    """Open the demo data, run the real memory-bank detector (in its worker process, as the app does)
+    to completion, move alpha, save a PNG."""
+    pytest.importorskip("core.datasets")
+    win = make_window(qtbot, settings, detector="memory-bank", backend=ProcessBackend())
+    assert win.open_folder(small_demo)
+    # one support shot keeps the test fast; the panel path is the one a user takes
+    cls = win.session.classes[0]
+    win.set_support(cls, win.session.support_candidates(cls)[:1])
+    bad = next(r for r in win.session.refs if r.split == "test" and r.label in ("hole", "crack", "stain"))
+    win.browser.select_key(bad.key)
+    qtbot.waitUntil(lambda: win._current_key == bad.key and win._current_result is not None
+                    and not win.runner.busy, timeout=120000)
+    res = win._current_result
+    sample = win._current_sample
+    assert res.pixel_map.shape == sample.grid_shape and res.point_scores.shape == (sample.n_points,)
+    img0 = win.image_view.composited().copy()
+    col0 = win.cloud_view.point_colors().copy()
+    assert not np.array_equal(img0, sample.rgb)                 # the heatmap is overlaid
+    assert len(np.unique(col0.reshape(-1, 3), axis=0)) > 10      # points coloured by score
+    alpha = win.fusion_panel.editor("alpha")
+    alpha.slider.setValue(0 if alpha.value() > 0.5 else alpha.slider.maximum())
+    qtbot.waitUntil(lambda: not np.array_equal(win.image_view.composited(), img0), timeout=5000)
+    assert not np.array_equal(win.cloud_view.point_colors(), col0)
+    out = win.save_screenshot(tmp_path / "window.png")
+    shot = QImage(str(out))
+    assert shot.width() >= 1000 and shot.height() >= 600
+    close(win)
+
+
+# ---------------------------------------------------------------------- the real 3D widget (Xvfb)
+XCB_SCRIPT = textwrap.dedent("""
+    import sys, time
+    sys.path[:0] = [{root!r}, {tests!r}]
+    from PySide6.QtWidgets import QApplication
+    app = QApplication([])
+    from conftest import FakeDetector, MemoryDataset
+    from core.detectors import registry
+    from core.session import Session
+    from app.main_window import MainWindow
+    from app.settings import Settings
+    registry._load_builtins(); registry.register(FakeDetector)
+    win = MainWindow(Settings({ini!r}), Session(detector="fake-test"), restore_layout=False)
+    win.resize(1400, 900); win.show()
+    win.set_dataset(MemoryDataset({data!r}, classes=("disc",), size=48))
+    t0 = time.time()
+    while (win._current_result is None or win.runner.busy) and time.time() - t0 < 30:
+        app.processEvents()
+    assert win._current_result is not None, "no result"
+    for _ in range(20):
+        app.processEvents(); time.sleep(0.02)
+    frame = win.cloud_view.render_image()
+    win.save_screenshot({png!r})
+    print("BACKEND", win.cloud_view.backend, "FRAME_STD", float(frame.std()))
+    win.close()
+""")
+
+
+def test_real_interactor_under_xvfb(tmp_path, request):
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    xvfb = request.getfixturevalue("xvfb")
+    if xvfb is None:
+        pytest.skip("pytest-xvfb did not start a display")
+    png = tmp_path / "xcb.png"
+    script = XCB_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), ini=str(tmp_path / "s.ini"),
+                               data=str(tmp_path / "ds"), png=str(png))
+    env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=f":{xvfb.display}")
+    env.pop("VTK_DEFAULT_OPENGL_WINDOW", None)
+    env.pop("MMAD_FORCE_OFFSCREEN_3D", None)
+    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    line = [l for l in p.stdout.splitlines() if l.startswith("BACKEND")][-1].split()
+    assert line[1] == "interactor"
+    assert float(line[3]) > 1.0                                # a non-blank 3D frame
+    shot = QImage(str(png))
+    assert not shot.isNull() and shot.width() >= 1000
+
+
+def test_linked_cursor_and_ground_truth_toggle(qtbot, settings, fake_detector, tmp_path):
+    from core.session import pixel_to_point, point_to_pixel
+    win = make_window(qtbot, settings)
+    ds = MemoryDataset(tmp_path / "ds", classes=("disc",))
+    win.set_dataset(ds)
+    bad = ds.select(label="blob")[0]
+    win.browser.select_key(bad.key)
+    qtbot.waitUntil(lambda: win._current_key == bad.key and win._current_result is not None
+                    and not win.runner.busy, timeout=10000)
+    s = win._current_sample
+    # 2D -> 3D: clicking a pixel marks its point; 3D -> 2D: picking a point marks its pixel
+    win.image_view.pixelClicked.emit(10, 12)
+    assert win.cloud_view.marked_index == pixel_to_point(s, 10, 12) is not None
+    win.cloud_view.pointPicked.emit(37)
+    assert tuple(win.image_view.marker) == point_to_pixel(s, 37)
+    win.image_view.pixelHovered.emit(20, 5)
+    qtbot.waitUntil(lambda: win.cloud_view.marked_index == pixel_to_point(s, 20, 5))
+    assert "pixel (20, 5)" in win.status_hover.text()
+    # ground truth: the defect outline appears on the image, GT colours on the points
+    assert win.gt_check.isEnabled()
+    win.gt_check.setChecked(False)
+    img0, col0 = win.image_view.composited().copy(), win.cloud_view.point_colors().copy()
+    win.gt_check.setChecked(True)
+    assert not np.array_equal(win.image_view.composited(), img0)
+    assert not np.array_equal(win.cloud_view.point_colors(), col0)
+    close(win)
+
+
+@pytest.mark.parametrize("modality", ["rgb", "points"])
+def test_single_modality_samples_show_what_they_have(qtbot, settings, fake_detector, tmp_path, modality):
+    win = make_window(qtbot, settings)
+    ds = MemoryDataset(tmp_path / "ds", classes=("disc",), rgb=modality == "rgb", points=modality == "points")
+    win.set_dataset(ds)
+    wait_result(qtbot, win)
+    assert win.banner.level != "error" or not win.banner.isVisible()
+    if modality == "rgb":
+        assert win.cloud_view.n_points == 0 and "No point cloud" in win.cloud_pane.caption.text()
+        assert win.image_view.composited() is not None
+    else:
+        assert win.cloud_view.n_points == win._current_sample.n_points > 0
+        assert "no RGB" in win.image_pane.caption.text()      # a shaded depth image is shown instead
+        assert win.image_view.composited() is not None
+    close(win)
+
+
+def test_drop_folder_and_create_window(qtbot, settings, fake_detector, small_demo):
+    pytest.importorskip("core.datasets")
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+    from app.main import create_window
+    settings.detector_id = "fake-test"
+    win = create_window(str(small_demo), settings)
+    qtbot.addWidget(win)
+    assert win.session.dataset is not None and Path(win.session.dataset.root) == Path(small_demo)
+    assert settings.last_folder == str(small_demo)
+    assert win.session.detector_id == "fake-test"
+    win.close()
+    win2 = make_window(qtbot, settings)
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(small_demo))])
+    ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    win2.dropEvent(ev)
+    assert win2.session.dataset is not None and win2.windowTitle().startswith(Path(small_demo).name)
+    close(win2)

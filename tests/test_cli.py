@@ -1,0 +1,134 @@
+"""End-to-end tests of the evaluation pipeline and the CLI (in-process, on a tiny generated demo set)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from core import cli
+from core.datasets import open_dataset
+from core.demo import generate_demo
+from core.detectors import Components, Detector, DetectorResult, Needs, Param, registry
+from core.evaluate import evaluate
+from core.sample import map_to_points
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo")
+    return generate_demo(root / "demo", classes=None, n_train=3, n_val=0, n_test_good=2, n_per_defect=1,
+                         size=64, seed=3)
+
+
+class _OracleDetector(Detector):
+    """Returns the ground truth (or its negation) as its map: the pipeline must then give 1.0 (or 0.0)."""
+    id = "test-oracle"
+    name = "oracle (tests)"
+    needs = Needs(rgb="optional", points="optional", support=0)
+    params = (Param("sign", 1.0, min=-1.0, max=1.0, stage="fusion"),)
+
+    def extract(self, sample, progress=None, cancel=None):
+        gt = sample.pixel_gt().astype(np.float32)
+        return Components(maps={"gt": gt}, shape=gt.shape, extra={"valid": sample.valid_index() if sample.organized else None})
+
+    def fuse(self, components, params=None):
+        p = self.merged_params(params)
+        m = components.maps["gt"] * p["sign"]
+        pts = m.ravel()[components.extra["valid"]] if components.extra["valid"] is not None else None
+        return DetectorResult(components, m, pts, float(m.max()) if p["sign"] > 0 else float(m.min()))
+
+
+@pytest.fixture()
+def oracle():
+    registry.register(_OracleDetector)
+    yield _OracleDetector.id
+    registry._REGISTRY.pop(_OracleDetector.id, None)
+
+
+def test_oracle_detector_gets_perfect_metrics(tiny_demo, oracle):
+    ds = open_dataset(tiny_demo)
+    report = evaluate(ds, oracle, shots=0)
+    assert set(report.per_class) == set(ds.classes)
+    for cls, m in report.per_class.items():
+        for k in ("image_auroc", "pixel_auroc", "aupro_30", "aupro_1", "point_auroc"):
+            assert m[k] == pytest.approx(1.0), (cls, k, m[k])
+    anti = evaluate(ds, oracle, shots=0, params={"sign": -1.0})
+    for m in anti.per_class.values():
+        assert m["pixel_auroc"] < 0.05 and m["image_auroc"] < 0.05
+
+
+def test_cli_eval_json_and_saved_maps(tiny_demo, tmp_path, capsys):
+    ds = open_dataset(tiny_demo)
+    cls = ds.classes[0]
+    out_json = tmp_path / "m.json"
+    maps = tmp_path / "maps"
+    rc = cli.main(["eval", "--data", str(tiny_demo), "--classes", cls, "--detector", "memory-bank",
+                   "--shots", "2", "--json", str(out_json), "--save-maps", str(maps), "--quiet"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "I-AUROC" in text and cls in text and "mean" in text
+    data = json.loads(out_json.read_text())
+    assert set(data) >= {"per_class", "mean"}
+    for k in ("image_auroc", "pixel_auroc", "aupro_30", "aupro_1", "point_auroc", "seconds_per_sample"):
+        v = data["per_class"][cls][k]
+        assert v is not None and np.isfinite(v), k
+        assert data["mean"][k] == pytest.approx(v)
+    # one float32 TIFF per test sample at the original RGB resolution, official layout
+    test_refs = ds.select([cls], split="test")
+    for r in test_refs:
+        f = maps / cls / "test" / r.label / f"{r.id}.tiff"
+        assert f.exists(), f
+        m = tifffile.imread(f)
+        assert m.dtype == np.float32 and m.shape == ds.load(r).rgb.shape[:2]
+        assert np.isfinite(m).all()
+
+
+def test_eval_skips_corrupt_sample_and_goes_on(tiny_demo, tmp_path, capsys):
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_demo, root)
+    ds = open_dataset(root)
+    cls = ds.classes[0]
+    bad = ds.select([cls], split="test")[0]
+    Path(bad.paths["rgb"]).write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")  # truncated PNG
+    rc = cli.main(["eval", "--data", str(root), "--classes", cls, "--detector", "memory-bank",
+                   "--shots", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "skipped" in err and Path(bad.paths["rgb"]).name in err
+    assert "Traceback" not in err
+
+
+def test_cli_errors_are_one_clear_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli.main(["eval", "--data", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert "empty" in err and "no samples" in err.lower() and "Traceback" not in err
+    assert cli.main(["eval", "--data", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert cli.main(["eval", "--data", str(tmp_path), "--detector", "no-such-detector"]) == 2
+    assert "memory-bank" in capsys.readouterr().err  # lists what is available
+
+
+def test_cli_detectors_lists_memory_bank(capsys):
+    assert cli.main(["detectors"]) == 0
+    assert "memory-bank" in capsys.readouterr().out
+
+
+def test_cli_score_writes_heatmaps(tiny_demo, tmp_path, capsys):
+    ds = open_dataset(tiny_demo)
+    cls = ds.classes[0]
+    refs = [r for r in ds.select([cls], split="test") if not r.is_good][:2]
+    out = tmp_path / "heat"
+    rc = cli.main(["score", *[str(r.paths["rgb"]) for r in refs], "--shots", "2", "--out", str(out)])
+    assert rc == 0
+    pngs = sorted(out.glob("*_heatmap.png"))
+    assert len(pngs) == 2
+    import cv2
+    img = cv2.imread(str(pngs[0]))
+    assert img.shape[:2] == ds.load(refs[0]).rgb.shape[:2]
+    assert "image score" in capsys.readouterr().out
