@@ -42,7 +42,7 @@ from core.sample import GOOD, Sample                            # noqa: E402
 TIMES: dict[str, float] = defaultdict(float)
 _WRAPPED = {
     "3d preprocessing": ("remove_background_plane", "voxel_downsample", "point_spacing"),
-    "3d descriptors (normals+FPFH+shape)": ("geometry_descriptors",),
+    "3d descriptors (normals+FPFH+shape)": ("geometry_descriptors", "_neighbour_counts"),
     "rgb descriptors": ("rgb_descriptors",),
     "nn search (+3d score smoothing)": ("nn_distance", "_smooth_points"),
 }
@@ -78,10 +78,9 @@ def load_avg() -> str:
 
 # ------------------------------------------------------------------------------ data
 def open_data(root: Path):
-    """(classes, support(cls, k) -> [Sample], test(cls) -> [(Sample loader)]) via core.datasets."""
+    """The dataset at ``root`` (any layout :func:`core.datasets.open_dataset` knows)."""
     from core.datasets import open_dataset
-    ds = open_dataset(root)
-    return ds
+    return open_dataset(root)
 
 
 def ensure_data(path: str | None) -> Path:

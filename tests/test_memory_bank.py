@@ -85,7 +85,7 @@ def test_registered_and_declares_params():
     stages = {p.name: p.stage for p in cls.params}
     for name in ("coreset_ratio", "working_size", "fpfh_radius_factor", "normal_radius_factor", "remove_background"):
         assert stages[name] == STAGE_FIT, name
-    for name in ("alpha", "beta", "sigma", "threshold", "image_top_fraction"):
+    for name in ("alpha", "beta", "gamma", "sigma", "threshold", "image_top_fraction"):
         assert stages[name] == STAGE_FUSION, name
     det = create("memory-bank")
     assert det.set_params(alpha=0.3) == {STAGE_FUSION}
@@ -156,6 +156,18 @@ def test_local_shape_matches_brute_force_and_sign():
     assert (groups == "fpfh").sum() == 33
     # FPFH sub-histograms are normalized to ~1 each
     np.testing.assert_allclose(d[:, :33].reshape(-1, 3, 11).sum(2), 1.0, atol=0.02)
+
+
+def test_depth_noise_estimate_is_unit_free():
+    """The second-difference estimator recovers the white depth noise of a tilted, curved part."""
+    for unit, sigma in ((1.0, 0.05), (1e-3, 0.2)):
+        s = make_part(3, rgb=False, unit=unit)
+        rng = np.random.default_rng(1)
+        # add a known noise, much larger than the part's own (0.01 mm)
+        s.points[..., 2] += rng.normal(0, sigma * unit, s.points.shape[:2]).astype(np.float32)
+        est = mb_detector._depth_noise(s, np.arange(s.n_points))
+        assert est == pytest.approx(sigma * unit, rel=0.2), (unit, est)
+    assert np.isnan(mb_detector._depth_noise(Sample(id="u", points=np.zeros((10, 3), np.float32)), np.arange(10)))
 
 
 def test_group_scaler_balances_groups():
@@ -251,6 +263,19 @@ def test_injected_defects_score_where_they_are(fitted):
         assert np.nanmedian(r.components.maps[other][region]) < 1.0, kind
 
 
+def test_rgb_robust_to_rotation_and_lighting(fitted):
+    """A good part turned by 90 degrees and lit 15 % brighter stays far below a stained one."""
+    good = make_part(31)
+    turned = Sample(id="t", rgb=np.clip(np.rot90(good.rgb).astype(np.float64) * 1.15, 0, 255).astype(np.uint8))
+    stained = make_part(31, blob=True)
+    p = dict(alpha=1.0)
+    s_turned = fitted.fuse(fitted.extract(turned), p).image_score
+    s_stained = fitted.fuse(fitted.extract(Sample(id="b", rgb=stained.rgb)), p).image_score
+    s_good = fitted.fuse(fitted.extract(Sample(id="g", rgb=good.rgb)), p).image_score
+    assert s_turned < 0.5 * s_stained
+    assert s_turned < s_good + 1.0
+
+
 def test_nominal_normalization_on_held_out_good_part(fitted):
     """0 ~ the median, 1 ~ the 99th percentile of good patches: a held-out good part stays there."""
     r = fitted.score(make_part(30))
@@ -299,9 +324,9 @@ def test_fusion_changes_do_not_reextract(fitted, monkeypatch):
 def test_alpha_one_follows_rgb_alpha_zero_follows_geometry(fitted):
     comps = fitted.extract(make_part(13, blob=True, bump=True))
     rgb, geo = comps.maps["rgb"], comps.maps["geometry"]
-    r1 = fitted.fuse(comps, dict(alpha=1.0, beta=0.0, sigma=0.0))
+    r1 = fitted.fuse(comps, dict(alpha=1.0, beta=0.0, sigma=0.0, gamma=0.5))
     np.testing.assert_allclose(r1.pixel_map, rgb, rtol=1e-6, atol=1e-6)
-    r0 = fitted.fuse(comps, dict(alpha=0.0, beta=0.0, sigma=0.0))
+    r0 = fitted.fuse(comps, dict(alpha=0.0, beta=0.0, sigma=0.0, gamma=0.5))
     ok = np.isfinite(geo)
     np.testing.assert_allclose(r0.pixel_map[ok], geo[ok], rtol=1e-6, atol=1e-6)
     # alpha = 0 ignores RGB even where geometry is undefined (missing points): no evidence there,
@@ -312,8 +337,14 @@ def test_alpha_one_follows_rgb_alpha_zero_follows_geometry(fitted):
     rs = fitted.fuse(comps, dict(alpha=1.0, beta=0.5, sigma=2.0))
     assert np.corrcoef(rs.pixel_map.ravel(), rgb.ravel())[0, 1] > 0.9
     # the agreement term rewards pixels where both modalities agree
-    rb = fitted.fuse(comps, dict(alpha=0.5, beta=1.0, sigma=0.0))
+    # gamma interpolates between the mean (0) and the max (1) of the modalities where both exist
     both = np.isfinite(geo)
+    for g in (0.0, 0.3, 1.0):
+        rg = fitted.fuse(comps, dict(alpha=0.5, beta=0.0, sigma=0.0, gamma=g))
+        mean, mx = (rgb[both] + geo[both]) / 2, np.maximum(rgb[both], geo[both])
+        np.testing.assert_allclose(rg.pixel_map[both], (1 - g) * mean + g * mx, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(rg.pixel_map[~both], rgb[~both], rtol=1e-5, atol=1e-5)
+    rb = fitted.fuse(comps, dict(alpha=0.5, beta=1.0, sigma=0.0))
     expected = np.sqrt(np.maximum(rgb[both], 0) * np.maximum(geo[both], 0))
     np.testing.assert_allclose(rb.pixel_map[both], expected, rtol=1e-5, atol=1e-5)
 
@@ -355,6 +386,21 @@ def test_deterministic_and_one_shot():
     r = one.score(s)
     region = defect_region(s.grid_shape, 0.8)
     assert np.nanmedian(r.components.maps["geometry"][region]) > 1.0
+
+
+def test_fit_options_change_the_bank_and_still_detect():
+    """Non-default fit options (plane context, no noise augmentation, no boundary strata) work."""
+    sup = [make_part(i) for i in range(2)]
+    base = create("memory-bank", **FAST)
+    base.fit(sup)
+    alt = create("memory-bank", plane_context=True, noise_augment=0.0, boundary_aware=False, **FAST)
+    alt.fit(sup)
+    assert alt._banks["geometry"].strata is None and base._banks["geometry"].strata is not None
+    # noise augmentation adds descriptors to the bank before the coreset
+    assert base._banks["geometry"].n_full > alt._banks["geometry"].n_full
+    s = make_part(9, bump=True)
+    m = alt.score(s).components.maps["geometry"]
+    assert np.nanmedian(m[defect_region(s.grid_shape, 0.8)]) > np.nanpercentile(m[~defect_region(s.grid_shape, 2.5)], 99)
 
 
 def test_errors_before_fit_and_without_support():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.spatial import cKDTree
 
 from core.preprocess import (estimate_normals, fit_plane_robust, largest_cluster_mask, point_spacing,
                              remove_background_plane, resize_organized, voxel_downsample)

@@ -8,13 +8,18 @@ only (no pretrained network):
 * **geometry**: FPFH + two-scale local shape descriptors on a voxel-downsampled copy of the object
   points, the background plane removed (:mod:`.features_3d`, :mod:`core.preprocess`);
 * one **memory bank** per modality from the K good support samples, reduced by a greedy k-center
-  coreset; a test descriptor's anomaly score is its distance to the nearest bank entry;
+  coreset; a test descriptor's anomaly score is its distance to the nearest bank entry.  The 3D
+  bank also holds a copy of each support cloud with extra depth noise (``noise_augment`` times its
+  own measured noise) so that good parts scanned with more noise stay nominal;
 * **nominal normalization**: every support descriptor is scored against the bank entries of the
-  *other* support samples (leave-one-out), and :func:`core.fusion.nominal_normalize` maps each
-  modality so that 0 is the median and 1 the 99th percentile of those good scores; the modalities
-  are then on a common, meaningful scale and the fusion weights mean what they say;
-* **fusion** (pure, milliseconds): weighted mean + optional agreement (product) term, NaN-aware
-  Gaussian smoothing, image score from the top of the smoothed map.
+  *other* support samples (leave-one-out; one shot: its own sample minus its neighbourhood), and
+  each modality is mapped as :func:`core.fusion.nominal_normalize` does: 0 is the median and 1 the
+  99th percentile of those good scores.  The modalities are then on a common, meaningful scale and
+  the fusion weights mean what they say.  3D points near a data boundary (object outline, missing
+  points) are normalized on the nominal scores of such points (``boundary_aware``);
+* **fusion** (pure, milliseconds): weighted mean, interpolated towards the weighted maximum
+  (``gamma``: a defect seen by one modality only is not diluted by the other), optional agreement
+  (product) term (``beta``), NaN-aware Gaussian smoothing, image score from the top of the map.
 
 Every physical length is a multiple of the working voxel size, which is derived at fit time from
 the support clouds' own point spacing: nothing depends on the unit of the coordinates.
@@ -45,28 +50,55 @@ RGB, GEOMETRY = "rgb", "geometry"
 _NOMINAL_Q = (0.5, 0.99)       # nominal_normalize quantiles: median -> 0, 99th percentile -> 1
 _SMOOTH_K = 16                 # neighbours of the per-point score smoothing on the working cloud
 _MAX_NOMINAL = 200_000         # nominal scores kept per modality
+_MIN_STRATUM = 200             # nominal scores needed for a stratum to get its own normalization
+_COMPLETENESS_EDGES = (0.6, 0.85)  # strata of neighbourhood completeness (boundary / partial / open)
 
 
 # ============================================================================== fitted state
 @dataclass
 class _Bank:
-    """One modality's memory bank and its nominal score distribution."""
+    """One modality's memory bank and its nominal score distribution.
+
+    With ``strata`` (an integer per nominal score), the normalization is *conditional*: each
+    stratum (e.g. geometry points in the open vs. near a data boundary, whose descriptors are
+    less reliable) gets its own median / 99th percentile, when it holds enough nominal scores.
+    """
     scaler: GroupScaler
     features: np.ndarray            # B x D scaled coreset
     nominal: np.ndarray             # leave-one-out scores of the support descriptors (raw distance)
-    lo: float = 0.0
-    hi: float = 1.0
+    strata: Optional[np.ndarray] = None
     n_full: int = 0                 # descriptors before the coreset
     extra: dict = field(default_factory=dict)
+    lo: float = 0.0
+    hi: float = 1.0
+    stratum_lo_hi: dict = field(default_factory=dict)
+    image_scale: float = 1.0        # typical max of a good sample's smoothed map (>= 1), see fit()
+
+    @staticmethod
+    def _lo_hi(v: np.ndarray) -> tuple[float, float]:
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return 0.0, 1.0
+        lo, hi = (float(q) for q in np.quantile(v, _NOMINAL_Q))
+        return lo, max(hi, lo + 1e-12)
 
     def __post_init__(self):
-        v = self.nominal[np.isfinite(self.nominal)]
-        if v.size:
-            self.lo, self.hi = (float(q) for q in np.quantile(v, _NOMINAL_Q))
-        self.hi = max(self.hi, self.lo + 1e-12)
+        self.lo, self.hi = self._lo_hi(self.nominal)
+        if self.strata is not None:
+            for k in np.unique(self.strata):
+                v = self.nominal[self.strata == k]
+                if np.isfinite(v).sum() >= _MIN_STRATUM:
+                    self.stratum_lo_hi[int(k)] = self._lo_hi(v)
 
-    def normalize(self, d: np.ndarray) -> np.ndarray:
-        return ((np.asarray(d, np.float64) - self.lo) / (self.hi - self.lo)).astype(np.float32)
+    def normalize(self, d: np.ndarray, strata: Optional[np.ndarray] = None) -> np.ndarray:
+        d = np.asarray(d, np.float64)
+        lo = np.full(d.shape, self.lo)
+        hi = np.full(d.shape, self.hi)
+        if strata is not None:
+            for k, (l, h) in self.stratum_lo_hi.items():
+                m = strata == k
+                lo[m], hi[m] = l, h
+        return ((d - lo) / ((hi - lo) * self.image_scale)).astype(np.float32)
 
 
 @dataclass
@@ -86,6 +118,51 @@ def _smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -
         return np.asarray(values, np.float32)
     _, idx = cKDTree(points).query(points, k=k)
     return np.asarray(values, np.float64)[idx].mean(1).astype(np.float32)
+
+
+def _depth_noise(sample: Sample, obj_idx: np.ndarray) -> float:
+    """Robust depth-noise estimate of an organized cloud on its object pixels (NaN if unknown).
+
+    The second difference of z along the rows, z[i-1] - 2 z[i] + z[i+1], is ~0 on a smooth surface
+    and has a standard deviation of sqrt(6) sigma for white depth noise; its median absolute value
+    gives sigma robustly (edges and curvature are the outliers).
+    """
+    if not sample.organized:
+        return float("nan")
+    h, w = sample.points.shape[:2]
+    obj = np.zeros(h * w, bool)
+    obj[sample.valid_index()[obj_idx]] = True
+    obj = obj.reshape(h, w)
+    z = sample.points[..., 2]
+    ok = obj[:, :-2] & obj[:, 1:-1] & obj[:, 2:]
+    if ok.sum() < 50:
+        return float("nan")
+    d2 = (z[:, :-2] - 2 * z[:, 1:-1] + z[:, 2:])[ok]
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6.0))
+
+
+def _weighted_max(maps: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Per-pixel max over the defined maps of ``(w / max w) * m`` (NaN where none is defined)."""
+    wmax = max(weights.values())
+    out = None
+    for k, m in maps.items():
+        w = weights.get(k, 0.0)
+        if w <= 0:
+            continue
+        v = np.asarray(m, np.float32) * np.float32(w / wmax)
+        out = v if out is None else np.fmax(out, v)
+    return out
+
+
+def _neighbour_counts(points: np.ndarray, radius: float) -> np.ndarray:
+    """Number of points within ``radius`` of each point (itself included)."""
+    return cKDTree(points).query_ball_point(points, radius, return_length=True).astype(np.float64)
+
+
+def _completeness_strata(counts: np.ndarray, n_ref: float) -> np.ndarray:
+    """Stratum of each point from its neighbourhood completeness ``counts / n_ref``:
+    0 = boundary (< 0.6), 1 = partial (< 0.85), 2 = open surface."""
+    return np.digitize(counts / max(n_ref, 1.0), _COMPLETENESS_EDGES).astype(np.int8)
 
 
 def _smooth_fill(m: np.ndarray, sigma: float) -> np.ndarray:
@@ -140,6 +217,16 @@ class MemoryBankDetector(Detector):
               help="FPFH radius, in working voxel sizes"),
         Param("remove_background", True, "bool", stage=STAGE_FIT,
               help="remove the background plane of organized clouds (RANSAC on the border strips)"),
+        Param("boundary_aware", True, "bool", stage=STAGE_FIT,
+              help="normalize 3D scores separately for points near a data boundary (object outline, "
+                   "missing points), whose descriptors vary more between good parts"),
+        Param("noise_augment", 1.5, "float", min=0.0, max=5.0, step=0.25, stage=STAGE_FIT,
+              help="add to the 3D bank a copy of each organized support cloud with extra depth noise "
+                   "of this many times its own measured noise (0: off), so good parts scanned with "
+                   "more noise stay nominal"),
+        Param("image_calibration", True, "bool", stage=STAGE_FIT,
+              help="divide each modality's map by the typical maximum of a good sample's map "
+                   "(leave-one-out on the support), so image scores of both modalities are balanced"),
         Param("plane_context", False, "bool", stage=STAGE_FIT,
               help="describe the object's outline together with the background it stands on "
                    "(only the object is scored)"),
@@ -147,6 +234,9 @@ class MemoryBankDetector(Detector):
         # ---- fusion
         Param("alpha", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
               help="weight of RGB; geometry gets 1 - alpha"),
+        Param("gamma", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
+              help="weight of the 'either modality' term: 0 = weighted mean of the modalities, "
+                   "1 = their weighted maximum (a defect seen in one modality only is not diluted)"),
         Param("beta", 0.0, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
               help="weight of the agreement term (weighted geometric mean of both modalities)"),
         Param("sigma", 4.0, "float", min=0.0, max=32.0, step=0.5, stage=STAGE_FUSION,
@@ -160,6 +250,7 @@ class MemoryBankDetector(Detector):
     def __init__(self, device: str = "cpu", **params: Any):
         self._banks: dict[str, _Bank] = {}
         self._voxel: Optional[float] = None
+        self._n_ref: float = 1.0          # neighbour count of a full 3D neighbourhood (support)
         self._orient: str = "auto"
         super().__init__(device=device, **params)
 
@@ -242,28 +333,58 @@ class MemoryBankDetector(Detector):
                 self.report(progress, 0.05 + 0.15 * i / n, f"preparing point cloud {i + 1}/{len(geo_support)}")
                 pts, idx = self._split_cloud(s, self["remove_background"], self["seed"])
                 if len(idx) >= 5:
-                    splits.append((pts, idx, s.n_points))
+                    splits.append((pts, idx, s, _depth_noise(s, idx)))
             if splits:
                 voxels = []
-                for pts, idx, _ in splits:
+                for pts, idx, _, _ in splits:
                     sp = point_spacing(pts[idx], seed=self["seed"])
                     voxels.append(sp * max(1.0, math.sqrt(len(idx) / self["target_points"])))
                 self._voxel = float(np.median(voxels))
-                descs, pos, sid = [], [], []
-                for i, (pts, idx, nv) in enumerate(splits):
+                descs, pos, sid, counts = [], [], [], []
+                r_n = self["normal_radius_factor"] * self._voxel
+                extra, extra_sid, extra_pos, clouds = [], [], [], []
+                rng = np.random.default_rng(self["seed"])
+                for i, (pts, idx, smp, noise) in enumerate(splits):
+                    nv = smp.n_points
                     self.check_cancel(cancel)
                     self.report(progress, 0.2 + 0.35 * i / len(splits), f"3D descriptors {i + 1}/{len(splits)}")
                     cloud = self._working_cloud(pts, idx, nv)
+                    clouds.append(cloud)
                     d, groups = geometry_descriptors(cloud.work, self._voxel, self["normal_radius_factor"],
                                                      self["fpfh_radius_factor"], orient=self._orient)
+                    obj = cloud.work[:cloud.n_object]
                     descs.append(d[:cloud.n_object])
-                    pos.append(cloud.work[:cloud.n_object])
+                    pos.append(obj)
                     sid.append(np.full(cloud.n_object, i))
+                    counts.append(_neighbour_counts(obj, r_n))
+                    if self["noise_augment"] > 0 and np.isfinite(noise) and noise > 0:
+                        noisy = pts.copy()
+                        noisy[idx, 2] += rng.normal(0.0, self["noise_augment"] * noise, len(idx))
+                        c2 = self._working_cloud(noisy, idx, nv)
+                        d2, _ = geometry_descriptors(c2.work, self._voxel, self["normal_radius_factor"],
+                                                     self["fpfh_radius_factor"], orient=self._orient)
+                        extra.append(d2[:c2.n_object])
+                        extra_sid.append(np.full(c2.n_object, i))
+                        extra_pos.append(c2.work[:c2.n_object])
+                strata = None
+                if self["boundary_aware"]:
+                    # a full neighbourhood: the typical count of the support clouds' points
+                    self._n_ref = float(np.median(np.concatenate(counts)))
+                    strata = [_completeness_strata(c, self._n_ref) for c in counts]
                 self.check_cancel(cancel)
                 self.report(progress, 0.55, "3D memory bank")
                 banks[GEOMETRY] = self._build_bank(descs, groups, pos, sid, cancel,
                                                    exclusion=self["fpfh_radius_factor"] * self._voxel,
-                                                   smooth=True)
+                                                   smooth=True, strata=strata,
+                                                   extra=(extra, extra_sid, extra_pos) if extra else None)
+                if self["image_calibration"]:
+                    bank = banks[GEOMETRY]
+                    scores = []
+                    for (_, _, smp, _), cloud, loo, st in zip(splits, clouds, bank.extra["loo"],
+                                                               strata or [None] * len(clouds)):
+                        m, pp = self._geometry_output(bank.normalize(loo, st), cloud, smp, smp.grid_shape)
+                        scores.append(self._component_image_score(m, pp, smp.grid_shape))
+                    bank.image_scale = max(1.0, float(np.median(scores)))
 
         # ---- RGB
         if rgb_support:
@@ -279,8 +400,14 @@ class MemoryBankDetector(Detector):
             self.check_cancel(cancel)
             self.report(progress, 0.85, "RGB memory bank")
             # patches whose largest pooling windows overlap share pixels: exclude them (1-shot LOO)
-            banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False)
-            banks[RGB].extra["grid"] = grid
+            bank = banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False)
+            bank.extra["grid"] = grid
+            if self["image_calibration"]:
+                scores = []
+                for smp, loo in zip(rgb_support, bank.extra["loo"]):
+                    m = self._rgb_output(bank.normalize(loo), grid, smp.grid_shape)
+                    scores.append(self._component_image_score(m, None, smp.grid_shape))
+                bank.image_scale = max(1.0, float(np.median(scores)))
 
         if not banks:
             raise InputError(None, "the support samples have neither an RGB image nor a usable point cloud")
@@ -290,13 +417,23 @@ class MemoryBankDetector(Detector):
 
     def _build_bank(self, descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray],
                     sid: list[np.ndarray], cancel: Optional[CancelFn], exclusion: float,
-                    smooth: bool) -> _Bank:
-        """Scale, coreset, and leave-one-out nominal scores of one modality."""
+                    smooth: bool, strata: Optional[list[np.ndarray]] = None,
+                    extra: Optional[tuple[list[np.ndarray], ...]] = None) -> _Bank:
+        """Scale, coreset, and leave-one-out nominal scores of one modality.
+
+        ``extra`` = (descriptors, sample ids, positions) of augmented copies: they join the bank
+        (and are left out with their sample in leave-one-out) but are not scored as nominal queries.
+        """
         raw = np.concatenate(descs)
         scaler = GroupScaler.fit(raw, groups)
         x = scaler(raw)
         pos_all = np.concatenate(pos)
         sid_all = np.concatenate(sid)
+        n_real = len(x)
+        if extra is not None:
+            x = np.concatenate([x, scaler(np.concatenate(extra[0]))])
+            sid_all = np.concatenate([sid_all, *extra[1]])
+            pos_all = np.concatenate([pos_all, *extra[2]])
         n_keep = int(min(max(1, math.ceil(self["coreset_ratio"] * len(x))), self["coreset_max"]))
         sel = greedy_coreset(x, n_keep, seed=self["seed"], check=lambda: self.check_cancel(cancel))
         bank, bank_sid, bank_pos = x[sel], sid_all[sel], pos_all[sel]
@@ -320,16 +457,21 @@ class MemoryBankDetector(Detector):
                     return (dd < exclusion) & same[None, :]
 
                 dist = nn_distance(xi, bank, chunk=256, exclude=excl)
-            dist = dist[np.isfinite(dist)] if not smooth else dist
+            ok = np.isfinite(dist)
+            if not ok.all():  # one shot: a query whose every bank entry was excluded
+                dist = np.where(ok, dist, dist[ok].max() if ok.any() else 0.0)
             if smooth and len(dist):
-                ok = np.isfinite(dist)
-                dist = np.where(ok, dist, np.nanmax(np.where(ok, dist, np.nan)) if ok.any() else 0.0)
                 dist = _smooth_points(pi, dist)
             nominal.append(dist)
+        loo = list(nominal)
         nominal = np.concatenate(nominal) if nominal else np.zeros(0, np.float32)
+        st = np.concatenate(strata) if strata is not None else None
         if len(nominal) > _MAX_NOMINAL:
-            nominal = nominal[np.random.default_rng(self["seed"]).choice(len(nominal), _MAX_NOMINAL, replace=False)]
-        return _Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), n_full=len(x))
+            keep = np.random.default_rng(self["seed"]).choice(len(nominal), _MAX_NOMINAL, replace=False)
+            nominal = nominal[keep]
+            st = st[keep] if st is not None else None
+        return _Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), strata=st, n_full=len(x),
+                     extra={"loo": loo})
 
     # ------------------------------------------------------------------ extract
     def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
@@ -357,43 +499,85 @@ class MemoryBankDetector(Detector):
             self.check_cancel(cancel)
             self.report(progress, 0.25, "RGB nearest neighbours")
             dist = nn_distance(bank.scaler(d), bank.features)
-            small = bank.normalize(dist).reshape(g)
-            comps.maps[RGB] = cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
+            comps.maps[RGB] = self._rgb_output(bank.normalize(dist), g, grid)
 
         if use_geo:
             self.check_cancel(cancel)
             self.report(progress, 0.35, "3D preprocessing")
             bank = self._banks[GEOMETRY]
-            cloud = self._prepare_cloud(sample)
+            try:
+                cloud = self._prepare_cloud(sample)
+            except InputError as e:
+                if not use_rgb:
+                    raise
+                # e.g. nothing stands on the background plane: RGB alone decides
+                comps.extra["geometry_skipped"] = e.problem
+                use_geo = False
+        if use_geo:
             self.check_cancel(cancel)
             self.report(progress, 0.5, "3D descriptors (FPFH)")
             d = self._describe_cloud(cloud)
             self.check_cancel(cancel)
             self.report(progress, 0.8, "3D nearest neighbours")
-            dist = _smooth_points(cloud.work[:cloud.n_object], nn_distance(bank.scaler(d), bank.features))
-            work_scores = bank.normalize(dist)
-            per_point = np.zeros(cloud.n_valid, np.float32)      # background plane: nominal (0)
-            per_point[cloud.object_index] = work_scores[cloud.owner]
-            if sample.organized:
-                h, w = sample.points.shape[:2]
-                m = np.full(h * w, np.nan, np.float32)
-                m[sample.valid_index()] = per_point
-                m = m.reshape(h, w)
-                if (h, w) != tuple(grid):
-                    m = cv2.resize(m, (grid[1], grid[0]), interpolation=cv2.INTER_NEAREST)
+            obj = cloud.work[:cloud.n_object]
+            dist = _smooth_points(obj, nn_distance(bank.scaler(d), bank.features))
+            strata = None
+            if bank.strata is not None:
+                strata = _completeness_strata(
+                    _neighbour_counts(obj, self["normal_radius_factor"] * self._voxel), self._n_ref)
+            work_scores = bank.normalize(dist, strata)
+            m, per_point = self._geometry_output(work_scores, cloud, sample, grid)
+            if m is not None:
                 comps.maps[GEOMETRY] = m
             else:
                 comps.point_maps[GEOMETRY] = per_point
 
         # per-component image scores: max of the map smoothed with the default sigma
-        sig = self._grid_sigma(self.param("sigma").default, comps)
         for k, m in comps.maps.items():
-            comps.image[k] = _image_score(nan_gaussian(m, sig))
+            comps.image[k] = self._component_image_score(m, None, grid)
         for k, v in comps.point_maps.items():
-            comps.image[k] = float(np.max(v)) if len(v) else float("nan")
+            comps.image[k] = self._component_image_score(None, v, None)
         comps.seconds = time.perf_counter() - t0
         self.report(progress, 1.0, "done")
         return comps
+
+    # ------------------------------------------------------------------ component outputs
+    @staticmethod
+    def _rgb_output(patch_scores: np.ndarray, patch_grid: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
+        """Normalized patch scores -> H x W map on the sample's grid (bilinear)."""
+        small = np.asarray(patch_scores, np.float32).reshape(patch_grid)
+        return cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
+
+    @staticmethod
+    def _geometry_output(work_scores: np.ndarray, cloud: _Cloud, sample: Sample,
+                         grid: Optional[tuple[int, int]]) -> tuple[Optional[np.ndarray], np.ndarray]:
+        """Normalized working-point scores -> (H x W map or None, per-point scores).
+
+        Every object point takes its voxel's score; background-plane points are nominal (0);
+        pixels without a point are NaN.  Unorganized clouds have no map.
+        """
+        per_point = np.zeros(cloud.n_valid, np.float32)
+        per_point[cloud.object_index] = np.asarray(work_scores, np.float32)[cloud.owner]
+        if not sample.organized:
+            return None, per_point
+        h, w = sample.points.shape[:2]
+        m = np.full(h * w, np.nan, np.float32)
+        m[sample.valid_index()] = per_point
+        m = m.reshape(h, w)
+        if grid is not None and (h, w) != tuple(grid):
+            m = cv2.resize(m, (grid[1], grid[0]), interpolation=cv2.INTER_NEAREST)
+        return m, per_point
+
+    def _component_image_score(self, m: Optional[np.ndarray], per_point: Optional[np.ndarray],
+                               grid: Optional[tuple[int, int]]) -> float:
+        """A component's image score: the max of its map smoothed with the default ``sigma``
+        (per-point scores: their max)."""
+        if m is not None:
+            ws = float(self["working_size"])
+            sig = float(self.param("sigma").default) * max(grid) / ws
+            return _image_score(nan_gaussian(m, sig))
+        v = np.asarray(per_point)
+        return float(np.max(v)) if v.size else float("nan")
 
     # ------------------------------------------------------------------ fuse
     @staticmethod
@@ -417,8 +601,11 @@ class MemoryBankDetector(Detector):
             if sum(present.values()) <= 0:
                 present = {k: 1.0 for k in present}
             fused = weighted_mean(maps, present)
-            if fused is None:  # every present modality has zero weight
-                fused = weighted_mean(maps, {k: 1.0 for k in maps})
+            gamma = float(p["gamma"])
+            if gamma > 0 and len(maps) == 2:
+                # where a single modality is defined, mean and max are that modality's value
+                both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
+                fused = np.where(both, (1 - gamma) * fused + gamma * _weighted_max(maps, present), fused)
             if beta > 0 and len(maps) == 2:
                 both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
                 agree = weighted_product(maps, present)

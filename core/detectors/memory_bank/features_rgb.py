@@ -10,9 +10,10 @@ Per pixel (at the working resolution) we compute
 * the gradient magnitude of the chroma (a, b) at ``sigma`` = 2 (colour edges of stains).
 
 These maps are then aggregated like Back-to-the-Feature's average pooling: the mean of every
-channel, and the mean *absolute* value of the signed Hessian channels (texture energy), over two
-square windows (``2 * stride`` and ``4 * stride`` px, i.e. two receptive fields like a CNN's
-layer 2 / layer 3) sampled every ``stride`` px.  The result is a descriptor per patch of a
+channel, and the mean *absolute* value of the signed Hessian channels (texture energy), over three
+square windows (``stride``, ``2 * stride`` and ``4 * stride`` px: nested receptive fields, like a
+CNN's successive layers; the finest keeps thin scratches from being averaged away) sampled every
+``stride`` px.  The result is a descriptor per patch of a
 regular grid.  Groups of channels are reported so the memory bank can balance them.
 """
 from __future__ import annotations
@@ -91,7 +92,7 @@ def rgb_descriptors(rgb: np.ndarray, size: int = 256, stride: int = 4) -> tuple[
     centres = (np.arange(gh) * stride + stride // 2).clip(max=size - 1)
     centres_x = (np.arange(gw) * stride + stride // 2).clip(max=size - 1)
     outs, names = [], []
-    for win in (2 * stride, 4 * stride):
+    for win in (stride, 2 * stride, 4 * stride):
         pooled = np.stack([cv2.boxFilter(stack[..., c], -1, (win + 1, win + 1), borderType=cv2.BORDER_REFLECT)
                            for c in range(stack.shape[-1])], -1)
         outs.append(pooled[np.ix_(centres, centres_x)])
