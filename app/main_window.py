@@ -25,8 +25,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel,
-                               QMainWindow, QMessageBox, QScrollArea, QSizePolicy, QSlider, QSpinBox,
-                               QSplitter, QToolButton, QVBoxLayout, QWidget)
+                               QMainWindow, QMessageBox, QProgressBar, QScrollArea, QSizePolicy, QSlider,
+                               QSpinBox, QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 from core.detectors import registry
 from core.detectors.base import DetectorResult
@@ -43,7 +43,7 @@ from .panels.detector import cuda_available
 from .settings import Settings
 from .views import COLORMAPS, CloudView, ColorBar, ImageView
 from .views.image_view import DEFAULT_ALPHA_GAMMA
-from .workers import BackgroundLoader, JobRunner
+from .workers import BackgroundLoader, JobRunner, format_eta
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ DEFAULT_DETECTOR = "memory-bank"
 APP_TITLE = "MMAD Inspector"
 HOVER_INTERVAL_MS = 60     # hover → 3D marker updates are coalesced to this period
 REFUSE_SLICE_MS = 25       # re-fusing the other cached samples yields to the event loop this often
+CLOUD_BLEND_GAMMA = 1.0    # score-weighted point colours when "Fade low scores" is on
 PREVIEW_HOLD_MS = 200      # the 3D view shows its decimated preview subset until sliders rest this long
 
 STYLESHEET_PATH = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
@@ -119,6 +120,7 @@ class MainWindow(QMainWindow):
         self._fewshot_class: Optional[str] = None
         self._refuse_queue: list[str] = []
         self._hover: Optional[tuple[int, int]] = None
+        self._preview_wanted = False
         self.last_fusion_ms: Optional[float] = None
         self.last_cancel_ms: Optional[float] = None
 
@@ -351,6 +353,18 @@ class MainWindow(QMainWindow):
         self.status_device = QLabel()
         for w in (self.status_hover, self.status_timing, self.status_detector, self.status_device):
             w.setObjectName("statusField")
+        # the running job, visible whatever the dock layout (first start: demo data, first fit)
+        self.status_job = QLabel()
+        self.status_job.setObjectName("statusJob")
+        self.status_progress = QProgressBar()
+        self.status_progress.setObjectName("statusProgress")
+        self.status_progress.setRange(0, 1000)
+        self.status_progress.setFixedWidth(170)
+        self.status_progress.setMaximumHeight(16)
+        self.status_progress.setTextVisible(True)
+        for w in (self.status_job, self.status_progress):
+            w.setVisible(False)
+            sb.addWidget(w)
         sb.addWidget(self.status_hover, 1)
         sb.addPermanentWidget(self.status_timing)
         sb.addPermanentWidget(self.status_detector)
@@ -365,6 +379,7 @@ class MainWindow(QMainWindow):
 
         self.runner.started.connect(self._on_job_started)
         self.runner.progress.connect(self.detector_panel.set_progress)
+        self.runner.progress.connect(self._on_job_progress)
         self.runner.partial.connect(self._on_partial)
         self.runner.finished.connect(self._on_job_finished)
         self.runner.failed.connect(self._on_job_failed)
@@ -546,7 +561,7 @@ class MainWindow(QMainWindow):
         except ValueError as err:
             self.banner.error(str(err))
             return
-        self.cloud_view.set_preview(True)
+        self._preview_wanted = True      # switched on in _refresh_fusion: one 3D frame, not two
         self._preview_timer.start()
         self._fusion_timer.start()
 
@@ -581,6 +596,9 @@ class MainWindow(QMainWindow):
         """Re-fuse the current sample once and repaint both views (``_fusion_timer``)."""
         t0 = time.perf_counter()
         shown = False
+        if self._preview_wanted:
+            self._preview_wanted = False
+            self.cloud_view.set_preview(True)
         if self._current_key is not None and self._current_sample is not None:
             res = self.session.result(self._current_key)
             if res is not None:
@@ -681,6 +699,8 @@ class MainWindow(QMainWindow):
 
     def _dataset_opened(self) -> None:
         ds = self.session.dataset
+        self.image_view.set_placeholder(None)
+        self.cloud_view.set_placeholder(None)
         try:
             self.reviews = ReviewStore.for_dataset(ds.root)
             if self.reviews.warnings:
@@ -713,7 +733,12 @@ class MainWindow(QMainWindow):
         def job(progress, cancel, emit):
             return demo.ensure_demo(progress=progress)
 
-        return self._start_job("demo", "Preparing the demo data (first start only)…", job)
+        started = self._start_job("demo", "Preparing the demo data (first start only)…", job)
+        if started and self.session.dataset is None:
+            text = "Preparing the built-in demo data…\n(first start only, about half a minute)"
+            self.image_view.set_placeholder(text)
+            self.cloud_view.set_placeholder(text.split("\n")[0])
+        return started
 
     def _current_ref(self):
         if self._current_key is None:
@@ -893,7 +918,10 @@ class MainWindow(QMainWindow):
         self.colorbar.set_colormap(name)
 
     def _set_weighted_overlay(self, on: bool) -> None:
+        """Score-weighted overlays: the photo / the part's own colours show where scores are low."""
         self.image_view.set_alpha_gamma(DEFAULT_ALPHA_GAMMA if on else 0.0)
+        # 3D: a gentler ramp at full strength (no photo underneath to compare with)
+        self.cloud_view.set_score_blend(CLOUD_BLEND_GAMMA if on else 0.0, 1.0)
         self.settings.set_value("view/weighted_overlay", bool(on))
 
     def _set_show_gt(self, on: bool) -> None:
@@ -1015,6 +1043,11 @@ class MainWindow(QMainWindow):
 
     def _on_job_started(self, name: str) -> None:
         self.detector_panel.set_running(True, name)
+        self.status_job.setText(name)
+        self.status_progress.setValue(0)
+        self.status_progress.setFormat("starting…")
+        self.status_job.setVisible(True)
+        self.status_progress.setVisible(True)
         self._update_title()
         self.act_run.setEnabled(False)
         self.act_run_all.setEnabled(False)
@@ -1069,6 +1102,9 @@ class MainWindow(QMainWindow):
             self._note_cancel_latency(s.cancelled)
 
     def _on_job_failed(self, name: str, err: Exception, tb: str) -> None:
+        if self._job_kind == "demo":
+            self.image_view.set_placeholder(None)
+            self.cloud_view.set_placeholder(None)
         if self._job_kind == "analyze" and self._current_key:
             rec = self.session.records.get(self._current_key)
             if rec is not None:
@@ -1092,8 +1128,17 @@ class MainWindow(QMainWindow):
             self.last_cancel_ms = (time.perf_counter() - self.runner.t_cancel) * 1000
             self.status_timing.setText(f"cancelled in {self.last_cancel_ms:.0f} ms")
 
+    def _on_job_progress(self, fraction: float, message: str, eta_s: float) -> None:
+        self.status_progress.setValue(int(round(fraction * 1000)))
+        eta = format_eta(eta_s if eta_s >= 0 else None)
+        self.status_progress.setFormat(f"{fraction * 100:.0f}%" + (f" · {eta}" if eta else ""))
+        if message:
+            self.status_job.setText(message if len(message) <= 70 else message[:67] + "…")
+
     def _on_job_idle(self) -> None:
         self.detector_panel.set_running(False, "cancelled" if self.runner.t_cancel else "done")
+        self.status_job.setVisible(False)
+        self.status_progress.setVisible(False)
         self.act_run.setEnabled(True)
         self.act_run_all.setEnabled(True)
         self.act_cancel.setEnabled(False)

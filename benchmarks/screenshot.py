@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args(argv)
 
+    import numpy as np
     from PySide6.QtWidgets import QApplication
     app = QApplication([sys.argv[0]])
     from app.main import load_stylesheet
@@ -88,9 +89,17 @@ def main(argv=None) -> int:
     win.browser.model.refresh_all()
     win.reset_3d_view()
     win.banner.dismiss()
+    # hover the highest-scoring pixel: the status bar reads its score and the matching 3D point
+    # is marked, as when a user points at the defect
+    res = win._current_result
+    if res is not None and res.pixel_map is not None and np.isfinite(res.pixel_map).any():
+        r, c = np.unravel_index(int(np.nanargmax(res.pixel_map)), res.pixel_map.shape)
+        win._on_pixel_hovered(int(r), int(c))
+        win._apply_hover()
     pump(lambda: False, 1.5)
     out = win.save_screenshot(args.out)
-    print("wrote", out)
+    print("wrote", out, "| status bar:", " | ".join(
+        w.text() for w in (win.status_hover, win.status_timing, win.status_detector, win.status_device)))
     win.close()
     return 0
 

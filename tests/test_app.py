@@ -75,6 +75,71 @@ def test_run_then_alpha_repaints_both_views(qtbot, settings, fake_detector, tmp_
     close(win)
 
 
+def test_fusion_drag_coalesces_and_previews_3d(qtbot, settings, fake_detector, tmp_path):
+    from app.main_window import PREVIEW_HOLD_MS
+    from app.views.colormap import apply_colormap
+    from core.session import score_range
+
+    win = make_window(qtbot, settings)
+    win.weighted_check.setChecked(False)                # plain colormap colours: easy to check below
+    win.cloud_view.preview_points = 200               # the 32 x 32 parts have more points
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
+    wait_result(qtbot, win)
+    n_full = win.cloud_view.displayed_count
+    assert n_full > 200 and not win.cloud_view.preview_active
+    slider = win.fusion_panel.editor("alpha").slider
+    slider.setSliderDown(True)                          # the user grabs the handle ...
+    n_fuse = FakeDetector.counters["fuse"]
+    for v in (10, 30, 60, slider.maximum()):            # ... and several moves arrive in one turn
+        slider.setValue(v)
+    qtbot.waitUntil(lambda: win.last_fusion_ms is not None and FakeDetector.counters["fuse"] > n_fuse)
+    qtbot.wait(50)
+    assert FakeDetector.counters["fuse"] == n_fuse + 1  # one re-fuse + repaint for the burst
+    assert win.cloud_view.preview_active and win.cloud_view.displayed_count == 200
+    qtbot.wait(PREVIEW_HOLD_MS + 150)
+    assert win.cloud_view.preview_active                # still held: still the preview
+    slider.setSliderDown(False)
+    qtbot.waitUntil(lambda: not win.cloud_view.preview_active, timeout=3000)
+    assert win.cloud_view.displayed_count == n_full
+    # the restored full subset shows the new fusion (alpha = 1), not the colours from before
+    res = win._current_result
+    assert win.session.params["alpha"] == 1.0
+    vmin, vmax = score_range(res)
+    expected = apply_colormap(res.point_scores[win.cloud_view.display_indices], vmin, vmax,
+                              win.cloud_view.colormap)
+    np.testing.assert_array_equal(np.asarray(win.cloud_view._mesh.point_data["rgb"]), expected)
+    close(win)
+
+
+def test_fade_low_scores_toggle(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings)
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
+    wait_result(qtbot, win)
+    assert win.weighted_check.isChecked() and win.image_view.alpha_gamma > 0   # on by default
+    weighted_img, weighted_pts = win.image_view.composited(), win.cloud_view.point_colors()
+    win.weighted_check.setChecked(False)
+    assert win.image_view.alpha_gamma == 0.0
+    assert not np.array_equal(win.image_view.composited(), weighted_img)
+    assert not np.array_equal(win.cloud_view.point_colors(), weighted_pts)
+    assert settings.value("view/weighted_overlay", True, bool) is False        # remembered
+    close(win)
+
+
+def test_status_bar_shows_job_progress(qtbot, settings, fake_detector, tmp_path):
+    win = make_window(qtbot, settings, params={"delay": 1.0})
+    win.detector_panel.auto_run.setChecked(False)
+    win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
+    qtbot.waitUntil(lambda: win._current_sample is not None)
+    assert not win.status_progress.isVisible()
+    assert win.run_current(force=True)
+    qtbot.waitUntil(lambda: win.status_progress.isVisible() and win.status_progress.value() > 0, timeout=5000)
+    assert win.status_job.isVisible() and win.status_job.text()
+    wait_result(qtbot, win, timeout=20000)
+    qtbot.waitUntil(lambda: not win.status_progress.isVisible())
+    assert not win.status_job.isVisible()
+    close(win)
+
+
 def test_cancel_stops_within_a_second(qtbot, settings, fake_detector, tmp_path):
     win = make_window(qtbot, settings, params={"delay": 5.0})
     win.detector_panel.auto_run.setChecked(False)

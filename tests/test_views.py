@@ -304,6 +304,41 @@ def test_contour_path_matches_qt_api():
     assert _contour_path([]).isEmpty()
 
 
+def test_contour_budget_keeps_longest_contours():
+    from app.views.image_view import _contours
+
+    rng = np.random.default_rng(7)
+    mask = rng.random((120, 120)) > 0.93          # speckles: hundreds of tiny contours
+    mask[10:60, 10:60] = True                      # and one big region
+    full = _contours(mask)
+    assert len(full) > 100
+    lens = [len(c) for c in full]
+    same = _contours(mask, max_points=sum(lens), max_contours=len(full))     # within budget: all
+    assert len(same) == len(full) and all(np.array_equal(a, b) for a, b in zip(same, full))
+    cut = _contours(mask, max_points=10_000, max_contours=20)
+    assert len(cut) == 20
+    ids = [next(i for i, c in enumerate(full) if np.array_equal(c, k)) for k in cut]
+    assert ids == sorted(ids)                                      # original order kept
+    assert min(len(c) for c in cut) >= sorted(lens, reverse=True)[19]  # the 20 longest
+    assert max(len(c) for c in cut) == max(lens)                   # the big region survives
+    by_points = _contours(mask, max_points=max(lens) + 10)
+    assert sum(len(c) for c in by_points) <= max(lens) + 10 and max(len(c) for c in by_points) == max(lens)
+
+
+def test_placeholders(image_view, cloud_factory):
+    blank = image_view.grab().toImage()
+    image_view.set_placeholder("Preparing the demo data")
+    assert image_view.grab().toImage() != blank
+    image_view.set_placeholder(None)
+    assert image_view.grab().toImage() == blank
+    view = cloud_factory()
+    plain = view.render_image()
+    view.set_placeholder("Preparing the demo data")
+    assert not np.array_equal(view.render_image(), plain)
+    view.set_placeholder(None)
+    np.testing.assert_array_equal(view.render_image(), plain)
+
+
 def test_image_gt_outline_and_toggle(image_view):
     rgb = np.full((50, 50, 3), 30, np.uint8)
     gt = np.zeros((50, 50), bool)
@@ -713,3 +748,33 @@ def test_cloud_interactor_backend_under_xvfb(xvfb):
     res = subprocess.run([sys.executable, "-c", _INTERACTOR_SCRIPT], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "INTERACTOR_OK" in res.stdout, res.stdout + res.stderr
+
+
+def test_cloud_score_blend_over_own_colors(cloud_factory):
+    view = cloud_factory()
+    pts = _grid_cloud(20)
+    rng = np.random.default_rng(9)
+    own = rng.integers(0, 256, size=(len(pts), 3), dtype=np.uint8)
+    view.set_cloud(pts, own)
+    s = rng.uniform(-0.5, 1.5, len(pts)).astype(np.float32)
+    s[:5] = np.nan
+    view.set_scores(s, 0.0, 1.0)
+    idx = view.display_indices
+    np.testing.assert_array_equal(view.point_colors(), np.where(np.isfinite(s[idx])[:, None],
+                                  apply_colormap(s[idx], 0.0, 1.0), NAN_COLOR))  # default: plain colormap
+    view.set_score_blend(1.5, 0.8)
+    got = view.point_colors().astype(float)
+    table = lut("inferno").astype(float)
+    for k, i in enumerate(idx):                       # brute force, point by point
+        if not np.isfinite(s[i]):
+            ref = own[i].astype(float)                # NaN: the point's own colour
+        else:
+            t = min(max(float(s[i]), 0.0), 1.0)
+            e = min(int(np.floor(256 * t)), 255)
+            a = 0.8 * (e / 255.0) ** 1.5
+            ref = (1 - a) * own[i] + a * table[e]
+        assert np.abs(got[k] - ref).max() <= 1.0, (k, got[k], ref)
+    cold = s[idx] <= 0.0
+    assert cold.any() and (view.point_colors()[cold] == own[idx][cold]).all()
+    with pytest.raises(ValueError, match="gamma"):
+        view.set_score_blend(-1.0)

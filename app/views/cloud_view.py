@@ -43,7 +43,7 @@ from PySide6.QtWidgets import QApplication, QLabel, QSizePolicy, QVBoxLayout, QW
 
 from core.errors import InputError
 
-from .colormap import NAN_COLOR, apply_colormap, contrast_color, lut
+from .colormap import NAN_COLOR, alpha_ramp, apply_colormap, colormap_indices, contrast_color, lut
 
 __all__ = ["CloudView", "GT_POINT_COLOR", "NON_GT_POINT_COLOR", "INTERACTIVE_PLATFORMS"]
 
@@ -58,6 +58,8 @@ _PICK_RADIUS_PX = 6.0
 _CLICK_SLOP = 4
 _DEFAULT_SIZE = (640, 480)
 _KEEP = object()  # "leave unchanged" marker for keyword arguments
+#: Text shown while the view has no cloud (see ``CloudView.set_placeholder``).
+NO_CLOUD_TEXT = "no point cloud"
 
 
 def _use_interactor() -> bool:
@@ -161,6 +163,8 @@ class CloudView(QWidget):
         self._show_gt = False
         self._threshold: Optional[float] = None
         self._cmap = "inferno"
+        self._blend_gamma = 0.0     # score-weighted blending (see set_score_blend); off by default
+        self._blend_opacity = 1.0
         self._point_size = 3.0
         self._marked: Optional[int] = None
         # Display.
@@ -198,7 +202,8 @@ class CloudView(QWidget):
         if app is not None:
             app.aboutToQuit.connect(self._shutdown)
 
-        self._show_message("no point cloud")
+        self._placeholder = NO_CLOUD_TEXT
+        self._show_message(self._placeholder)
         self.reset_view()
 
     # ------------------------------------------------------------------ properties
@@ -316,6 +321,16 @@ class CloudView(QWidget):
             self._threshold = None if threshold is None or not np.isfinite(threshold) else float(threshold)
         self._refresh_colors()
 
+    def set_score_blend(self, gamma: float = 0.0, opacity: float = 1.0) -> None:
+        """Blend score colours over the cloud's own colours with weight ``opacity * t ** gamma``
+        (``t``: the score normalised to [vmin, vmax]), like :class:`ImageView`'s overlay, so the
+        part stays readable where scores are low.  ``gamma=0, opacity=1`` (the default): plain
+        colormap colours, NaN scores grey."""
+        alpha_ramp(gamma)  # validates
+        self._blend_gamma = float(gamma)
+        self._blend_opacity = float(min(max(opacity, 0.0), 1.0))
+        self._refresh_colors()
+
     def set_colormap(self, name: str) -> None:
         lut(name)  # validates the name
         self._cmap = name
@@ -329,6 +344,13 @@ class CloudView(QWidget):
             return
         self._threshold = t
         self._refresh_colors()
+
+    def set_placeholder(self, text: Optional[str]) -> None:
+        """Text shown while there is no cloud (None: the default "no point cloud")."""
+        self._placeholder = NO_CLOUD_TEXT if text is None else str(text)
+        if self._points is None or self._points.shape[0] == 0:
+            self._show_message(self._placeholder)
+            self._schedule_render()
 
     def set_preview(self, on: bool) -> None:
         """Show only the preview subset (:attr:`preview_points`) while ``on``; e.g. during a drag.
@@ -427,19 +449,19 @@ class CloudView(QWidget):
         if self._mesh is None:
             return np.zeros((0, 3), np.uint8)
         if self._full_dirty:
+            # (stays "dirty": the emphasis still follows the preview until preview ends)
             self._write_colors(self._mesh, self._display_idx, emphasis=False)
-            self._full_dirty = False
         return np.array(self._mesh.point_data["rgb"], dtype=np.uint8, copy=True)
 
     def render_now(self) -> float:
         """Render now (skipping the throttle) and return the frame time in milliseconds."""
         if self._backend == "interactor" and not self._closed:
+            # A synchronous VTK render (timed by the observers).  The widget's next paintGL
+            # renders once more to show it: use this for measurements and read-backs, not in
+            # the interactive path (which only schedules the widget's repaint).
             self._render_timer.stop()
             self._renderer.ResetCameraClippingRange()
-            if self._plotter.isVisible():
-                QWidget.repaint(self._plotter)   # synchronous paintGL: one render
-            else:
-                self._plotter.render()
+            self._plotter.render()
             return self._last_frame_ms
         self._render_now()
         return self._last_frame_ms
@@ -579,7 +601,7 @@ class CloudView(QWidget):
         self._marker_actor.SetVisibility(False)
         self._display_idx = np.zeros(0, np.intp)
         if self._points is None or self._points.shape[0] == 0:
-            self._show_message("no point cloud")
+            self._show_message(self._placeholder)
             self.reset_view()
             return
         finite = np.flatnonzero(np.isfinite(self._points).all(axis=1))
@@ -629,11 +651,27 @@ class CloudView(QWidget):
             return out
         if self._scores is not None:
             s = self._scores[idx]
-            out = apply_colormap(s, self._vmin, self._vmax, self._cmap)
             nan = ~np.isfinite(s)
-            if nan.any():
-                out[nan] = NAN_COLOR
-            return out
+            if not self._blending():
+                out = apply_colormap(s, self._vmin, self._vmax, self._cmap)
+                if nan.any():
+                    out[nan] = NAN_COLOR
+                return out
+            # Score-weighted: the colormap over the cloud's own colours (NaN: no overlay).
+            ci = colormap_indices(s, self._vmin, self._vmax)
+            w = np.take(alpha_ramp(self._blend_gamma), ci) * np.float32(self._blend_opacity)
+            w[nan] = 0.0
+            base = self._own_colors(idx).astype(np.float32)
+            top = np.take(lut(self._cmap), ci, axis=0).astype(np.float32)
+            base += w[:, None] * (top - base)
+            return np.rint(base, out=base).astype(np.uint8)
+        return self._own_colors(idx)
+
+    def _blending(self) -> bool:
+        return self._blend_gamma > 0.0 or self._blend_opacity < 1.0
+
+    def _own_colors(self, idx: np.ndarray) -> np.ndarray:
+        """The cloud's own colours of points ``idx``, else a grey ramp along z."""
         if self._colors is not None:
             return self._colors[idx]
         # No colour information: a grey ramp along z shows the shape without suggesting scores.

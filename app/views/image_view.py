@@ -57,6 +57,8 @@ _NO_RGB_BACKGROUND = 40  # grey level behind a heatmap shown without an RGB imag
 _MIN_ZOOM = 0.02  # view pixels per image pixel
 _MAX_ZOOM = 64.0
 _CLICK_SLOP = 4  # px a press may move and still count as a click
+#: Text shown while the view has nothing to show (see ``ImageView.set_placeholder``).
+NO_IMAGE_TEXT = "no RGB image"
 #: Default exponent of the score-weighted overlay (see the module docstring).
 DEFAULT_ALPHA_GAMMA = 1.5
 _KEEP = object()  # "leave unchanged" marker for keyword arguments
@@ -247,6 +249,7 @@ class ImageView(QGraphicsView):
         self._gt_raw: Optional[np.ndarray] = None
         self._show_gt = True
         self._marker: Optional[tuple[int, int]] = None
+        self._placeholder = NO_IMAGE_TEXT
         # Derived (see _rebuild_layers / _recomposite).
         self._shape: Optional[tuple[int, int]] = None
         self._heat: Optional[np.ndarray] = None
@@ -371,6 +374,12 @@ class ImageView(QGraphicsView):
             item.setVisible(visible)
             if visible:
                 item.setPos(self._marker[1] + 0.5, self._marker[0] + 0.5)
+
+    def set_placeholder(self, text: Optional[str]) -> None:
+        """Text shown centred while there is neither an image nor a heatmap (None: the default
+        "no RGB image"), e.g. "loading…" while a sample is read."""
+        self._placeholder = NO_IMAGE_TEXT if text is None else str(text)
+        self.viewport().update()
 
     def fit_view(self) -> None:
         """Zoom and centre so that the whole image fits the view."""
@@ -604,7 +613,7 @@ class ImageView(QGraphicsView):
         painter.setPen(QColor(200, 200, 200))
         vp = QRectF(self.viewport().rect())
         if self._shape is None:
-            painter.drawText(vp, Qt.AlignCenter, "no RGB image")
+            painter.drawText(vp, Qt.AlignCenter | Qt.TextWordWrap, self._placeholder)
         else:
             painter.drawText(vp.adjusted(8, 6, -8, -6), Qt.AlignTop | Qt.AlignLeft, "no RGB image (heatmap only)")
         painter.restore()
