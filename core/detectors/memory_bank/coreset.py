@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import numpy as np
-import torch
+
+# torch is imported inside the functions that use it: importing the detector (e.g. to list its
+# parameters in the GUI process) must not load torch (~700 MB resident).
 
 
 @contextlib.contextmanager
@@ -17,6 +19,7 @@ def _torch_threads(n: int) -> Iterator[None]:
     2-core machine, the synchronisation of a multi-threaded pool costs far more than it saves
     (measured here under load: 17 ms per iteration with 2 threads, 0.4 ms with 1).
     """
+    import torch
     old = torch.get_num_threads()
     if old == n:
         yield
@@ -42,6 +45,7 @@ def greedy_coreset(features: np.ndarray, n: int, seed: int = 0, proj_dim: int = 
     n = int(min(max(n, 1), N))
     if n >= N:
         return np.arange(N)
+    import torch
     g = torch.Generator().manual_seed(int(seed))
     t = torch.from_numpy(np.ascontiguousarray(x))
     with _torch_threads(1):
@@ -72,6 +76,7 @@ def nn_distance(queries: np.ndarray, bank: np.ndarray, chunk: int = 1024,
     ``exclude(rows)`` may return a (len(rows) x len(bank)) bool array of pairs to ignore; a query
     with every pair excluded gets ``inf``.
     """
+    import torch
     q = torch.from_numpy(np.ascontiguousarray(queries, np.float32))
     b = torch.from_numpy(np.ascontiguousarray(bank, np.float32))
     out = np.empty(len(q), np.float32)
