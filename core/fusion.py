@@ -23,6 +23,30 @@ def nominal_normalize(values: np.ndarray, nominal: np.ndarray, lo_q: float = 0.5
     return ((np.asarray(values, np.float64) - lo) / scale).astype(np.float32)
 
 
+# Above this sigma (px) a Gaussian is computed on a copy downscaled by f = sigma // 5 and upscaled
+# again: a blur of sigma s is band-limited, so sampling it every s/5 px loses almost nothing, and it
+# is 5-40x faster on 800 x 800 maps (the fusion sliders re-apply it on every move). Measured against
+# the exact blur: max error 0.05 % of the map's range at sigma 12.5, 0.5 % at 25, 1.2 % at 40.
+_FAST_SIGMA = 6.0
+
+
+def gaussian_blur(m: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur (reflect border) of a finite float32 map; sigmas above 6 px take the
+    downscaled path described above."""
+    m = np.asarray(m, np.float32)
+    if sigma <= 0:
+        return m.copy()
+    h, w = m.shape[:2]
+    f = int(sigma // 5) if sigma > _FAST_SIGMA else 1
+    if f < 2 or min(h, w) // f < 8:
+        return cv2.GaussianBlur(m, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+    small = cv2.resize(m, (max(1, round(w / f)), max(1, round(h / f))), interpolation=cv2.INTER_AREA)
+    # the area average already smoothed by about a box of width f (variance f^2/12)
+    s_small = float(np.sqrt(max(sigma ** 2 - f ** 2 / 12.0, 0.25))) / f
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=s_small, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def nan_gaussian(m: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian smoothing that ignores NaN pixels (normalized convolution); NaN stays NaN."""
     m = np.asarray(m, np.float32)
@@ -30,11 +54,11 @@ def nan_gaussian(m: np.ndarray, sigma: float) -> np.ndarray:
         return m.copy()
     valid = np.isfinite(m)
     if valid.all():
-        return cv2.GaussianBlur(m, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+        return gaussian_blur(m, sigma)
     filled = np.where(valid, m, 0).astype(np.float32)
     w = valid.astype(np.float32)
-    num = cv2.GaussianBlur(filled, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
-    den = cv2.GaussianBlur(w, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+    num = gaussian_blur(filled, sigma)
+    den = gaussian_blur(w, sigma)
     out = np.full_like(m, np.nan)
     ok = valid & (den > 1e-6)
     out[ok] = num[ok] / den[ok]

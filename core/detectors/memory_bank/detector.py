@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from ...errors import InputError
 from ...fusion import image_score as _image_score
-from ...fusion import nan_gaussian, weighted_mean, weighted_product
+from ...fusion import gaussian_blur, nan_gaussian, weighted_mean, weighted_product
 from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ...sample import Sample
 from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
@@ -174,9 +174,8 @@ def _smooth_fill(m: np.ndarray, sigma: float) -> np.ndarray:
     if not ok.any():
         return np.zeros_like(m)
     if sigma > 0:
-        num = cv2.GaussianBlur(np.where(ok, m, 0).astype(np.float32), (0, 0), sigmaX=float(sigma),
-                               borderType=cv2.BORDER_REFLECT)
-        den = cv2.GaussianBlur(ok.astype(np.float32), (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT)
+        num = gaussian_blur(np.where(ok, m, 0).astype(np.float32), sigma)
+        den = gaussian_blur(ok.astype(np.float32), sigma)
         out = np.full_like(m, np.nan)
         good = den > 1e-3
         out[good] = num[good] / den[good]
