@@ -9,7 +9,17 @@
 """
 import sys
 
-from core.cli import main
+from core.cli import main as cli_main
+
+
+def run_gui(data=None) -> int:
+    from app.main import run  # imported only here: the CLI commands never need Qt or a display
+    return run(data=data)
+
+
+def main(argv=None) -> int:
+    return cli_main(argv, gui=run_gui)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -249,12 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[str]], int]] = None) -> int:
+    """Run a command. With no command, call ``gui(data)`` (``main.py`` passes the Qt app's entry
+    point; core itself never imports Qt) or, without one, print the help."""
     ap = build_parser()
     args = ap.parse_args(argv)
     if getattr(args, "cmd", None) is None:
-        from app.main import run  # the GUI; imported only here so the CLI never needs a display
-        return run(data=args.data)
+        if gui is None:
+            ap.print_help()
+            return 2
+        return gui(args.data)
     if getattr(args, "data", None) == "demo" and args.cmd == "eval":
         from .demo import ensure_demo
         args.data = str(ensure_demo())

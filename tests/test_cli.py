@@ -132,3 +132,19 @@ def test_cli_score_writes_heatmaps(tiny_demo, tmp_path, capsys):
     img = cv2.imread(str(pngs[0]))
     assert img.shape[:2] == ds.load(refs[0]).rgb.shape[:2]
     assert "image score" in capsys.readouterr().out
+
+
+def test_no_command_opens_the_gui_entry_point_and_core_stays_headless(tmp_path):
+    import subprocess
+    import sys
+    seen = []
+    assert cli.main(["--data", str(tmp_path)], gui=lambda data: seen.append(data) or 0) == 0
+    assert seen == [str(tmp_path)]
+    # importing every core module (CLI, detectors, session, review...) must not load Qt or app/
+    code = ("import pkgutil, importlib, sys, core\n"
+            "for m in pkgutil.walk_packages(core.__path__, 'core.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "bad = [n for n in sys.modules if n.split('.')[0] in ('PySide6', 'pyvistaqt', 'qasync', 'app')]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
