@@ -110,14 +110,16 @@ def _mvtec_ref(path: Path):
     return None
 
 
-def resolve_sample(path: str | Path) -> tuple[Sample, Optional[list[Sample]]]:
-    """Load one sample from a path; for files inside a dataset layout also return the default support."""
+def resolve_sample(path: str | Path) -> tuple[Sample, Optional[tuple]]:
+    """Load one sample from a path. For a file inside an MVTec 3D-AD tree also return
+    ``(dataset, class_name)``, whose ``train/good`` samples are its default support (not loaded here:
+    only the first K are, and only when a fit is needed)."""
     from .datasets import load_sample
     path = Path(path)
     hit = _mvtec_ref(path) if path.is_file() else None
     if hit is not None:
         ds, ref = hit
-        return ds.load(ref), [ds.load(r) for r in ds.support_refs(ref.class_name, 10_000)]
+        return ds.load(ref), (ds, ref.class_name)
     return load_sample(path), None
 
 
@@ -159,14 +161,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     status = 0
     for p in args.paths:
         try:
-            sample, default_support = resolve_sample(p)
-            support_key = ("explicit",) if args.support else (sample.class_name, p if default_support is None else "")
+            sample, home = resolve_sample(p)
+            support_key = ("explicit",) if args.support else (str(home[0].root), home[1]) if home else ("file", p)
             if det.needs.support and fitted_for != support_key:
+                support = []
                 if args.support:
                     support = load_support_paths(args.support, args.shots, sample.class_name)
-                elif default_support:
-                    support = default_support[:args.shots]
-                else:
+                elif home is not None:
+                    ds, cls = home
+                    support = [ds.load(r) for r in ds.support_refs(cls, args.shots)]
+                if not support:
                     raise InputError(p, f"detector '{det.id}' needs good reference samples: pass --support "
                                         "FILES_OR_DIR (or score a file inside an MVTec 3D-AD tree, whose "
                                         "train/good samples are used)")

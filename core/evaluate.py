@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .datasets.base import Dataset, SampleRef
+from .datasets import iter_samples
+from .datasets.base import Dataset
 from .detectors import create
 from .errors import Cancelled, InputError, MMADError
 from .metrics import EvalAccumulator
@@ -97,17 +98,6 @@ def save_map_tiff(root: Path, sample: Sample, pixel_map: np.ndarray) -> Path:
     return out
 
 
-def load_support(dataset: Dataset, refs: Sequence[SampleRef], on_event: Optional[EventFn] = None) -> list[Sample]:
-    support = []
-    for r in refs:
-        try:
-            support.append(dataset.load(r))
-        except InputError as e:
-            if on_event:
-                on_event("skip", {"key": r.key, "reason": str(e)})
-    return support
-
-
 def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]] = None, shots: int = 5,
              params: Optional[dict[str, Any]] = None, device: str = "cpu", save_maps: Optional[Path] = None,
              on_event: Optional[EventFn] = None, cancel: Optional[Callable[[], bool]] = None) -> EvalReport:
@@ -138,7 +128,7 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         report.params = det.get_params()
         if det.needs.support or shots > 0:
             sup_refs = dataset.support_refs(cls, shots)
-            support = load_support(dataset, sup_refs, lambda k, i: skip(i["key"], i["reason"]))
+            support = [smp for _, smp in iter_samples(dataset, sup_refs, lambda r, e: skip(r.key, str(e)))]
             if len(support) < max(1, det.needs.support) and det.needs.support:
                 raise InputError(dataset.root / cls, f"class '{cls}' has {len(support)} usable good training "
                                                      f"sample(s); detector '{detector_id}' needs at least "

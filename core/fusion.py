@@ -47,8 +47,11 @@ def gaussian_blur(m: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def nan_gaussian(m: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing that ignores NaN pixels (normalized convolution); NaN stays NaN."""
+def nan_gaussian(m: np.ndarray, sigma: float, fill_holes: bool = False, min_weight: float = 1e-6) -> np.ndarray:
+    """Gaussian smoothing that ignores NaN pixels (normalized convolution).
+
+    NaN pixels stay NaN, unless ``fill_holes``: then every pixel whose defined neighbourhood weighs
+    more than ``min_weight`` gets the weighted mean of it (pixels with none stay NaN)."""
     m = np.asarray(m, np.float32)
     if sigma <= 0:
         return m.copy()
@@ -60,7 +63,9 @@ def nan_gaussian(m: np.ndarray, sigma: float) -> np.ndarray:
     num = gaussian_blur(filled, sigma)
     den = gaussian_blur(w, sigma)
     out = np.full_like(m, np.nan)
-    ok = valid & (den > 1e-6)
+    ok = den > min_weight
+    if not fill_holes:
+        ok &= valid
     out[ok] = num[ok] / den[ok]
     return out
 

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from ...errors import InputError
 from ...fusion import image_score as _image_score
-from ...fusion import gaussian_blur, nan_gaussian, weighted_mean, weighted_product
+from ...fusion import nan_gaussian, weighted_mean, weighted_product
 from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ...sample import Sample
 from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
@@ -170,17 +170,9 @@ def _smooth_fill(m: np.ndarray, sigma: float) -> np.ndarray:
     neighbourhood (normalized convolution); pixels with no defined neighbour within ~3 sigma get
     the smallest defined value (the least anomalous: "no evidence")."""
     m = np.asarray(m, np.float32)
-    ok = np.isfinite(m)
-    if not ok.any():
+    if not np.isfinite(m).any():
         return np.zeros_like(m)
-    if sigma > 0:
-        num = gaussian_blur(np.where(ok, m, 0).astype(np.float32), sigma)
-        den = gaussian_blur(ok.astype(np.float32), sigma)
-        out = np.full_like(m, np.nan)
-        good = den > 1e-3
-        out[good] = num[good] / den[good]
-    else:
-        out = m.copy()
+    out = nan_gaussian(m, sigma, fill_holes=True, min_weight=1e-3)
     rest = ~np.isfinite(out)
     if rest.any():
         out[rest] = float(np.nanmin(m))
