@@ -3,26 +3,68 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-import numpy as np
+from .errors import Cancelled, MMADError, UsageError
 
-from .errors import Cancelled, InputError, MMADError
-from .sample import Sample
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USER, EXIT_CANCELLED = 0, 1, 2, 130
+log = logging.getLogger("mmad")
 
 
 def _err(msg: str) -> None:
     print(f"error: {msg}", file=sys.stderr)
 
 
+def _setup_logging(debug: bool) -> Optional[Path]:
+    """Warnings to stderr as one plain line; with ``--debug`` tracebacks too.  Always keep the full
+    record (tracebacks included) in a log file under the cache folder."""
+    from .paths import cache_dir
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    for h in list(root.handlers):
+        if getattr(h, "_mmad", False):
+            root.removeHandler(h)
+
+    class _Plain(logging.Formatter):
+        def formatException(self, ei):  # noqa: N802 - logging API
+            return super().formatException(ei) if debug else ""
+
+        def format(self, record):
+            record.exc_text = None
+            text = super().format(record)
+            return text.rstrip()
+
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(logging.DEBUG if debug else logging.WARNING)
+    err.setFormatter(_Plain("%(levelname)s: %(message)s"))
+    err._mmad = True  # type: ignore[attr-defined]
+    root.addHandler(err)
+    path = None
+    try:
+        d = cache_dir() / "logs"
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / "cli.log"
+        fh = logging.FileHandler(path, encoding="utf-8")
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        fh._mmad = True  # type: ignore[attr-defined]
+        root.addHandler(fh)
+    except OSError:
+        path = None
+    logging.captureWarnings(True)
+    return path
+
+
 def _parse_params(items: Sequence[str]) -> dict:
     params = {}
     for it in items or ():
         if "=" not in it:
-            raise InputError(None, f"--param expects NAME=VALUE, got {it!r}")
+            raise UsageError(f"--param expects NAME=VALUE, got {it!r}")
         k, v = it.split("=", 1)
         params[k.strip()] = v.strip()
     return params
@@ -34,7 +76,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .detectors import get
     from .evaluate import evaluate
 
-    get(args.detector)  # unknown id -> KeyError with the list
+    det = get(args.detector)  # unknown id -> UnknownDetectorError with the list
+    params = _parse_params(args.param)
+    for k, v in params.items():
+        det.param(k).coerce(v)   # a bad parameter is a one-line error before anything runs
     ds = open_dataset(args.data)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     bar = None
@@ -59,12 +104,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             (bar.write(msg, file=sys.stderr) if bar is not None else print(msg, file=sys.stderr))
 
     t0 = time.perf_counter()
-    report = evaluate(ds, args.detector, classes=classes, shots=args.shots, params=_parse_params(args.param),
+    report = evaluate(ds, args.detector, classes=classes, shots=args.shots, params=params,
                       device=args.device, save_maps=Path(args.save_maps) if args.save_maps else None,
                       on_event=on_event)
     if bar is not None:
         bar.close()
-    print(f"\n{args.detector}, {args.shots}-shot, {ds.root} ({ds.layout})")
+    print(f"\n{args.detector}, {report.shots_text()}, {ds.root} ({ds.layout})")
     print(report.table())
     print(f"total {time.perf_counter() - t0:.1f} s" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
     if args.json:
@@ -73,7 +118,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"wrote {args.json}")
     if args.save_maps:
         print(f"maps in {args.save_maps}")
-    return 0 if report.per_class else 1
+    if not report.per_class:
+        return EXIT_USER
+    return EXIT_PARTIAL if report.skipped else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------- detectors
@@ -93,111 +140,14 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------- score
-def _mvtec_ref(path: Path):
-    """If ``path`` is a file inside an MVTec 3D-AD tree (<class>/<split>/<label>/<rgb|xyz>/<id>.*),
-    return (dataset, ref); else None."""
-    from .datasets.mvtec3d import MVTec3DDataset
-    if path.parent.name not in ("rgb", "xyz") or len(path.parents) < 4:
-        return None
-    class_root = path.parents[3]
-    try:
-        ds = MVTec3DDataset.from_root(class_root)
-    except MMADError:
-        return None
-    for r in ds.refs:
-        if any(Path(p).resolve() == path.resolve() for p in r.paths.values()):
-            return ds, r
-    return None
-
-
-def resolve_sample(path: str | Path) -> tuple[Sample, Optional[tuple]]:
-    """Load one sample from a path. For a file inside an MVTec 3D-AD tree also return
-    ``(dataset, class_name)``, whose ``train/good`` samples are its default support (not loaded here:
-    only the first K are, and only when a fit is needed)."""
-    from .datasets import load_sample
-    path = Path(path)
-    hit = _mvtec_ref(path) if path.is_file() else None
-    if hit is not None:
-        ds, ref = hit
-        return ds.load(ref), (ds, ref.class_name)
-    return load_sample(path), None
-
-
-def load_support_paths(paths: Sequence[str], k: int, class_name: Optional[str] = None) -> list[Sample]:
-    from .datasets import load_sample, open_dataset
-    out: list[Sample] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            ds = open_dataset(p)
-            cls = class_name if class_name in ds.classes else ds.classes[0]
-            refs = ds.support_refs(cls, k) or ds.select([cls])[:k]
-            out += [ds.load(r) for r in refs]
-        else:
-            out.append(load_sample(p))
-    return out[:k]
-
-
-def heatmap_png(sample: Sample, pixel_map: np.ndarray, vmin: float, vmax: float, opacity: float = 0.5) -> np.ndarray:
-    """RGB (uint8) of the heatmap (inferno) blended over the sample's image."""
-    import cv2
-    from .sample import resize_map
-    shape = sample.grid_shape or pixel_map.shape
-    m = resize_map(pixel_map, shape)
-    norm = np.clip((np.nan_to_num(m, nan=vmin) - vmin) / max(vmax - vmin, 1e-9), 0, 1)
-    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1]
-    if sample.rgb is None:
-        return heat
-    return (sample.rgb.astype(np.float32) * (1 - opacity) + heat.astype(np.float32) * opacity).astype(np.uint8)
-
-
 def cmd_score(args: argparse.Namespace) -> int:
-    import cv2
-    from .detectors import create
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    det = create(args.detector, device=args.device, **_parse_params(args.param))
-    fitted_for = None
-    status = 0
-    for p in args.paths:
-        try:
-            sample, home = resolve_sample(p)
-            support_key = ("explicit",) if args.support else (str(home[0].root), home[1]) if home else ("file", p)
-            if det.needs.support and fitted_for != support_key:
-                support = []
-                if args.support:
-                    support = load_support_paths(args.support, args.shots, sample.class_name)
-                elif home is not None:
-                    ds, cls = home
-                    support = [ds.load(r) for r in ds.support_refs(cls, args.shots)]
-                if not support:
-                    raise InputError(p, f"detector '{det.id}' needs good reference samples: pass --support "
-                                        "FILES_OR_DIR (or score a file inside an MVTec 3D-AD tree, whose "
-                                        "train/good samples are used)")
-                det.fit(support)
-                fitted_for = support_key
-            t0 = time.perf_counter()
-            res = det.score(sample)
-            dt = time.perf_counter() - t0
-            stem = (f"{sample.class_name}_{sample.label}_{sample.id}" if sample.class_name else sample.id).replace("/", "_")
-            written = []
-            if res.pixel_map is not None:
-                thr = res.threshold if res.threshold is not None else float(np.nanmax(res.pixel_map))
-                vmax = max(float(np.nanmax(res.pixel_map)), thr * 1.5)
-                img = heatmap_png(sample, res.pixel_map, vmin=0.0, vmax=vmax)
-                f = out / f"{stem}_heatmap.png"
-                cv2.imwrite(str(f), img[..., ::-1])
-                written.append(f.name)
-            if res.point_scores is not None and not sample.organized:
-                f = out / f"{stem}_scores.npy"
-                np.save(f, np.concatenate([sample.valid_points(), res.point_scores[:, None]], 1).astype(np.float32))
-                written.append(f.name)
-            verdict = "" if res.is_anomalous is None else ("  ANOMALOUS" if res.is_anomalous else "  ok")
-            print(f"{p}: image score {res.image_score:.3f}{verdict} ({dt:.2f} s) -> {', '.join(written)}")
-        except MMADError as e:
-            _err(str(e))
-            status = 1
-    return status
+    from .scoring import score_paths
+    outcome = score_paths(args.paths, args.detector, Path(args.out), support=args.support, shots=args.shots,
+                          params=_parse_params(args.param), device=args.device,
+                          on_line=print, on_error=_err)
+    if outcome.skipped:
+        print(f"{len(outcome.lines)} scored, {len(outcome.skipped)} skipped", file=sys.stderr)
+    return EXIT_OK if not outcome.skipped else (EXIT_PARTIAL if outcome.lines else EXIT_USER)
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -228,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
     e.add_argument("--device", default="cpu")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     e.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("detectors", help="list detector ids")
@@ -243,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out/heatmaps")
     s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     s.set_defaults(func=cmd_score)
 
     g = sub.add_parser("demo", help="generate the built-in demo dataset (prints its path)")
@@ -266,14 +218,31 @@ def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[
     if getattr(args, "data", None) == "demo" and args.cmd == "eval":
         from .demo import ensure_demo
         args.data = str(ensure_demo())
+    if getattr(args, "shots", None) is not None and args.shots < 1 and args.cmd in ("eval", "score"):
+        from .detectors import get
+        try:
+            if get(args.detector).needs.support:
+                _err(f"--shots must be at least 1 for detector '{args.detector}' (got {args.shots})")
+                return EXIT_USER
+        except MMADError as e:
+            _err(str(e))
+            return EXIT_USER
+    log_path = _setup_logging(bool(getattr(args, "debug", False)))
     try:
         return args.func(args)
-    except (MMADError, KeyError) as e:
-        _err(e.args[0] if isinstance(e, KeyError) else str(e))
-        return 2
     except Cancelled:
         _err("cancelled")
-        return 130
+        return EXIT_CANCELLED
+    except MMADError as e:     # every user error: one line, exit code 2
+        _err(str(e))
+        return EXIT_USER
     except KeyboardInterrupt:
         _err("interrupted")
-        return 130
+        return EXIT_CANCELLED
+    except Exception as e:  # noqa: BLE001 - a bug: one line here, the traceback in the log file
+        log.debug("unexpected error", exc_info=True)
+        _err(f"unexpected error ({type(e).__name__}: {e})"
+             + (f"; details in {log_path}" if log_path else "") + " - please report it")
+        if getattr(args, "debug", False):
+            raise
+        return EXIT_USER

@@ -40,3 +40,29 @@ class MissingWeightsError(MMADError):
 
 class Cancelled(MMADError):
     """A long operation was cancelled by the user."""
+
+
+class UnknownDetectorError(MMADError, KeyError):
+    """No detector is registered under the id the user gave."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; a user message must read plainly
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownParameterError(MMADError, KeyError):
+    """A detector has no parameter of the name the user gave."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidParameterError(MMADError, ValueError):
+    """A parameter value is out of range or of the wrong kind."""
+
+
+class NotFittedError(MMADError, RuntimeError):
+    """A detector was asked to score before it was fitted (``fit`` or ``load_state``)."""
+
+
+class UsageError(MMADError, ValueError):
+    """A command-line argument or API argument is not valid (e.g. ``--shots 0``)."""

@@ -14,12 +14,14 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .datasets import iter_samples
+import logging
+
 from .datasets.base import Dataset
-from .detectors import create
-from .errors import Cancelled, InputError, MMADError
+from .errors import Cancelled, MissingWeightsError, MMADError, UsageError
 from .metrics import EvalAccumulator
 from .sample import Sample, resize_map
+
+log = logging.getLogger(__name__)
 
 METRIC_KEYS = ("image_auroc", "pixel_auroc", "aupro_30", "aupro_1", "point_auroc", "seconds_per_sample")
 TABLE_COLUMNS = (("I-AUROC", "image_auroc"), ("P-AUROC", "pixel_auroc"), ("AUPRO@30%", "aupro_30"),
@@ -40,12 +42,23 @@ class EvalReport:
     mean: dict[str, float] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
     detector: str = ""
-    shots: int = 0
+    shots: int = 0                                  # asked for
+    shots_used: dict[str, int] = field(default_factory=dict)   # per class, actually used
     params: dict[str, Any] = field(default_factory=dict)
+
+    def shots_text(self) -> str:
+        used = sorted(set(self.shots_used.values()))
+        if not used:
+            return f"{self.shots}-shot"
+        txt = "/".join(str(u) for u in used) + "-shot"
+        if used != [self.shots]:
+            txt += f" ({self.shots} asked)"
+        return txt
 
     def to_json(self) -> dict:
         clean = lambda d: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
-        return {"detector": self.detector, "shots": self.shots, "params": _jsonable(self.params),
+        return {"detector": self.detector, "shots": self.shots, "shots_used": dict(self.shots_used),
+                "params": _jsonable(self.params),
                 "per_class": {c: clean(m) for c, m in self.per_class.items()}, "mean": clean(self.mean),
                 "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped]}
 
@@ -100,19 +113,34 @@ def save_map_tiff(root: Path, sample: Sample, pixel_map: np.ndarray) -> Path:
 
 def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]] = None, shots: int = 5,
              params: Optional[dict[str, Any]] = None, device: str = "cpu", save_maps: Optional[Path] = None,
-             on_event: Optional[EventFn] = None, cancel: Optional[Callable[[], bool]] = None) -> EvalReport:
-    """Few-shot evaluation of ``detector_id`` on every class of ``dataset``.
+             on_event: Optional[EventFn] = None, cancel: Optional[Callable[[], bool]] = None,
+             fit_store: Any = "auto") -> EvalReport:
+    """Few-shot evaluation of ``detector_id`` on every class of ``dataset``, through the same
+    :class:`~core.session.Session` code the GUI uses (thread backend).
 
-    ``on_event(kind, info)`` reports progress: ("class", {name, n_test}), ("sample", {key, seconds,
-    image_score, done, total}), ("skip", {key, reason}).  Bad samples are skipped and reported, the
-    rest goes on.  Raises InputError when a class has no usable support or test sample.
+    ``on_event(kind, info)`` reports progress: ("class", {name, n_test, n_support}), ("sample",
+    {key, seconds, image_score, done, total}), ("skip", {key, reason}).  Any failure of one sample
+    (a bad file, a degenerate cloud, a detector error) skips that sample; a class that cannot be
+    fitted (no good samples, ...) skips that class; the rest goes on and the report says what was
+    skipped.  Raises :class:`~core.errors.UsageError` for bad arguments (``shots < 1`` for a
+    few-shot detector, unknown classes).
     """
+    from .detectors import get
+    from .session import Session, ThreadBackend, describe_error
+    cls_det = get(detector_id)
+    needs_support = cls_det.needs.support > 0
+    if needs_support and shots < 1:
+        raise UsageError(f"--shots must be at least 1 for detector '{detector_id}' (got {shots})")
+    shots = max(int(shots), 0)
     report = EvalReport(detector=detector_id, shots=shots, params=dict(params or {}))
     classes = list(classes) if classes else dataset.classes
     unknown = [c for c in classes if c not in dataset.classes]
     if unknown:
-        raise InputError(dataset.root, f"unknown class(es) {', '.join(unknown)}; the dataset has: "
-                                       f"{', '.join(dataset.classes)}")
+        raise UsageError(f"{dataset.root}: unknown class(es) {', '.join(unknown)}; the dataset has: "
+                         f"{', '.join(dataset.classes)}")
+    session = Session(dataset, detector_id, device=device, params=dict(params or {}), backend=ThreadBackend(),
+                      component_cache_bytes=0, sample_cache_bytes=256 << 20, fit_store=fit_store)
+    report.params = session.params
 
     def skip(key: str, reason: str) -> None:
         report.skipped.append(Skipped(key, reason))
@@ -124,22 +152,26 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         if not test_refs:
             skip(cls, "class has no test samples")
             continue
-        det = create(detector_id, device=device, **(params or {}))
-        report.params = det.get_params()
-        if det.needs.support or shots > 0:
-            sup_refs = dataset.support_refs(cls, shots)
-            support = [smp for _, smp in iter_samples(dataset, sup_refs, lambda r, e: skip(r.key, str(e)))]
-            if len(support) < max(1, det.needs.support) and det.needs.support:
-                raise InputError(dataset.root / cls, f"class '{cls}' has {len(support)} usable good training "
-                                                     f"sample(s); detector '{detector_id}' needs at least "
-                                                     f"{det.needs.support}")
-        else:
-            support = []
+        sup = dataset.support_refs(cls, shots) if needs_support or shots > 0 else []
+        session.set_support(cls, sup)
         if on_event:
-            on_event("class", {"name": cls, "n_test": len(test_refs), "n_support": len(support)})
+            on_event("class", {"name": cls, "n_test": len(test_refs), "n_support": len(sup)})
         t0 = time.perf_counter()
-        det.fit(support, cancel=cancel)
+        try:
+            session.fit(cls, cancel=cancel, on_error=lambda item, e: skip(getattr(item, "key", str(item)), str(e)))
+        except Cancelled:
+            raise
+        except MissingWeightsError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one class must not discard the others
+            if not isinstance(e, MMADError):
+                log.exception("fit failed for class %s", cls)
+            skip(cls, f"class not evaluated: {describe_error(e)}")
+            continue
         fit_s = time.perf_counter() - t0
+        state = session.fit_state(cls)
+        used = state.n_support if state is not None else 0
+        report.shots_used[cls] = used
         acc = EvalAccumulator(max_side=None)  # exact, at the original resolution
         times = []
         for i, ref in enumerate(test_refs):
@@ -147,16 +179,22 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
                 raise Cancelled("evaluation cancelled")
             t0 = time.perf_counter()
             try:
-                sample = dataset.load(ref)
-                result = det.score(sample, cancel=cancel)
+                a = session.analyze(ref, cancel=cancel, force=True)
+                sample, result = a.sample, a.result
+                acc.add_result(sample, result)
             except Cancelled:
                 raise
-            except MMADError as e:
-                skip(ref.key, str(e))
+            except MissingWeightsError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a bad sample must not stop the evaluation
+                if not isinstance(e, MMADError):
+                    log.exception("failed on %s", ref.key)
+                skip(ref.key, describe_error(e))
                 continue
+            finally:
+                session.samples.pop(ref.key)   # test samples are seen once
             dt = time.perf_counter() - t0
             times.append(dt)
-            acc.add_result(sample, result)
             if save_maps is not None and result.pixel_map is not None:
                 save_map_tiff(Path(save_maps), sample, result.pixel_map)
             if on_event:
@@ -169,7 +207,10 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         metrics = {k: float(m.get(k, float("nan"))) for k in METRIC_KEYS if k != "seconds_per_sample"}
         metrics["seconds_per_sample"] = float(np.mean(times))
         metrics["fit_seconds"] = fit_s
+        metrics["fit_source"] = session.fit_sources.get(cls, "fitted")
         metrics["n_test"] = len(times)
+        metrics["shots"] = used
         report.per_class[cls] = metrics
     report.mean = mean_metrics(report.per_class)
+    session.close()
     return report

@@ -65,7 +65,7 @@ class FakeDetector(Detector):
         Param("crash", False, "bool", stage=STAGE_SCORE),           # exits its process in extract
     )
 
-    counters = {"fit": 0, "extract": 0, "fuse": 0, "text": 0}
+    counters = {"fit": 0, "extract": 0, "fuse": 0, "text": 0, "rescore": 0}
 
     def __init__(self, device: str = "cpu", **params):
         self._text = None
@@ -83,14 +83,22 @@ class FakeDetector(Detector):
             self._text = 1.0 + (words + len(self["object_name"])) % 7 / 100.0
         return self._text
 
-    def fit(self, support, progress=None, cancel=None):
+    def build_state(self, support, class_name, progress=None, cancel=None):
         FakeDetector.counters["fit"] += 1
         cols = [s.rgb.reshape(-1, 3).mean(0) for s in support if s.rgb is not None]
-        self._mean = np.mean(cols, 0) if cols else np.zeros(3)
-        self.report(progress, 1.0, "fitted")
-        self.fitted = True
+        return {"mean": np.mean(cols, 0) if cols else np.zeros(3)}, {"class_name": class_name}
+
+    def restore_state(self, state):
+        self._mean = np.asarray(state.arrays["mean"], np.float64)
+
+    def rescore(self, components, progress=None, cancel=None):
+        # text-dependent part re-derived from the cached components only (no extract)
+        FakeDetector.counters["rescore"] += 1
+        components.extra["text"] = self._text_factor()
+        return components
 
     def extract(self, sample, progress=None, cancel=None):
+        self.require_fitted()
         FakeDetector.counters["extract"] += 1
         if self["crash"]:
             os._exit(3)

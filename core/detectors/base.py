@@ -4,28 +4,42 @@ A detector *declares* what it needs (:class:`Needs`) and its tunable parameters 
 with defaults, ranges and the *stage* they affect), so that front-ends (CLI, GUI) can build their
 controls from the declaration alone.
 
-Work is split in three stages so that cheap changes never redo expensive work:
+Work is split in stages so that cheap changes never redo expensive work:
 
-* ``fit(support)``      - builds whatever depends on the support (few-shot) samples / prompts.
+* ``fit(support, *, class_name)`` - builds whatever depends on the support (few-shot) samples of
+  one part class and returns a :class:`~core.detectors.state.FitState` (arrays + JSON-able
+  metadata, saved without pickle).  Zero-shot detectors are fitted too, on an empty support: the
+  class name is what they use ("a photo of a {cookie}").  ``load_state(state)`` puts a state
+  computed elsewhere (another process, a saved file) into an instance, so the instance that fuses
+  is never hollow.
 * ``extract(sample)``   - the expensive part: backbones, descriptors, nearest-neighbour search.
                           Returns :class:`Components`: per-modality maps kept apart.
+* ``rescore(components)`` - re-derives the text-dependent maps from cached image/view tokens
+                          after a ``text``-stage parameter (a prompt) changed; never reruns the
+                          image backbone.  The default returns the components unchanged.
 * ``fuse(components)``  - a *pure* and cheap function of the components and the ``fusion``-stage
                           parameters (weights, smoothing, threshold).  Changing a fusion weight
                           only reruns this (milliseconds).
 
 ``score(sample)`` is ``fuse(extract(sample))``.
+
+**Construction is cheap.**  ``__init__`` stores parameter values and nothing else: no backbone, no
+weights, no file.  Heavy objects are created on first use (``fit``/``extract``) through
+:mod:`core.backbones`, whose cache is shared by every class and detector of a process, so creating
+one instance per part class (or listing detectors in the GUI process) costs nothing.
 """
 from __future__ import annotations
 
 import abc
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ClassVar, Iterable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
-from ..errors import Cancelled
+from ..errors import Cancelled, InvalidParameterError, NotFittedError, UnknownParameterError
 from ..sample import Sample
+from .state import FitState, support_hash
 
 # stages, from most to least expensive to redo
 STAGE_FIT = "fit"        # needs fit() again (support set, bank size, prompts...)
@@ -78,11 +92,11 @@ class Param:
             else:
                 v = str(value)
         except (TypeError, ValueError):
-            raise ValueError(f"parameter '{self.name}': {value!r} is not a valid {self.kind}"
+            raise InvalidParameterError(f"parameter '{self.name}': {value!r} is not a valid {self.kind}"
                              + (f" (one of {', '.join(map(str, self.choices))})" if self.choices else "")) from None
         if self.kind in ("float", "int"):
             if self.min is not None and v < self.min or self.max is not None and v > self.max:
-                raise ValueError(f"parameter '{self.name}': {v} is outside [{self.min}, {self.max}]")
+                raise InvalidParameterError(f"parameter '{self.name}': {v} is outside [{self.min}, {self.max}]")
         return v
 
 
@@ -136,18 +150,32 @@ class DetectorResult:
 
 
 class Detector(abc.ABC):
-    """Base class. Subclasses set the class attributes and implement fit/extract/fuse."""
+    """Base class. Subclasses set the class attributes and implement ``build_state`` /
+    ``restore_state`` (what ``fit`` learns), ``extract`` and ``fuse``.
+
+    The lifecycle, the same in the GUI, ``eval`` and ``score`` (all through
+    :class:`core.session.Session`)::
+
+        det = create("memory-bank")                          # cheap: parameters only
+        state = det.fit(support, class_name="cookie")        # -> FitState (also loaded into det)
+        other.load_state(state)                              # e.g. the GUI-side instance
+        comps = det.extract(sample)                          # expensive, per sample
+        comps = det.rescore(comps)                           # after a prompt edit (text stage)
+        result = det.fuse(comps)                             # pure, milliseconds
+    """
 
     id: ClassVar[str] = ""
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs()
     params: ClassVar[tuple[Param, ...]] = ()
+    #: bumped whenever the meaning of a saved FitState changes (old saved fits are then refitted)
+    state_version: ClassVar[str] = "1"
 
     def __init__(self, device: str = "cpu", **params: Any):
         self.device = device
         self._values: dict[str, Any] = {p.name: p.default for p in self.params}
-        self.fitted = False
+        self._state: Optional[FitState] = None
         self.set_params(**params)
 
     # ------------------------------------------------------------------ parameters
@@ -156,25 +184,32 @@ class Detector(abc.ABC):
         for p in cls.params:
             if p.name == name:
                 return p
-        raise KeyError(f"detector '{cls.id}' has no parameter '{name}' "
-                       f"(it has: {', '.join(p.name for p in cls.params)})")
+        raise UnknownParameterError(f"detector '{cls.id}' has no parameter '{name}' "
+                                    f"(it has: {', '.join(p.name for p in cls.params)})")
 
     def get_params(self) -> dict[str, Any]:
         return dict(self._values)
 
+    def fit_params(self) -> dict[str, Any]:
+        """The values of the fit-stage parameters (what a FitState depends on)."""
+        return {p.name: self._values[p.name] for p in self.params if p.stage == STAGE_FIT}
+
     def set_params(self, **values: Any) -> set[str]:
-        """Set parameters; return the set of stages invalidated by the change."""
+        """Set parameters; return the set of stages invalidated by the change.
+
+        Every value is validated first (:class:`InvalidParameterError`, :class:`UnknownParameterError`):
+        a bad value changes nothing.
+        """
+        coerced = {k: self.param(k).coerce(v) for k, v in values.items()}
         touched: set[str] = set()
-        for k, v in values.items():
-            p = self.param(k)
-            v = p.coerce(v)
+        for k, v in coerced.items():
             if self._values.get(k) != v:
                 self._values[k] = v
-                touched.add(p.stage)
+                touched.add(self.param(k).stage)
         if STAGE_FIT in touched or STAGE_TEXT in touched:
             self.on_invalidate(touched)
         if STAGE_FIT in touched:
-            self.fitted = False
+            self._state = None
         return touched
 
     def on_invalidate(self, stages: set[str]) -> None:
@@ -187,16 +222,94 @@ class Detector(abc.ABC):
     def fusion_params(cls) -> tuple[Param, ...]:
         return tuple(p for p in cls.params if p.stage == STAGE_FUSION)
 
-    # ------------------------------------------------------------------ stages
-    def fit(self, support: Sequence[Sample], progress: Optional[ProgressFn] = None,
-            cancel: Optional[CancelFn] = None) -> None:
-        """Build support-dependent state. Zero-shot detectors may ignore ``support``."""
-        self.fitted = True
+    @classmethod
+    def text_params(cls) -> tuple[Param, ...]:
+        return tuple(p for p in cls.params if p.stage == STAGE_TEXT)
 
+    # ------------------------------------------------------------------ weights
+    @classmethod
+    def weight_specs(cls, params: Optional[dict[str, Any]] = None) -> tuple:
+        """The :class:`core.weights.WeightSpec` s the detector needs with these parameters
+        (none for weight-free detectors), so front-ends can say *before* a run what is missing."""
+        return ()
+
+    # ------------------------------------------------------------------ fit state
+    @property
+    def fitted(self) -> bool:
+        return self._state is not None
+
+    @property
+    def state(self) -> Optional[FitState]:
+        return self._state
+
+    def fit(self, support: Sequence[Sample], *, class_name: str = "", progress: Optional[ProgressFn] = None,
+            cancel: Optional[CancelFn] = None, support_key: Optional[str] = None) -> FitState:
+        """Learn from the good ``support`` samples of part class ``class_name`` (may be empty for
+        zero-shot detectors); returns the :class:`FitState`, which this instance now holds.
+
+        ``support_key`` is the support set's content hash when the caller already computed it
+        (see :func:`core.detectors.state.support_hash`).
+        """
+        support = list(support)
+        if len(support) < self.needs.support:
+            from ..errors import InputError
+            raise InputError(None, f"detector '{self.id}' needs at least {self.needs.support} good "
+                                   f"support sample(s) of class '{class_name or '?'}', got {len(support)}")
+        self._state = None
+        self.on_invalidate({STAGE_FIT})
+        arrays, meta = self.build_state(support, class_name, progress, cancel)
+        state = FitState(detector=self.id, version=str(self.state_version), class_name=class_name,
+                         params=self.fit_params(),
+                         support_hash=support_key if support_key is not None else support_hash(support),
+                         n_support=len(support), arrays=dict(arrays), meta=dict(meta))
+        self.load_state(state)
+        self.report(progress, 1.0, "fitted")
+        return state
+
+    def load_state(self, state: FitState) -> None:
+        """Hold a state computed elsewhere (a worker process, a saved file).
+
+        Refuses a state of another detector, version or fit parameters
+        (:class:`~core.detectors.state.FitStateError`).
+        """
+        from .state import FitStateError
+        if state.detector != self.id or str(state.version) != str(self.state_version):
+            raise FitStateError(None, f"a fit of '{state.detector}' v{state.version} cannot be loaded into "
+                                      f"'{self.id}' v{self.state_version}")
+        mine = self.fit_params()
+        theirs = {k: state.params.get(k) for k in mine}
+        from .state import params_key
+        if params_key(mine) != params_key(theirs):
+            raise FitStateError(None, f"the fit of '{self.id}' was made with other fit parameters")
+        self.on_invalidate({STAGE_FIT})
+        self.restore_state(state)
+        self._state = state
+
+    def build_state(self, support: list[Sample], class_name: str, progress: Optional[ProgressFn],
+                    cancel: Optional[CancelFn]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Compute what the detector learns: ``(arrays, meta)``, numeric arrays and JSON-able
+        metadata only.  The default (nothing to learn) suits detectors that use only the class name."""
+        return {}, {}
+
+    def restore_state(self, state: FitState) -> None:
+        """Rebuild the detector's working objects from a state (inverse of ``build_state``)."""
+
+    def require_fitted(self) -> FitState:
+        if self._state is None:
+            raise NotFittedError(f"detector '{self.id}' is not fitted: fit it on the class's support "
+                                 f"samples first (or load a saved fit)")
+        return self._state
+
+    # ------------------------------------------------------------------ stages
     @abc.abstractmethod
     def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelFn] = None) -> Components:
         """The expensive part: per-modality component maps for one sample."""
+
+    def rescore(self, components: Components, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelFn] = None) -> Components:
+        """Re-derive text-dependent maps after a ``text``-stage change, from cached tokens only."""
+        return components
 
     @abc.abstractmethod
     def fuse(self, components: Components, params: Optional[dict[str, Any]] = None) -> DetectorResult:
@@ -205,6 +318,7 @@ class Detector(abc.ABC):
     def score(self, sample: Sample, progress: Optional[ProgressFn] = None,
               cancel: Optional[CancelFn] = None) -> DetectorResult:
         self.check_sample(sample)
+        self.require_fitted()
         return self.fuse(self.extract(sample, progress, cancel))
 
     # ------------------------------------------------------------------ helpers
@@ -243,4 +357,5 @@ class Detector(abc.ABC):
             "id": cls.id, "name": cls.name, "description": cls.description,
             "needs": cls.needs.__dict__,
             "params": [{k: v for k, v in p.__dict__.items()} for p in cls.params],
+            "state_version": cls.state_version,
         }

@@ -4,11 +4,14 @@ from __future__ import annotations
 import importlib
 from typing import Type
 
+from ..errors import UnknownDetectorError
 from .base import Detector
 
 _REGISTRY: dict[str, Type[Detector]] = {}
 # modules imported lazily the first time the registry is queried
 _BUILTIN_MODULES = ("core.detectors.memory_bank",)
+# optional detectors: a missing optional dependency must not hide the others
+_OPTIONAL_MODULES: tuple[str, ...] = ()
 _loaded = False
 
 
@@ -29,6 +32,12 @@ def _load_builtins() -> None:
     _loaded = True
     for mod in _BUILTIN_MODULES:
         importlib.import_module(mod)
+    for mod in _OPTIONAL_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:  # pragma: no cover - depends on the installation
+            import logging
+            logging.getLogger(__name__).warning("detector module %s unavailable: %s", mod, e)
 
 
 def available() -> list[str]:
@@ -41,7 +50,7 @@ def get(detector_id: str) -> Type[Detector]:
     try:
         return _REGISTRY[detector_id]
     except KeyError:
-        raise KeyError(f"unknown detector '{detector_id}' (available: {', '.join(sorted(_REGISTRY))})") from None
+        raise UnknownDetectorError(f"unknown detector '{detector_id}' (available: {', '.join(sorted(_REGISTRY))})") from None
 
 
 def create(detector_id: str, device: str = "cpu", **params) -> Detector:

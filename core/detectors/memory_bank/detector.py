@@ -302,14 +302,8 @@ class MemoryBankDetector(Detector):
         return "auto" if all(s.organized for s in samples) else "outward"
 
     # ------------------------------------------------------------------ fit
-    def fit(self, support: Sequence[Sample], progress: Optional[ProgressFn] = None,
-            cancel: Optional[CancelFn] = None) -> None:
-        support = list(support)
-        if len(support) < self.needs.support:
-            raise InputError(None, f"detector '{self.id}' needs at least {self.needs.support} good "
-                                   f"support sample(s), got {len(support)}")
-        self.on_invalidate({STAGE_FIT})
-        self.fitted = False
+    def build_state(self, support: list[Sample], class_name: str, progress: Optional[ProgressFn],
+                    cancel: Optional[CancelFn]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         n = len(support)
         rgb_support = [s for s in support if s.has_rgb]
         geo_support = [s for s in support if s.has_points]
@@ -402,9 +396,39 @@ class MemoryBankDetector(Detector):
 
         if not banks:
             raise InputError(None, "the support samples have neither an RGB image nor a usable point cloud")
+        return self._pack(banks)
+
+    # ------------------------------------------------------------------ state <-> arrays
+    def _pack(self, banks: dict[str, _Bank]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays: dict[str, np.ndarray] = {}
+        meta: dict[str, Any] = {"voxel": self._voxel, "n_ref": self._n_ref, "orient": self._orient,
+                                "modalities": sorted(banks)}
+        for k, b in banks.items():
+            arrays[f"{k}.mean"] = b.scaler.mean
+            arrays[f"{k}.scale"] = b.scaler.scale
+            arrays[f"{k}.features"] = b.features
+            arrays[f"{k}.nominal"] = b.nominal
+            if b.strata is not None:
+                arrays[f"{k}.strata"] = b.strata
+            meta[k] = {"n_full": b.n_full, "image_scale": b.image_scale,
+                       "grid": list(b.extra["grid"]) if "grid" in b.extra else None}
+        return arrays, meta
+
+    def restore_state(self, state) -> None:
+        a, meta = state.arrays, state.meta
+        banks: dict[str, _Bank] = {}
+        for k in meta.get("modalities", []):
+            m = meta[k]
+            b = _Bank(scaler=GroupScaler(a[f"{k}.mean"], a[f"{k}.scale"]), features=a[f"{k}.features"],
+                      nominal=a[f"{k}.nominal"], strata=a.get(f"{k}.strata"), n_full=int(m["n_full"]))
+            b.image_scale = float(m["image_scale"])
+            if m.get("grid") is not None:
+                b.extra["grid"] = tuple(int(v) for v in m["grid"])
+            banks[k] = b
+        self._voxel = None if meta.get("voxel") is None else float(meta["voxel"])
+        self._n_ref = float(meta.get("n_ref", 1.0))
+        self._orient = str(meta.get("orient", "auto"))
         self._banks = banks
-        self.fitted = True
-        self.report(progress, 1.0, "fitted")
 
     def _build_bank(self, descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray],
                     sid: list[np.ndarray], cancel: Optional[CancelFn], exclusion: float,
@@ -467,8 +491,7 @@ class MemoryBankDetector(Detector):
     # ------------------------------------------------------------------ extract
     def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
                 cancel: Optional[CancelFn] = None) -> Components:
-        if not self.fitted:
-            raise RuntimeError(f"detector '{self.id}' is not fitted: call fit(support) first")
+        self.require_fitted()
         self.check_sample(sample)
         t0 = time.perf_counter()
         comps = Components(shape=sample.grid_shape, valid=sample.valid_mask(),

@@ -1,0 +1,19 @@
+"""The headless model behind the workbench, ``eval`` and ``score`` (see :mod:`.session`).
+
+* :mod:`.cache`    - memory-bounded LRU of loaded samples and components;
+* :mod:`.backends` - where fit / extract / rescore run (calling thread or a worker process);
+* :mod:`.events`   - observer signals the GUI connects to;
+* :mod:`.display`  - Qt-free display helpers (pictures, pixel <-> point, score range, thumbnails);
+* :mod:`.session`  - :class:`Session` itself.
+"""
+from .backends import Backend, DetectorProcessError, ProcessBackend, ThreadBackend
+from .cache import ByteLRU, nbytes_of
+from .display import display_image, pixel_to_point, point_to_pixel, score_range, thumbnail
+from .events import SessionEvents, Signal
+from .session import (Analysis, RunSummary, SampleRecord, Session, SupportItem, describe_error,
+                      iter_refs_with_errors)
+
+__all__ = ["Analysis", "Backend", "ByteLRU", "DetectorProcessError", "ProcessBackend", "RunSummary",
+           "SampleRecord", "Session", "SessionEvents", "Signal", "SupportItem", "ThreadBackend",
+           "describe_error", "display_image", "iter_refs_with_errors", "nbytes_of", "pixel_to_point",
+           "point_to_pixel", "score_range", "thumbnail"]
