@@ -9,8 +9,10 @@
 
 ``root`` may be the dataset root (many classes) or one class folder.  A class folder is recognised
 by a ``train/good`` or ``test/<label>`` folder holding images directly (MVTec 3D-AD puts them in
-``rgb/`` sub-folders) and no point clouds (a user's folder of PNG + PLY pairs in this shape is a
-plain folder, see :mod:`core.datasets.folder`, so that its clouds are kept).  Listing only reads
+``rgb/`` sub-folders), only ``train``/``test``/``validation``/``ground_truth`` sub-folders, and no
+point clouds; a dataset root is recognised when every sub-folder is such a class folder.  Anything
+else (a user's folder with one MVTec-like part among others, PNG + PLY pairs in this shape) is a
+plain folder (see :mod:`core.datasets.folder`), so that nothing is hidden and clouds are kept.  Listing only reads
 folder entries; :meth:`MVTecADDataset.load` reads the image and its mask, which must have the
 image's size.  A defective test image without a mask is loaded without ground truth.
 """
@@ -35,6 +37,12 @@ def _label_dirs(split_dir: Path) -> list[Path]:
 
 
 def _is_class_dir(d: Path) -> bool:
+    """``train``/``test``/``ground_truth`` sub-folders only (no loose sample files), images directly
+    in the label folders, no point clouds."""
+    if io.list_dir(d, IMAGE_EXTS + CLOUD_EXTS):
+        return False
+    if any(s.name.lower() not in SPLITS and s.name != GT_DIR for s in io.list_dir(d, dirs=True)):
+        return False
     found = False
     for name in SPLITS:
         sdir = d / name
@@ -55,7 +63,12 @@ def class_dirs(root: Path) -> list[Path]:
     root = Path(root)
     if _is_class_dir(root):
         return [root]
-    return [d for d in io.list_dir(root, dirs=True) if _is_class_dir(d)]
+    if io.list_dir(root, IMAGE_EXTS + CLOUD_EXTS):
+        return []
+    subs = io.list_dir(root, dirs=True)
+    # every sub-folder must be a class: a user's folder with one MVTec-like part among others is a
+    # plain folder (nothing of it is hidden)
+    return subs if subs and all(_is_class_dir(d) for d in subs) else []
 
 
 class MVTecADDataset(Dataset):
