@@ -346,8 +346,8 @@ def test_folder_pairing_roles_and_names(tmp_path):
     mask = np.zeros((H, W), bool)
     mask[1:3, 1:3] = True
     io.write_mask(tmp_path / "part" / "gt" / "001.png", mask)
-    io.write_rgb(tmp_path / "good" / "g1.png", rgb)
-    io.write_rgb(tmp_path / "d.png", rgb)
+    io.write_rgb(tmp_path / "lot" / "good" / "g1.png", rgb)      # (a good/ at the top would make the
+    io.write_rgb(tmp_path / "d.png", rgb)                              #  loose files test parts)
     io.write_mask(tmp_path / "d_mask.png", mask)                       # mask next to it
     _tiff(tmp_path / "t.tiff", rgb[..., 0])                # a gray TIFF image
     io.write_rgb(tmp_path / "kit" / "test" / "scratch" / "x.png", rgb)
@@ -358,7 +358,7 @@ def test_folder_pairing_roles_and_names(tmp_path):
     assert isinstance(ds, FolderDataset) and ds.layout == "folder"
     root = tmp_path.name
     by_key = {ref.key: ref for ref in ds}
-    assert set(by_key) == {f"{root}/a", f"{root}/b", f"{root}/c", "part/001", f"{root}/good/g1", f"{root}/d",
+    assert set(by_key) == {f"{root}/a", f"{root}/b", f"{root}/c", "part/001", "lot/good/g1", f"{root}/d",
                            f"{root}/t", "kit/test/scratch/x"}
 
     s = ds.load(by_key[f"{root}/a"])
@@ -371,7 +371,7 @@ def test_folder_pairing_roles_and_names(tmp_path):
     assert part.organized and part.points.shape == (H, W, 3)
     np.testing.assert_array_equal(part.gt_mask, mask)
     assert part.label == "defect"  # read from the mask when loaded
-    assert by_key[f"{root}/good/g1"].label == GOOD
+    assert by_key["lot/good/g1"].label == GOOD
     assert ds.load(by_key[f"{root}/d"]).label == "defect"
     t = ds.load(by_key[f"{root}/t"])
     assert t.points is None and t.rgb.shape == (H, W, 3) and "rgb" in t.paths

@@ -1,10 +1,15 @@
 """Lazy datasets: opening a dataset only lists files (fast); a sample's arrays load on demand."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+import numpy as np
+
+from .. import io
+from ..errors import SampleLoadError
 from ..sample import GOOD, Sample
 
 
@@ -30,10 +35,20 @@ class Dataset:
     """A list of :class:`SampleRef` plus a loader. Subclasses fill ``refs`` and implement ``load``."""
 
     layout: str = "base"
+    #: human name of the layout, for the GUI ("MVTec AD", "plain folder"...)
+    layout_label: str = "dataset"
 
-    def __init__(self, root: Path, refs: Sequence[SampleRef]):
+    def __init__(self, root: Path, refs: Sequence[SampleRef], warnings: Sequence[str] = ()):
         self.root = Path(root)
         self.refs: list[SampleRef] = list(refs)
+        #: problems noticed while listing (e.g. a folder named like an image); each names the path
+        self.warnings: list[str] = list(warnings)
+
+    def describe(self) -> str:
+        """One line for the GUI: ``"MVTec AD, 1 class, 39 samples"``."""
+        n_cls, n = len(self.classes), len(self.refs)
+        return (f"{self.layout_label}, {n_cls:,} class{'es' if n_cls != 1 else ''}, "
+                f"{n:,} sample{'s' if n != 1 else ''}")
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -72,3 +87,41 @@ class Dataset:
 
     def load(self, ref: SampleRef) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def list_entries(folder: Path, exts: Sequence[str], warnings: Optional[list] = None) -> list[Path]:
+    """Files of ``folder`` whose suffix is in ``exts`` (natural order, no file opened), plus any
+    *folder* named like such a file (``002.png/``): it is kept so that loading its sample reports
+    "is a folder, not a file" instead of the sample silently losing that modality, and it is noted
+    in ``warnings``."""
+    files = io.list_dir(folder, exts)
+    fakes = [d for d in io.list_dir(folder, dirs=True) if os.path.splitext(d.name)[1].lower() in exts]
+    if not fakes:
+        return files
+    if warnings is not None:
+        warnings.extend(f"{d}: is a folder, not a file (its sample will fail to load)" for d in fakes)
+    return sorted(files + fakes, key=lambda p: io.natural_key(p.name))
+
+
+def read_gt_mask(gt_path: Path, grid: Optional[tuple], image_path: Optional[Path] = None) -> np.ndarray:
+    """A ground-truth mask that must have the sample's pixel grid ``(H, W)``: a mask of another
+    size is a :class:`SampleLoadError` naming both sizes (never a silent resize)."""
+    mask = io.read_mask(gt_path)
+    if grid is not None and tuple(mask.shape[:2]) != (int(grid[0]), int(grid[1])):
+        of = f" of {Path(image_path).name}" if image_path is not None else ""
+        raise SampleLoadError(gt_path, f"mask size {mask.shape[1]}x{mask.shape[0]} (W x H) does not match the "
+                                       f"image size {int(grid[1])}x{int(grid[0])}{of}")
+    return mask
+
+
+def hold_out(items: Sequence, ratio: float) -> tuple[list, list]:
+    """Split naturally sorted ``items`` into ``(train, test)``: the last ``round(ratio * n)`` go to
+    test (at least one when ``ratio > 0`` and there are two or more, never all of them).
+    Deterministic, so a dataset lists the same way every time."""
+    items = list(items)
+    n = len(items)
+    k = int(round(float(ratio) * n))
+    if ratio > 0 and n >= 2:
+        k = max(k, 1)
+    k = min(k, n - 1) if n else 0
+    return items[: n - k], items[n - k:]

@@ -32,7 +32,7 @@ import numpy as np
 from .. import io
 from ..errors import InputError, SampleLoadError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef
+from .base import Dataset, SampleRef, read_gt_mask
 
 FOCAL_LENGTH = 711.11
 SPLITS = {"train": "train", "val": "validation", "validation": "validation",
@@ -58,6 +58,7 @@ class EyecandiesDataset(Dataset):
     """A lazily listed Eyecandies dataset (or one class of it)."""
 
     layout = "eyecandies"
+    layout_label = "Eyecandies"
 
     @staticmethod
     def detect(root: Path) -> bool:
@@ -98,7 +99,7 @@ class EyecandiesDataset(Dataset):
                                       f"depth size {points.shape[1]}x{points.shape[0]} (W x H) does not match the "
                                       f"RGB image size {rgb.shape[1]}x{rgb.shape[0]} of {paths['rgb'].name}")
         grid = rgb.shape[:2] if rgb is not None else points.shape[:2]
-        gt = io.read_mask(paths["gt"], shape=grid) if "gt" in paths else None
+        gt = read_gt_mask(paths["gt"], grid, paths.get("rgb", paths.get("points"))) if "gt" in paths else None
         label = ref.label
         if not label and gt is not None:
             label = DEFECT if gt.any() else GOOD

@@ -1,24 +1,52 @@
-"""Plain folders of images and/or point clouds.
+"""Plain folders of images and/or point clouds (the user's own parts).
 
 Any folder (searched recursively) of images (``.png .jpg .jpeg .bmp``) and point clouds
-(``.ply .pcd .tif .tiff .npy .txt .xyz``) is a dataset.  Files are paired by stem within a folder;
-files in *role* sub-folders are paired with their siblings, so ``part/rgb/001.png``,
-``part/xyz/001.tiff`` and ``part/gt/001.png`` form one sample.  Image-only and cloud-only stems are
-samples too.
+(``.ply .pcd .tif .tiff .npy .txt .xyz``) is a dataset.  These conventions are understood::
 
-Ground truth: ``<stem>_mask.png`` next to the sample, or ``<stem>.png`` in a ``gt``/``mask(s)``/
-``ground_truth`` folder; per-point labels ``<stem>.txt`` in such a folder.
+    my_parts/                      "good/ + parts": one class (my_parts)
+        good/  a.png a.ply ...       good parts (the few-shot support comes from here)
+        p1.png p1.ply p2.png ...     parts to inspect (split test, label unknown)
+        unknown/ q1.png ...          any other sub-folder: more parts to inspect, same class
+        bad/ r1.png ...              ... labelled with its name when it is a bad word (bad, ng, defect...)
+        mask/ r1.png                 masks by stem, for the parts in the sibling folders
+
+    my_parts/                      "train/good + test": one class (my_parts)
+        train/good/ a.png a.ply      good parts
+        test/ p1.png p1.ply          parts to inspect (label unknown)
+        test/crack/ p2.png           parts with a known defect kind (label crack)
+        ground_truth/crack/p2_mask.png
+
+    my_parts/ p1.png p1.ply p2.png    "flat": every file is a part to inspect (no split, no label)
+
+    parts/cookie/good/ ... parts/tire/good/ ...   one class per folder holding good/
+
+An image and a cloud of one stem in one folder are ONE sample (RGB + cloud), never two; files in
+*role* sub-folders are paired with their siblings, so ``part/rgb/001.png``, ``part/xyz/001.tiff``
+and ``part/gt/001.png`` form one sample.  Image-only and cloud-only stems are samples too.
+
+Ground truth: ``<stem>_mask.png`` next to the sample, or ``<stem>.png`` (``<stem>_mask.png``) in a
+``gt``/``mask(s)``/``ground_truth`` folder beside the sample or beside its label folder
+(``mask/r1.png`` for ``bad/r1.png``; ``ground_truth/crack/p2_mask.png`` for ``test/crack/p2.png``);
+per-point labels ``<stem>.txt`` in such a folder.  A mask must have the image's size.
 
 Names are inferred from the folder path relative to the root:
 
 * a ``train``/``validation``/``test`` folder sets the split; the folder below it is the label
-  (``good`` -> good, anything else is the defect kind) and the folders above it the class;
-* otherwise a last folder named ``good``/``ok``/``normal`` sets the label good (``bad``/``ng``/
-  ``defect``... set that label) and the folders above it form the class;
-* the class is the relative folder path, or the root folder's name for files at the top.
+  (``good`` -> good, anything else is the defect kind) and the folders above it the class
+  (files directly in ``train/`` are good by convention, files directly in ``test/`` unknown);
+* else a folder holding a ``good``/``ok``/``normal`` sub-folder is the class: that sub-folder
+  holds its good parts, its loose files and other sub-folders are its test parts, unlabelled
+  unless the sub-folder's name is a bad word (``bad``/``ng``/``defect``...).  Defect kinds are named
+  with ``test/<kind>/`` only, so an arbitrary folder name (``batch2``) never becomes a ground truth;
+* otherwise a last folder named ``good``/``bad``/``ng``... sets that label and the folders above it
+  form the class; the class is the relative folder path, or the root folder's name for files at
+  the top.
 
 Without any of these the label is ``""`` (unknown); a sample with a mask gets ``"defect"`` or
 ``"good"`` from it when loaded.
+
+A folder named like a sample file (``002.png/``) is not walked into: it stays in its sample, whose
+loading then reports "is a folder, not a file", and :attr:`Dataset.warnings` notes it.
 
 A ``.tif``/``.tiff`` is an organized xyz cloud when it holds float ``H x W x 3`` data, else an
 image; this is decided when the sample is loaded (listing never opens a file).
@@ -35,7 +63,7 @@ import numpy as np
 from .. import io
 from ..errors import InputError, SampleLoadError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef
+from .base import Dataset, SampleRef, read_gt_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 TIFF_EXTS = (".tif", ".tiff")
@@ -68,8 +96,11 @@ def _strip_mask_suffix(stem: str) -> Optional[str]:
     return None
 
 
-def infer_names(parts: tuple[str, ...], root_name: str) -> tuple[str, str, str]:
-    """(class_name, split, label) from the folder parts of a sample relative to the root."""
+def infer_names(parts: tuple[str, ...], root_name: str,
+                good_parents: frozenset = frozenset()) -> tuple[str, str, str]:
+    """(class_name, split, label) from the folder parts of a sample relative to the root.
+
+    ``good_parents`` holds the relative folders (tuples of parts) that have a ``good`` sub-folder."""
     low = [p.lower() for p in parts]
     for i, name in enumerate(low):
         if name in SPLIT_NAMES:
@@ -80,9 +111,30 @@ def infer_names(parts: tuple[str, ...], root_name: str) -> tuple[str, str, str]:
             elif SPLIT_NAMES[name] == "train":
                 label = GOOD  # a bare train folder holds good parts by convention
             return cls, SPLIT_NAMES[name], label
+    for i in range(len(parts), -1, -1):  # the deepest folder that has a good/ sub-folder is the class
+        if tuple(parts[:i]) in good_parents:
+            cls = "/".join(parts[:i]) or root_name
+            if i < len(parts) and low[i] in GOOD_NAMES:
+                return cls, "", GOOD
+            if i < len(parts) and low[i] in BAD_NAMES:
+                return cls, "test", parts[i]
+            return cls, "test", ""
     if low and (low[-1] in GOOD_NAMES or low[-1] in BAD_NAMES):
         return "/".join(parts[:-1]) or root_name, "", GOOD if low[-1] in GOOD_NAMES else parts[-1]
     return "/".join(parts) or root_name, "", ""
+
+
+def _gt_candidates(parts: tuple[str, ...], is_good: bool) -> list[tuple[str, ...]]:
+    """Folder keys whose ground truth may belong to a sample in ``parts``: its own folder, then (for
+    a sample not known to be good) its label folder without the split (``ground_truth/crack`` for
+    ``test/crack``) and its parent (``mask/`` beside ``bad/``)."""
+    out = [parts]
+    if not is_good and parts:
+        no_split = tuple(p for p in parts if p.lower() not in SPLIT_NAMES)
+        for cand in (no_split, parts[:-1]):
+            if cand not in out:
+                out.append(cand)
+    return out
 
 
 class _Group:
@@ -97,6 +149,7 @@ class FolderDataset(Dataset):
     """A lazily listed folder of images and/or clouds."""
 
     layout = "folder"
+    layout_label = "Plain folder"
 
     @staticmethod
     def detect(root: Path) -> bool:
@@ -108,6 +161,8 @@ class FolderDataset(Dataset):
         groups: dict[tuple, _Group] = {}
         gts: dict[tuple, dict[str, Path]] = {}
         extras: list[_Group] = []
+        good_parents: set[tuple] = set()
+        warnings: list[str] = []
         seen = 0
 
         def group(parts, stem) -> _Group:
@@ -125,7 +180,17 @@ class FolderDataset(Dataset):
             if seen > MAX_LISTED_FILES:
                 raise InputError(root, f"too many files to list (more than {MAX_LISTED_FILES:,}); "
                                        "choose the dataset folder itself")
-            for name in sorted(filenames, key=io.natural_key):
+            # a folder named like a sample file (002.png/) is kept as that file so that loading
+            # its sample says "is a folder", instead of the sample silently losing a modality
+            fakes = [d for d in dirnames if os.path.splitext(d)[1].lower() in SUPPORTED_EXTS]
+            if fakes:
+                dirnames[:] = [d for d in dirnames if d not in fakes]
+                warnings.extend(f"{Path(dirpath) / d}: is a folder, not a file (its sample will fail to load)"
+                                for d in fakes)
+            if any(d.lower() in GOOD_NAMES for d in dirnames):
+                good_parents.add(rel)
+            gi = next((i for i, q in enumerate(rel) if q.lower() in GT_DIRS), None)
+            for name in sorted(filenames + fakes, key=io.natural_key):
                 if name.startswith("."):
                     continue
                 stem, ext = os.path.splitext(name)
@@ -133,10 +198,11 @@ class FolderDataset(Dataset):
                 if ext not in SUPPORTED_EXTS:
                     continue
                 path = Path(dirpath) / name
-                if parent in GT_DIRS:  # ground truth folder: <stem>.png / <stem>_mask.png / <stem>.txt
+                if gi is not None:  # ground truth folder: <stem>.png / <stem>_mask.png / <stem>.txt
                     role = "gt" if ext in IMAGE_EXTS + TIFF_EXTS else ("labels" if ext in LABEL_EXTS else None)
                     if role:
-                        gts.setdefault((rel[:-1], _strip_mask_suffix(stem) or stem), {}).setdefault(role, path)
+                        key = (rel[:gi] + rel[gi + 1:], _strip_mask_suffix(stem) or stem)
+                        gts.setdefault(key, {}).setdefault(role, path)
                     continue
                 parts = rel[:-1] if parent in RGB_DIRS or parent in CLOUD_DIRS else rel
                 base = _strip_mask_suffix(stem)
@@ -155,14 +221,19 @@ class FolderDataset(Dataset):
                     g.files[role] = path
 
         refs = []
+        frozen = frozenset(good_parents)
         for g in sorted(list(groups.values()) + extras, key=lambda g: g.order):
             files = dict(g.files)
             _assign_tiff(files)
-            for role, p in gts.get((g.parts, g.stem), {}).items():
-                files.setdefault(role, p)
-            cls_name, split, label = infer_names(g.parts, root.name)
+            cls_name, split, label = infer_names(g.parts, root.name, frozen)
+            for cand in _gt_candidates(g.parts, label == GOOD):
+                found = gts.get((cand, g.stem))
+                if found:
+                    for role, p in found.items():
+                        files.setdefault(role, p)
+                    break
             refs.append(SampleRef(id=g.stem, class_name=cls_name, split=split, label=label, paths=files))
-        return cls(root, _unique_ids(refs, root))
+        return cls(root, _unique_ids(refs, root), warnings)
 
     @classmethod
     def from_files(cls, rgb: Optional[os.PathLike] = None, cloud: Optional[os.PathLike] = None,
@@ -278,7 +349,8 @@ def load_files(ref: SampleRef) -> Sample:
             rgb = colors
         colors = None
     grid = rgb.shape[:2] if rgb is not None else (points.shape[:2] if organized else None)
-    gt = io.read_mask(paths["gt"], shape=grid) if "gt" in paths and grid is not None else None
+    main = paths.get("rgb", paths.get("points"))
+    gt = read_gt_mask(paths["gt"], grid, main) if "gt" in paths and grid is not None else None
     labels = None
     if "labels" in paths and points is not None:
         xyz, lab = io.read_point_labels(paths["labels"])

@@ -20,7 +20,7 @@ import numpy as np
 from .. import io
 from ..errors import SampleLoadError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef
+from .base import Dataset, SampleRef, list_entries, read_gt_mask
 
 #: split folder name -> split name used in :class:`SampleRef`
 SPLITS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
@@ -47,14 +47,15 @@ def class_dirs(root: Path) -> list[Path]:
     return [d for d in io.list_dir(root, dirs=True) if _is_class_dir(d)]
 
 
-def _stem_map(folder: Path, exts) -> dict[str, Path]:
-    return {p.stem: p for p in io.list_dir(folder, exts)}
+def _stem_map(folder: Path, exts, warnings: Optional[list] = None) -> dict[str, Path]:
+    return {p.stem: p for p in list_entries(folder, exts, warnings)}
 
 
 class MVTec3DDataset(Dataset):
     """A lazily listed MVTec 3D-AD dataset (or one class of it)."""
 
     layout = "mvtec3d"
+    layout_label = "MVTec 3D-AD"
 
     @staticmethod
     def detect(root: Path) -> bool:
@@ -66,20 +67,21 @@ class MVTec3DDataset(Dataset):
         """List the samples under ``root`` without opening any file."""
         root = Path(root)
         refs: list[SampleRef] = []
+        warnings: list[str] = []
         for cdir in class_dirs(root):
             for split_dir in io.list_dir(cdir, dirs=True):
                 split = SPLITS.get(split_dir.name.lower())
                 if split is None:
                     continue
                 for ldir in _label_dirs(split_dir):
-                    refs.extend(cls._list_label_dir(cdir.name, split, ldir))
-        return cls(root, refs)
+                    refs.extend(cls._list_label_dir(cdir.name, split, ldir, warnings))
+        return cls(root, refs, warnings)
 
     @staticmethod
-    def _list_label_dir(class_name: str, split: str, ldir: Path) -> list[SampleRef]:
-        rgb = _stem_map(ldir / RGB_DIR, RGB_EXTS)
-        xyz = _stem_map(ldir / XYZ_DIR, XYZ_EXTS)
-        gt = _stem_map(ldir / GT_DIR, GT_EXTS)
+    def _list_label_dir(class_name: str, split: str, ldir: Path, warnings: Optional[list] = None) -> list[SampleRef]:
+        rgb = _stem_map(ldir / RGB_DIR, RGB_EXTS, warnings)
+        xyz = _stem_map(ldir / XYZ_DIR, XYZ_EXTS, warnings)
+        gt = _stem_map(ldir / GT_DIR, GT_EXTS, warnings)
         label = GOOD if ldir.name.lower() == GOOD else ldir.name
         out = []
         for stem in sorted(set(rgb) | set(xyz), key=io.natural_key):
@@ -110,7 +112,7 @@ def load_rgb_xyz(ref: SampleRef, rgb_path: Optional[Path], xyz_path: Optional[Pa
     if rgb is None and points is None:
         raise SampleLoadError(None, f"sample {ref.key} has neither an RGB image nor a point cloud")
     grid = rgb.shape[:2] if rgb is not None else points.shape[:2]
-    gt = io.read_mask(gt_path, shape=grid) if gt_path is not None else None
+    gt = read_gt_mask(gt_path, grid, rgb_path if rgb is not None else xyz_path) if gt_path is not None else None
     paths = {k: Path(v) for k, v in ref.paths.items()}
     return Sample(id=ref.id, class_name=ref.class_name, label=ref.label or _label_from(gt), split=ref.split,
                   rgb=rgb, points=points, gt_mask=gt, paths=paths)

@@ -6,6 +6,10 @@
     <root>/<class>/test/<n>_<kind>.pcd      e.g. 1_bulge.pcd, 12_sink_cut.pcd, 7_good.pcd
     <root>/<class>/gt/<stem>.txt            per-point ground truth "x y z label" (comma or space)
 
+Detected only by its own signature, so that a user's ``train/good`` + ``test/`` folder of PNG and
+PLY files is never taken for it: a class folder has ``train/*template*.pcd|ply`` clouds, or
+``test/`` clouds together with ``gt/*.txt`` point labels.
+
 The test label is the file stem after the first ``_`` (``1_bulge`` -> ``bulge``); a stem that
 contains ``good`` is good; a stem without ``_`` has an unknown label (``""``) until its ground truth
 is loaded.  ``.ply`` clouds are accepted as well as ``.pcd``.
@@ -18,7 +22,7 @@ import numpy as np
 
 from .. import io
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef
+from .base import Dataset, SampleRef, list_entries
 
 CLOUD_EXTS = (".pcd", ".ply")
 LABEL_EXTS = (".txt", ".npy")
@@ -31,7 +35,10 @@ def _has_clouds(d: Path) -> bool:
 
 
 def _is_class_dir(d: Path) -> bool:
-    return _has_clouds(d / "train") or _has_clouds(d / "test")
+    """Real3D-AD's signature: template clouds in ``train/``, or test clouds with ``gt/*.txt``."""
+    if any("template" in p.stem.lower() for p in io.list_dir(d / "train", CLOUD_EXTS)):
+        return True
+    return _has_clouds(d / "test") and bool(io.list_dir(d / "gt", (".txt",)))
 
 
 def class_dirs(root: Path) -> list[Path]:
@@ -54,6 +61,7 @@ class Real3DDataset(Dataset):
     """A lazily listed Real3D-AD dataset (or one class of it)."""
 
     layout = "real3d"
+    layout_label = "Real3D-AD"
 
     @staticmethod
     def detect(root: Path) -> bool:
@@ -62,13 +70,13 @@ class Real3DDataset(Dataset):
     @classmethod
     def from_root(cls, root) -> "Real3DDataset":
         root = Path(root)
-        refs = []
+        refs, warnings = [], []
         for cdir in class_dirs(root):
-            for p in io.list_dir(cdir / "train", CLOUD_EXTS):
+            for p in list_entries(cdir / "train", CLOUD_EXTS, warnings):
                 refs.append(SampleRef(id=p.stem, class_name=cdir.name, split="train", label=GOOD,
                                       paths={"points": p}))
             gts = {p.stem: p for p in io.list_dir(cdir / "gt", LABEL_EXTS)}
-            for p in io.list_dir(cdir / "test", CLOUD_EXTS):
+            for p in list_entries(cdir / "test", CLOUD_EXTS, warnings):
                 if "template" in p.stem.lower():  # stray templates left in test/ by some releases
                     continue
                 paths = {"points": p}
@@ -76,7 +84,7 @@ class Real3DDataset(Dataset):
                     paths["labels"] = gts[p.stem]
                 refs.append(SampleRef(id=p.stem, class_name=cdir.name, split="test",
                                       label=label_from_stem(p.stem), paths=paths))
-        return cls(root, refs)
+        return cls(root, refs, warnings)
 
     def load(self, ref: SampleRef) -> Sample:
         paths = {k: Path(v) for k, v in ref.paths.items()}
