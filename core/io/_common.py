@@ -3,9 +3,12 @@ natural sort and folder listing."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
+import stat
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
@@ -34,6 +37,44 @@ def max_points() -> int:
     return int(getattr(pkg, "MAX_POINTS", MAX_POINTS))
 
 
+#: Largest image (width x height, read from the file's header before decoding) the readers accept;
+#: the environment variable ``MMAD_MAX_PIXELS`` overrides it.  50 MP is a 7000 x 7000 image (150 MB
+#: as 8-bit RGB); a small file that declares more (a decompression bomb) is refused unread.
+MAX_PIXELS = 50_000_000
+#: Smallest width/height of an RGB image the readers accept (a 1 x 1 "image" is not a photo of a part).
+MIN_IMAGE_SIDE = 8
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: ``$MMAD_MAX_PIXELS`` if set to a positive integer, else ``core.io.MAX_PIXELS``."""
+    env = os.environ.get("MMAD_MAX_PIXELS", "").strip().replace("_", "")
+    if env:
+        try:
+            v = int(float(env))
+            if v > 0:
+                return v
+        except ValueError:
+            pass
+    pkg = sys.modules.get(__package__ or "")
+    return int(getattr(pkg, "MAX_PIXELS", MAX_PIXELS))
+
+
+def min_image_side() -> int:
+    """The smallest RGB side accepted: ``core.io.MIN_IMAGE_SIDE`` (read at call time)."""
+    pkg = sys.modules.get(__package__ or "")
+    return int(getattr(pkg, "MIN_IMAGE_SIDE", MIN_IMAGE_SIDE))
+
+
+class DegenerateCloudError(SampleLoadError):
+    """A point cloud holds too few distinct points (e.g. all identical) to be inspected."""
+
+
+#: Logger that receives what third-party libraries print while a reader runs (never stderr).
+log = logging.getLogger("core.io")
+# tifffile reports problems through `logging`; without a handler Python would print them to stderr
+logging.getLogger("tifffile").addHandler(logging.NullHandler())
+
+
 # ====================================================================== helpers
 def _path(path: PathLike) -> Path:
     return Path(os.fspath(path))
@@ -42,8 +83,9 @@ def _path(path: PathLike) -> Path:
 def check_file(path: PathLike) -> int:
     """Check that ``path`` is an existing, readable, non-empty file; return its size in bytes.
 
-    Raises :class:`SampleLoadError` ("file not found", "is a folder, not a file",
-    "file is empty (0 bytes)", "permission denied").
+    Raises :class:`SampleLoadError` ("file not found", "is a directory, not a file", "is not a
+    regular file (a FIFO/pipe)", "file is empty (0 bytes)", "permission denied").  Nothing is opened,
+    so a FIFO never blocks.
     """
     p = _path(path)
     try:
@@ -54,8 +96,12 @@ def check_file(path: PathLike) -> int:
         raise SampleLoadError(p, "permission denied") from None
     except OSError as e:
         raise SampleLoadError(p, f"cannot access the file ({e.strerror or e})") from None
-    if p.is_dir():
-        raise SampleLoadError(p, "is a folder, not a file")
+    if stat.S_ISDIR(st.st_mode):
+        raise SampleLoadError(p, "is a directory (a folder), not a file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO/pipe" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a special file")
+        raise SampleLoadError(p, f"is not a regular file ({kind})")
     if st.st_size == 0:
         raise SampleLoadError(p, "file is empty (0 bytes)")
     if not os.access(p, os.R_OK):
@@ -120,6 +166,66 @@ class _Quiet:
                         self._restore(self._saved)
                     except Exception:  # noqa: BLE001
                         pass
+
+
+class _StderrCapture:
+    """Reference-counted capture of file descriptor 2 while C/C++ libraries run.
+
+    OpenCV (libpng, libjpeg), open3d (RPly) and others print straight to the C ``stderr``, which
+    Python-level redirection cannot catch.  The first entrant points fd 2 at a temporary file, the
+    last one restores it and turns what was printed into ``logging`` records (INFO, logger
+    ``core.io``), so the messages never reach the terminal.  ``last`` holds the text of the last
+    capture (readers may inspect it).  Anything another thread prints in that window is logged too.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved_fd: Optional[int] = None
+        self._tmp = None
+        self.last = ""
+
+    @contextlib.contextmanager
+    def __call__(self, what: str = "") -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                try:
+                    sys.stderr.flush()
+                except Exception:  # noqa: BLE001
+                    pass
+                try:
+                    self._tmp = tempfile.TemporaryFile()
+                    self._saved_fd = os.dup(2)
+                    os.dup2(self._tmp.fileno(), 2)
+                except OSError:  # no fd 2 (e.g. a windowed app): nothing to capture
+                    self._saved_fd = None
+                    if self._tmp is not None:
+                        self._tmp.close()
+                        self._tmp = None
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved_fd is not None:
+                    text = ""
+                    try:
+                        os.dup2(self._saved_fd, 2)
+                        os.close(self._saved_fd)
+                        self._tmp.seek(0)
+                        text = self._tmp.read(65536).decode("utf-8", "replace").strip()
+                    except OSError:
+                        pass
+                    finally:
+                        self._tmp.close()
+                        self._tmp, self._saved_fd = None, None
+                    self.last = text
+                    if text:
+                        log.info("library messages%s: %s", f" while reading {what}" if what else "", text)
+
+
+_capture_stderr = _StderrCapture()
 
 
 def _cv2_lower():

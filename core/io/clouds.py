@@ -7,9 +7,10 @@ from typing import Optional
 import numpy as np
 
 from ..errors import InputError, SampleLoadError
-from ._common import (CLOUD_EXTS, TEXT_CLOUD_EXTS, TIFF_EXTS, PathLike, _first_line, _fmt_shape, _guard, _path,
+from ._common import (CLOUD_EXTS, DegenerateCloudError, TEXT_CLOUD_EXTS, TIFF_EXTS, PathLike, _first_line, _fmt_shape, _guard, _path,
                       _quiet_o3d, _too_many, check_file, max_points)
 from .headers import _check_pcd, _check_ply
+from .plypcd import read_pcd_arrays, read_ply_arrays
 from .images import _read_tiff_array
 from .text import _read_text_table
 
@@ -30,7 +31,7 @@ def read_xyz_tiff(path: PathLike, require_points: bool = True) -> np.ndarray:
     all-missing cloud raises ("all points are missing").
     """
     p = _path(path)
-    a = _read_tiff_array(p)
+    a = _read_tiff_array(p, points=True)
     if a.ndim == 3 and a.shape[0] == 3 and a.shape[2] != 3:
         a = np.moveaxis(a, 0, -1)
     if a.ndim != 3 or a.shape[2] != 3:
@@ -75,6 +76,59 @@ def _looks_like_colors(c: np.ndarray) -> bool:
     return bool(c.max() <= 1.0 or (c.max() <= 255.0 and np.all(c == np.round(c))))
 
 
+#: Coordinates beyond this magnitude are refused outright (no sensor measures 1e15 mm).
+ABSURD_COORDINATE = 1e15
+#: A point farther from the cloud's median than this many robust spreads is refused as corrupt.
+OUTLIER_SPREADS = 1e4
+#: Fewer distinct points than this is a degenerate cloud.
+MIN_DISTINCT_POINTS = 10
+
+
+def _count_distinct(pts: np.ndarray, stop: int) -> int:
+    """Number of distinct rows, exact when below ``stop`` (a sample first: cheap for big clouds)."""
+    if pts.shape[0] > 4096:
+        sample = pts[:: max(1, pts.shape[0] // 4096)]
+        k = np.unique(sample, axis=0).shape[0]
+        if k >= stop:
+            return k
+    return int(np.unique(pts, axis=0).shape[0])
+
+
+def check_points(path: Path, pts: np.ndarray) -> None:
+    """Refuse finite points (``N x 3``) that cannot be a real scan.
+
+    * any ``|coordinate| > ABSURD_COORDINATE``;
+    * any point farther than ``OUTLIER_SPREADS`` robust spreads from the median (the spread is the
+      largest per-axis 1st-to-99th percentile range, so a flat part still has one);
+      e.g. one point at z = 1e38 among points within 1 m: uninitialised memory, not a measurement;
+    * fewer than ``MIN_DISTINCT_POINTS`` distinct points (:class:`DegenerateCloudError`).
+    """
+    n = pts.shape[0]
+    big = np.abs(pts) > ABSURD_COORDINATE
+    if big.any():
+        i = int(np.flatnonzero(big.any(axis=1))[0])
+        x = pts[i]
+        raise SampleLoadError(path, f"point {i:,} has an absurd coordinate ({x[0]:.4g}, {x[1]:.4g}, {x[2]:.4g}; "
+                              f"the limit is {ABSURD_COORDINATE:.0e}): the file is corrupt")
+    if n >= MIN_DISTINCT_POINTS:
+        sample = pts[:: max(1, n // 200_000)]
+        lo, med, hi = np.percentile(sample, [1.0, 50.0, 99.0], axis=0)
+        spread = float(np.max(hi - lo))
+        if spread > 0.0:
+            far = np.abs(pts - med) > OUTLIER_SPREADS * spread
+            if far.any():
+                i = int(np.flatnonzero(far.any(axis=1))[0])
+                x = pts[i]
+                raise SampleLoadError(path, f"point {i:,} at ({x[0]:.4g}, {x[1]:.4g}, {x[2]:.4g}) is absurdly far "
+                                            f"from the other points (their extent is about {spread:.4g}): "
+                                            "the file is corrupt")
+    k = _count_distinct(pts, MIN_DISTINCT_POINTS) if n else 0
+    if k < MIN_DISTINCT_POINTS:
+        what = "all points are identical" if k == 1 else f"only {k} distinct point{'s' if k != 1 else ''}"
+        raise DegenerateCloudError(path, f"degenerate point cloud: {what} (at least {MIN_DISTINCT_POINTS} "
+                                         "distinct points are needed)")
+
+
 def _finish_unorganized(path: Path, pts: np.ndarray, colors: Optional[np.ndarray]):
     if pts.shape[0] == 0:
         raise SampleLoadError(path, "point cloud is empty (no points)")
@@ -84,6 +138,7 @@ def _finish_unorganized(path: Path, pts: np.ndarray, colors: Optional[np.ndarray
     if not keep.all():
         pts = pts[keep]
         colors = colors[keep] if colors is not None else None
+    check_points(path, pts)
     return np.ascontiguousarray(pts, dtype=np.float32), colors, False
 
 
@@ -91,26 +146,20 @@ def _finish_organized(path: Path, xyz: np.ndarray, colors: Optional[np.ndarray])
     if xyz.shape[0] * xyz.shape[1] == 0:
         raise SampleLoadError(path, "point cloud is empty (no points)")
     xyz = _organized_missing_to_nan(xyz)
-    if not np.isfinite(xyz).all(axis=-1).any():
+    valid = np.isfinite(xyz).all(axis=-1)
+    if not valid.any():
         raise SampleLoadError(path, "all points are missing (NaN or zero)")
+    check_points(path, xyz[valid].astype(np.float64))
     return xyz, colors, True
 
 
-def _read_o3d(path: Path, size: int, kind: str):
-    import open3d as o3d
-
-    n_header, organized = _check_ply(path, size) if kind == "ply" else _check_pcd(path, size)
-    if n_header == 0:
+def _read_ply_pcd(path: Path, size: int, kind: str):
+    info = _check_ply(path, size) if kind == "ply" else _check_pcd(path, size)
+    if info["n"] == 0:
         raise SampleLoadError(path, "point cloud has no points (the file declares 0 points)")
-    with _guard(path, "point cloud"), _quiet_o3d():
-        pc = o3d.io.read_point_cloud(str(path), format=kind, remove_nan_points=False, remove_infinite_points=False)
-        pts = np.asarray(pc.points, dtype=np.float64)
-        colors = _colors_to_uint8(np.asarray(pc.colors)) if pc.has_colors() else None
-    if pts.shape[0] == 0:
-        raise SampleLoadError(path, "could not read point cloud (corrupt, truncated or unsupported format)")
-    if pts.shape[0] != n_header:
-        raise SampleLoadError(path, f"could not read all points (the header announces {n_header:,}, "
-                                    f"{pts.shape[0]:,} were read): the file is corrupt or truncated")
+    with _guard(path, "point cloud"):
+        pts, colors = read_ply_arrays(path, info) if kind == "ply" else read_pcd_arrays(path, info)
+    organized = info.get("organized")
     if organized is not None:
         h, w = organized
         return _finish_organized(path, pts.reshape(h, w, 3), colors.reshape(h, w, 3) if colors is not None else None)
@@ -213,7 +262,7 @@ def read_cloud(path: PathLike) -> tuple[np.ndarray, Optional[np.ndarray], bool]:
                                  f"(expected {', '.join(CLOUD_EXTS)})")
     size = check_file(p)
     if ext in (".ply", ".pcd"):
-        return _read_o3d(p, size, ext[1:])
+        return _read_ply_pcd(p, size, ext[1:])
     if ext == ".npy":
         return _read_npy_cloud(p)
     if ext in TIFF_EXTS:

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import SampleLoadError
-from ._common import PathLike, _first_line, _guard, _path, _too_many, check_file, max_points
+from ._common import PathLike, _first_line, _guard, _path, _too_many, check_file, max_pixels, max_points
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -47,6 +47,101 @@ def _check_image_structure(path: Path, data: bytes, fmt: str) -> None:
             raise SampleLoadError(path, f"truncated or corrupt BMP image (header says {declared} bytes, the file has {len(data)})")
 
 
+# ====================================================================== image dimensions
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(path: Path, f) -> tuple[int, int]:
+    """(width, height) from the first SOF marker, skipping other segments by their length."""
+    f.seek(2)
+    while True:
+        b = f.read(1)
+        if not b:
+            raise SampleLoadError(path, "truncated or corrupt JPEG image (no frame header found)")
+        if b != b"\xff":
+            continue
+        m = f.read(1)
+        while m == b"\xff":
+            m = f.read(1)
+        if not m:
+            raise SampleLoadError(path, "truncated or corrupt JPEG image (no frame header found)")
+        code = m[0]
+        if code == 0x01 or 0xD0 <= code <= 0xD8:
+            continue
+        if code in (0xD9, 0xDA):
+            raise SampleLoadError(path, "corrupt JPEG image (image data before the frame header)")
+        ln = f.read(2)
+        if len(ln) < 2:
+            raise SampleLoadError(path, "truncated or corrupt JPEG image (the header is cut short)")
+        seg = int.from_bytes(ln, "big")
+        if code in _JPEG_SOF:
+            d = f.read(5)
+            if len(d) < 5:
+                raise SampleLoadError(path, "truncated or corrupt JPEG image (the frame header is cut short)")
+            h, w = struct.unpack(">HH", d[1:5])
+            return w, h
+        if seg < 2:
+            raise SampleLoadError(path, "corrupt JPEG image (bad segment length in the header)")
+        f.seek(seg - 2, 1)
+
+
+def _tiff_size(path: Path) -> tuple[int, int, tuple]:
+    """(width, height, series shape) of a TIFF's first page and series, from its header only."""
+    import tifffile
+
+    with _guard(path, "TIFF file"):
+        try:
+            with tifffile.TiffFile(str(path)) as tf:
+                if not tf.series or not len(tf.pages):
+                    raise SampleLoadError(path, "truncated or corrupt TIFF (no image data found)")
+                page = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
+                return int(page.imagewidth), int(page.imagelength), tuple(tf.series[0].shape)
+        except (tifffile.TiffFileError, ValueError, OSError, IndexError, struct.error) as e:
+            raise SampleLoadError(path, f"not a valid TIFF file ({_first_line(e)})") from None
+
+
+def image_size(path: PathLike) -> tuple[int, int]:
+    """``(width, height)`` of a PNG, JPEG, BMP or TIFF image read from its header (no decoding)."""
+    p = _path(path)
+    check_file(p)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(32)
+            fmt = _sniff_image_format(head)
+            if fmt == "PNG":
+                if len(head) < 24 or head[12:16] != b"IHDR":
+                    raise SampleLoadError(p, "corrupt PNG image (no IHDR header chunk)")
+                w, h = struct.unpack(">II", head[16:24])
+            elif fmt == "JPEG":
+                w, h = _jpeg_size(p, f)
+            elif fmt == "BMP":
+                if len(head) < 26:
+                    raise SampleLoadError(p, "truncated BMP image (the header is cut short)")
+                if int.from_bytes(head[14:18], "little") == 12:  # OS/2 BITMAPCOREHEADER
+                    w, h = struct.unpack("<HH", head[18:22])
+                else:
+                    w, h = struct.unpack("<ii", head[18:26])
+                w, h = abs(w), abs(h)  # a negative height means top-down rows
+            elif fmt == "TIFF":
+                w, h, _ = _tiff_size(p)
+            else:
+                raise SampleLoadError(p, "not a PNG, JPEG, BMP or TIFF image")
+    except OSError as e:
+        raise SampleLoadError(p, f"cannot read the file ({e.strerror or e})") from None
+    return int(w), int(h)
+
+
+def check_pixels(path: Path, width: int, height: int, limit: Optional[int] = None) -> None:
+    """Refuse an image whose declared size exceeds the pixel limit (:func:`max_pixels`) or is 0."""
+    if width <= 0 or height <= 0:
+        raise SampleLoadError(path, f"corrupt image header (declared size {width} x {height} pixels)")
+    limit = max_pixels() if limit is None else limit
+    n = int(width) * int(height)
+    if n > limit:
+        raise SampleLoadError(path, f"image is too large to load: {width:,} x {height:,} = {n:,} pixels "
+                                    f"(the limit is {limit:,} pixels; set MMAD_MAX_PIXELS to change it)")
+
+
 # ====================================================================== PLY / PCD headers
 _PLY_TYPES = {
     "char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
@@ -64,8 +159,13 @@ def _count_data_lines(body: bytes, n_tokens_last: Optional[int]) -> int:
     return n
 
 
-def _check_ply(path: Path, size: int) -> tuple[int, Optional[int]]:
-    """Validate a PLY header against the file size. Returns (number of vertices, None)."""
+def _check_ply(path: Path, size: int) -> dict:
+    """Validate a PLY header against the file size.
+
+    Returns ``dict(n=number of vertices, fmt, elements=[[name, count, [(size or None for lists,
+    name, type, list count type, list item type)]]], vi=index of the vertex element,
+    header_len=bytes, header_lines=lines)``.
+    """
     with open(path, "rb") as f:
         head = f.read(65536)
     if not head.startswith(b"ply"):
@@ -89,7 +189,14 @@ def _check_ply(path: Path, size: int) -> tuple[int, Optional[int]]:
             except ValueError:
                 raise SampleLoadError(path, f"corrupt PLY header (bad element line '{raw.strip()}')") from None
         elif tok[0] == "property" and elements and len(tok) >= 3:
-            elements[-1][2].append((None if tok[1] == "list" else _PLY_TYPES.get(tok[1], -1), tok[-1]))
+            if tok[1] == "list":
+                if len(tok) < 5 or tok[2] not in _PLY_TYPES or tok[3] not in _PLY_TYPES:
+                    raise SampleLoadError(path, f"corrupt PLY header (bad property line '{raw.strip()}')")
+                elements[-1][2].append((None, tok[-1], "list", tok[2], tok[3]))
+            else:
+                if tok[1] not in _PLY_TYPES:
+                    raise SampleLoadError(path, f"corrupt PLY header (unknown property type '{tok[1]}')")
+                elements[-1][2].append((_PLY_TYPES[tok[1]], tok[-1], tok[1], None, None))
     if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
         raise SampleLoadError(path, "corrupt PLY header (unknown or missing 'format' line)")
     names = [e[0] for e in elements]
@@ -101,8 +208,12 @@ def _check_ply(path: Path, size: int) -> tuple[int, Optional[int]]:
         raise SampleLoadError(path, "PLY vertices have no x, y, z properties")
     if n_vertex > max_points():
         raise _too_many(path, n_vertex)
+    if any(e[1] < 0 for e in elements):
+        raise SampleLoadError(path, "corrupt PLY header (negative element count)")
+    info = dict(n=n_vertex, fmt=fmt, elements=elements, vi=vi, header_len=header_len,
+                header_lines=head[:header_len].count(b"\n"))
     if n_vertex == 0:
-        return 0, None
+        return info
     before = elements[: vi + 1]
     if fmt == "ascii":
         with open(path, "rb") as f:
@@ -114,18 +225,22 @@ def _check_ply(path: Path, size: int) -> tuple[int, Optional[int]]:
         if have < need:
             raise SampleLoadError(path, f"truncated PLY file: the header announces {n_vertex:,} points "
                                         f"but the file ends after about {max(0, have - need + n_vertex):,} of them")
-    elif all(s is not None and s > 0 for e in before for s, _ in e[2]):
-        stride = sum(s for s, _ in elements[vi][2])
-        need = header_len + sum(e[1] * sum(s for s, _ in e[2]) for e in before)
+    elif all(pr[0] is not None for e in before for pr in e[2]):
+        stride = sum(pr[0] for pr in elements[vi][2])
+        need = header_len + sum(e[1] * sum(pr[0] for pr in e[2]) for e in before)
         if size < need:
             got = max(0, (size - (need - n_vertex * stride)) // stride)
             raise SampleLoadError(path, f"truncated PLY file: the header announces {n_vertex:,} points "
                                         f"but the file ends after {got:,} of them")
-    return n_vertex, None
+    return info
 
 
-def _check_pcd(path: Path, size: int) -> tuple[int, Optional[tuple[int, int]]]:
-    """Validate a PCD header against the file size. Returns (number of points, (H, W) if organized)."""
+def _check_pcd(path: Path, size: int) -> dict:
+    """Validate a PCD header against the file size.
+
+    Returns ``dict(n, organized=(H, W) or None, names, sizes, types, counts, kind=ascii|binary|
+    binary_compressed, header_len=bytes, header_lines=lines)``.
+    """
     with open(path, "rb") as f:
         head = f.read(65536)
     fields: dict[str, list[str]] = {}
@@ -156,6 +271,8 @@ def _check_pcd(path: Path, size: int) -> tuple[int, Optional[tuple[int, int]]]:
         raise SampleLoadError(path, "corrupt PCD header (bad WIDTH/HEIGHT/POINTS/SIZE/COUNT)") from None
     if n > max_points():
         raise _too_many(path, n)
+    if n < 0 or width < 0 or height < 0 or any(s not in (1, 2, 4, 8) for s in sizes) or any(c < 1 for c in counts):
+        raise SampleLoadError(path, "corrupt PCD header (negative counts or unsupported field sizes)")
     types = fields.get("TYPE", ["F"] * len(names))
     if len(sizes) != len(names) or len(counts) != len(names) or len(types) != len(names):
         raise SampleLoadError(path, "corrupt PCD header (FIELDS, SIZE, TYPE and COUNT disagree)")
@@ -165,8 +282,11 @@ def _check_pcd(path: Path, size: int) -> tuple[int, Optional[tuple[int, int]]]:
             raise SampleLoadError(path, f"unsupported PCD coordinate type {t}{sz * 8} for field '{name}'")
     kind = (fields["DATA"] or ["?"])[0].lower()
     organized = (height, width) if height > 1 and width * height == n else None
+    info = dict(n=n, organized=organized, names=names, sizes=sizes, types=[t.upper() for t in types],
+                counts=counts, kind=(fields["DATA"] or ["?"])[0].lower(), header_len=header_len,
+                header_lines=head[:header_len].count(b"\n"))
     if n == 0:
-        return 0, organized
+        return info
     if kind == "ascii":
         with open(path, "rb") as f:
             f.seek(header_len)
@@ -187,7 +307,7 @@ def _check_pcd(path: Path, size: int) -> tuple[int, Optional[tuple[int, int]]]:
             raise SampleLoadError(path, "truncated PCD file (compressed data is incomplete)")
     else:
         raise SampleLoadError(path, f"unsupported PCD data encoding '{kind}'")
-    return n, organized
+    return info
 
 
 def tiff_is_xyz(path: PathLike) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -9,12 +10,17 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SampleLoadError
-from ._common import (PathLike, _first_line, _fmt_shape, _guard, _path, _quiet_cv2, _read_bytes, check_file,
-                      max_points)
-from .headers import _EXT_FORMAT, _check_image_structure, _sniff_image_format
+from ._common import (PathLike, _capture_stderr, _first_line, _fmt_shape, _guard, _path, _quiet_cv2,
+                      _read_bytes, _too_many, check_file, max_pixels, max_points,
+                      min_image_side)
+from .headers import _EXT_FORMAT, _check_image_structure, _sniff_image_format, check_pixels, image_size
 
-def _read_tiff_array(path: Path) -> np.ndarray:
-    """First image series of a TIFF as stored (no conversion)."""
+def _read_tiff_array(path: Path, points: bool = False) -> np.ndarray:
+    """First image series of a TIFF as stored (no conversion).
+
+    Its size is checked from the header before any data is decoded: width x height against the
+    pixel limit (:func:`max_pixels`), or against the point limit with ``points=True`` (xyz TIFF).
+    """
     import tifffile
 
     check_file(path)
@@ -27,10 +33,21 @@ def _read_tiff_array(path: Path) -> np.ndarray:
             if not tf.series or not len(tf.pages):
                 raise SampleLoadError(path, "truncated or corrupt TIFF (no image data found)")
             series = tf.series[0]
-            if int(np.prod(series.shape)) > 3 * max_points() * 2:
-                raise SampleLoadError(path, f"image is too large (shape {_fmt_shape(series.shape)})")
+            page = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
+            w, h = int(page.imagewidth), int(page.imagelength)
+            if points:
+                if w * h > max_points():
+                    raise _too_many(path, w * h)
+            else:
+                check_pixels(path, w, h)
+            limit = max_points() if points else max_pixels()
+            if int(np.prod(series.shape, dtype=np.float64)) > 4 * limit:
+                raise SampleLoadError(path, f"image is too large to load (shape {_fmt_shape(series.shape)}; "
+                                            f"the limit is {limit:,} pixels per plane)")
             try:
-                return np.asarray(series.asarray())
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return np.asarray(series.asarray())
             except (ValueError, OSError, IndexError, KeyError, struct.error) as e:
                 raise SampleLoadError(path, f"truncated or corrupt TIFF ({_first_line(e)})") from None
 
@@ -53,9 +70,11 @@ def _decode_image(path: Path) -> tuple[np.ndarray, str]:
         raise SampleLoadError(path, f"not a valid {what} (the file content is not a PNG, JPEG, BMP or TIFF image)")
     if fmt == "TIFF":
         return _read_tiff_array(path), "rgb"
+    w, h = image_size(path)  # from the header: a decompression bomb is refused unread
+    check_pixels(path, w, h)
     data = _read_bytes(path)
     _check_image_structure(path, data, fmt)
-    with _guard(path, f"{fmt} image"), _quiet_cv2():
+    with _guard(path, f"{fmt} image"), _quiet_cv2(), _capture_stderr(str(path)):
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise SampleLoadError(path, f"truncated or corrupt {fmt} image (it could not be decoded)")
@@ -105,16 +124,38 @@ def _to_rgb(path: Path, img: np.ndarray, order: str) -> np.ndarray:
     return np.ascontiguousarray(_scale_to_uint8(rgb))
 
 
-def read_rgb(path: PathLike) -> np.ndarray:
+def fit_max_side(img: np.ndarray, max_side: Optional[int]) -> np.ndarray:
+    """``img`` downscaled (area averaging, aspect kept) so that its longer side is at most
+    ``max_side`` pixels; returned unchanged when it already fits or ``max_side`` is None."""
+    if max_side is None:
+        return img
+    h, w = img.shape[:2]
+    if max(h, w) <= int(max_side):
+        return img
+    f = int(max_side) / max(h, w)
+    size = (max(1, int(round(w * f))), max(1, int(round(h * f))))
+    out = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return out[:, :, None] if img.ndim == 3 and out.ndim == 2 else out
+
+
+def read_rgb(path: PathLike, max_side: Optional[int] = None, min_side: Optional[int] = None) -> np.ndarray:
     """Read an image file as ``H x W x 3`` ``uint8`` RGB.
 
     PNG, JPEG, BMP and TIFF are supported; grayscale becomes 3 equal channels, alpha is dropped,
     16-bit images are scaled to 8 bits (value / 257) and float images in [0, 1] are scaled by 255.
-    Raises :class:`SampleLoadError` for missing, empty, truncated, corrupt or non-image files.
+    The size is checked from the header before decoding (:func:`max_pixels`); images smaller than
+    ``min_side`` (default ``core.io.MIN_IMAGE_SIDE``) pixels on a side are refused.  ``max_side`` downscales the result for display
+    (:func:`fit_max_side`).  Raises :class:`SampleLoadError` for missing, empty, truncated, corrupt,
+    too large, too small or non-image files.
     """
     p = _path(path)
     img, order = _decode_image(p)
-    return _to_rgb(p, img, order)
+    rgb = _to_rgb(p, img, order)
+    h, w = rgb.shape[:2]
+    least = min_image_side() if min_side is None else int(min_side)
+    if min(h, w) < least:
+        raise SampleLoadError(p, f"image is too small ({w} x {h} pixels; at least {least} x {least} are needed)")
+    return fit_max_side(rgb, max_side)
 
 
 def read_image_raw(path: PathLike) -> np.ndarray:
@@ -126,10 +167,12 @@ def read_image_raw(path: PathLike) -> np.ndarray:
     return img
 
 
-def read_mask(path: PathLike, shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+def read_mask(path: PathLike, shape: Optional[tuple[int, int]] = None, resize: bool = False) -> np.ndarray:
     """Read a ground-truth mask as ``H x W`` ``bool`` (any value > 0 in any colour channel is a defect).
 
-    ``shape=(H, W)`` resizes it (nearest neighbour) to that grid when it differs.
+    ``shape=(H, W)`` is the sample's image grid: a mask of another size raises
+    :class:`SampleLoadError` naming both sizes, unless ``resize=True`` asks for an explicit
+    nearest-neighbour resize to that grid.
     """
     p = _path(path)
     img, order = _decode_image(p)
@@ -147,6 +190,9 @@ def read_mask(path: PathLike, shape: Optional[tuple[int, int]] = None) -> np.nda
     else:
         raise SampleLoadError(p, f"expected a mask image, got an array of shape {_fmt_shape(img.shape)}")
     if shape is not None and tuple(mask.shape) != (int(shape[0]), int(shape[1])):
+        if not resize:
+            raise SampleLoadError(p, f"mask size {mask.shape[1]} x {mask.shape[0]} (W x H) does not match the "
+                                     f"image size {int(shape[1])} x {int(shape[0])}")
         mask = cv2.resize(mask.astype(np.uint8), (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST) > 0
     return np.ascontiguousarray(mask)
 
