@@ -42,8 +42,11 @@ def read_xyz_tiff(path: PathLike, require_points: bool = True) -> np.ndarray:
     if a.shape[0] * a.shape[1] > max_points():
         raise _too_many(p, a.shape[0] * a.shape[1])
     xyz = _organized_missing_to_nan(a)
-    if require_points and not np.isfinite(xyz).all(axis=-1).any():
+    valid = np.isfinite(xyz).all(axis=-1)
+    if require_points and not valid.any():
         raise SampleLoadError(p, "all points are missing (NaN or zero)")
+    if valid.any():
+        check_points(p, xyz[valid].astype(np.float64))
     return xyz
 
 
@@ -111,7 +114,7 @@ def check_points(path: Path, pts: np.ndarray) -> None:
         raise SampleLoadError(path, f"point {i:,} has an absurd coordinate ({x[0]:.4g}, {x[1]:.4g}, {x[2]:.4g}; "
                               f"the limit is {ABSURD_COORDINATE:.0e}): the file is corrupt")
     if n >= MIN_DISTINCT_POINTS:
-        sample = pts[:: max(1, n // 200_000)]
+        sample = pts[:: max(1, n // 50_000)]
         lo, med, hi = np.percentile(sample, [1.0, 50.0, 99.0], axis=0)
         spread = float(np.max(hi - lo))
         if spread > 0.0:
