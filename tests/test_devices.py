@@ -8,7 +8,7 @@ import types
 import pytest
 
 from core import devices
-from core.devices import DeviceError, DeviceInfo
+from core.devices import DeviceError
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from core import paths, weights
+from core.weights import checksum, fetch
 from core.errors import Cancelled, ChecksumError, InputError, MissingWeightsError
 
 PAYLOAD = bytes(range(256)) * 64          # 16 KiB, every byte value
@@ -134,8 +135,8 @@ def test_hub_cache_prefers_the_ref_snapshot_and_reads_hf_hub_cache(home, tmp_pat
 def test_explicit_folder_and_missing_explicit_file(home, tmp_path):
     spec = make_spec()
     folder = tmp_path / "folder"
-    f = write(folder / spec.filename)
-    assert weights.resolve(spec, explicit=folder) == f
+    given = write(folder / spec.filename)
+    assert weights.resolve(spec, explicit=folder) == given
     write(paths.weights_dir() / spec.filename)      # present in our folder, but the user asked for another
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(MissingWeightsError) as ei:
@@ -170,8 +171,8 @@ def test_missing_message_names_everything(home):
 
 def test_status_never_hashes_or_downloads(home, monkeypatch):
     spec = make_spec()
-    monkeypatch.setattr(weights, "sha256_of", lambda *a, **k: pytest.fail("status hashed a file"))
-    monkeypatch.setattr(weights, "download", lambda *a, **k: pytest.fail("status downloaded"))
+    monkeypatch.setattr(checksum, "sha256_of", lambda *a, **k: pytest.fail("status hashed a file"))
+    monkeypatch.setattr(fetch, "download", lambda *a, **k: pytest.fail("status downloaded"))
     assert weights.status(spec) == weights.MISSING
     write(paths.weights_dir() / (spec.filename + ".part"), PAYLOAD[:100])
     assert weights.status(spec) == weights.PARTIAL
@@ -182,10 +183,24 @@ def test_status_never_hashes_or_downloads(home, monkeypatch):
 
 def test_status_reports_a_remembered_bad_checksum(home):
     spec = make_spec()
-    f = write(paths.weights_dir() / spec.filename, b"not the weights")
+    write(paths.weights_dir() / spec.filename, b"not the weights")
+    assert weights.status(spec) == weights.PRESENT      # not hashed yet: status does not know
     with pytest.raises(ChecksumError):
         weights.resolve(spec)
     assert weights.status(spec) == weights.CORRUPT
+
+
+def test_legacy_open_clip_file_is_checked_against_its_url_digest(home):
+    """~/.cache/clip holds the URL's file (not the hub file): its SHA-256 prefix comes from the URL."""
+    legacy = write(home / ".cache" / "clip" / "tiny-legacy.pt", b"legacy checkpoint bytes")
+    prefix = hashlib.sha256(b"legacy checkpoint bytes").hexdigest()[:8]
+    good = make_spec(url=f"https://github.com/mlfoundations/open_clip/releases/download/v0/tiny-legacy-{prefix}.pt")
+    write(legacy.parent / f"tiny-legacy-{prefix}.pt", b"legacy checkpoint bytes")
+    assert weights.resolve(good) == legacy.parent / f"tiny-legacy-{prefix}.pt"   # hub sha256 not applied
+    bad = make_spec(url="https://github.com/mlfoundations/open_clip/releases/download/v0/tiny-legacy-deadbeef.pt")
+    write(legacy.parent / "tiny-legacy-deadbeef.pt", b"legacy checkpoint bytes")
+    with pytest.raises(ChecksumError):
+        weights.resolve(bad)
 
 
 # ================================================================== checksums
@@ -203,8 +218,8 @@ def test_checksum_mismatch_is_a_clear_error(home, tmp_path):
 def test_verified_hash_is_remembered_by_size_and_mtime(home, tmp_path, monkeypatch):
     f = write(tmp_path / "w.safetensors")
     calls = []
-    real = weights.sha256_of
-    monkeypatch.setattr(weights, "sha256_of", lambda p, c=None: calls.append(p) or real(p, c))
+    real = checksum.sha256_of
+    monkeypatch.setattr(checksum, "sha256_of", lambda p, c=None: calls.append(p) or real(p, c))
     weights.verify_sha256(f, PAYLOAD_SHA)
     weights.verify_sha256(f, PAYLOAD_SHA)
     assert len(calls) == 1
@@ -279,11 +294,11 @@ def hub(home, monkeypatch):
 
 def files_in_weights() -> set[str]:
     d = paths.weights_dir(create=False)
-    return {p.name for p in d.iterdir()} if d.is_dir() else set()
+    return {p.name for p in d.iterdir() if not p.name.startswith(".")} if d.is_dir() else set()
 
 
 def test_download_with_progress(hub, monkeypatch):
-    monkeypatch.setattr(weights, "CHUNK", 1024)
+    monkeypatch.setattr(fetch, "CHUNK", 1024)
     spec = make_spec()
     seen = []
     path = weights.resolve(spec, allow_download=True, progress=lambda f, m: seen.append((f, m)))
@@ -304,7 +319,7 @@ def test_no_network_use_unless_allowed(hub):
 
 
 def test_interrupted_download_resumes_with_range(hub, monkeypatch):
-    monkeypatch.setattr(weights, "CHUNK", 1024)
+    monkeypatch.setattr(fetch, "CHUNK", 1024)
     spec = make_spec()
     hub.mode = "drop-once"
     with pytest.raises(MissingWeightsError) as ei:
@@ -367,7 +382,7 @@ def test_download_without_checksum_is_accepted(hub):
 
 
 def test_cancel_stops_the_download_and_keeps_the_part(hub, monkeypatch):
-    monkeypatch.setattr(weights, "CHUNK", 1024)
+    monkeypatch.setattr(fetch, "CHUNK", 1024)
     spec = make_spec()
     polls = []
     with pytest.raises(Cancelled):
@@ -376,6 +391,25 @@ def test_cancel_stops_the_download_and_keeps_the_part(hub, monkeypatch):
     assert 0 < part.stat().st_size < len(PAYLOAD)
     assert not (paths.weights_dir() / spec.filename).exists()
     assert weights.resolve(spec, allow_download=True).read_bytes() == PAYLOAD   # and resumes later
+
+
+def test_concurrent_downloads_fetch_once(hub, monkeypatch):
+    monkeypatch.setattr(fetch, "CHUNK", 1024)
+    spec = make_spec()
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(weights.resolve(spec, allow_download=True))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors and len(results) == 3 and results[0].read_bytes() == PAYLOAD
+    assert len(hub.requests) == 1
 
 
 def test_plain_url_download_when_no_hub_file(hub):
