@@ -238,6 +238,7 @@ class Hub:
         self.mode = "ok"           # ok | drop-once | 404 | norange | corrupt
         self.requests: list[dict] = []
         self.dropped = False
+        self.redirect = False
         hub = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -245,8 +246,16 @@ class Hub:
                 pass
 
             def do_GET(self):
-                hub.requests.append({"path": self.path, "range": self.headers.get("Range")})
-                if hub.mode == "404" or self.path != f"/{REPO}/resolve/main/{HUB_FILE}":
+                hub.requests.append({"path": self.path, "range": self.headers.get("Range"),
+                                     "auth": self.headers.get("Authorization")})
+                if hub.redirect and self.path == f"/{REPO}/resolve/main/{HUB_FILE}":
+                    self.send_response(302)                       # as the hub sends files to its CDN
+                    self.send_header("Location", "/cdn/blob")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                wanted = "/cdn/blob" if hub.redirect else f"/{REPO}/resolve/main/{HUB_FILE}"
+                if hub.mode == "404" or self.path != wanted:
                     self.send_error(404, "Entry not found")
                     return
                 data = PAYLOAD if hub.mode != "corrupt" else PAYLOAD[::-1]
@@ -306,7 +315,7 @@ def test_download_with_progress(hub, monkeypatch):
     fracs = [f for f, _ in seen]
     assert fracs[-1] == 1.0 and fracs == sorted(fracs) and len(fracs) >= 10
     assert all(0.0 <= f <= 1.0 for f in fracs) and "Tiny test model" in seen[-1][1]
-    assert hub.requests == [{"path": f"/{REPO}/resolve/main/{HUB_FILE}", "range": None}]
+    assert hub.requests == [{"path": f"/{REPO}/resolve/main/{HUB_FILE}", "range": None, "auth": None}]
     assert spec.filename + ".part" not in files_in_weights()
     assert weights.status(spec) == weights.PRESENT
     assert weights.resolve(spec, allow_download=True) == path and len(hub.requests) == 1  # offline next time
@@ -332,6 +341,19 @@ def test_interrupted_download_resumes_with_range(hub, monkeypatch):
     path = weights.resolve(spec, allow_download=True)
     assert path.read_bytes() == PAYLOAD and not part.exists()
     assert hub.requests[-1]["range"] == f"bytes={half}-"
+
+
+def test_resume_through_a_redirect_without_forwarding_the_token(hub, monkeypatch):
+    monkeypatch.setattr(fetch, "CHUNK", 1024)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    hub.redirect, hub.mode = True, "drop-once"
+    with pytest.raises(MissingWeightsError):
+        weights.download(make_spec(), retries=0)
+    path = weights.resolve(make_spec(), allow_download=True)
+    assert path.read_bytes() == PAYLOAD
+    first, cdn = hub.requests[-2:]
+    assert first["auth"] == "Bearer hf_secret" and cdn["path"] == "/cdn/blob" and cdn["auth"] is None
+    assert cdn["range"] == f"bytes={len(PAYLOAD) // 2}-"
 
 
 def test_interrupted_download_retries_by_itself(hub):
