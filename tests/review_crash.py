@@ -22,7 +22,7 @@ def kill_trial(store_path: Path, rng: random.Random, trial: int, max_delay: floa
     Returns ``acked`` (verdicts whose record() had returned), ``lost`` (acked but missing on reopen),
     ``on_disk`` (verdicts on disk), ``skipped`` (unreadable lines skipped on reopen).
     """
-    note = rng.choice((0, 200, 4000))              # long notes make the kill land inside a write more often
+    note = rng.choice((0, 200, 2000))              # long notes make the kill land inside a write more often
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, str(CHILD), str(store_path), str(note), f"t{trial}-"], stdout=subprocess.PIPE,
                             env=env, cwd=str(ROOT))
