@@ -153,7 +153,8 @@ def decode(raw: str) -> Any:
 
 
 def split_key(key: str) -> tuple[str, str]:
-    if not isinstance(key, str) or not key.strip("/") or any(c in key for c in "\n\r=:[]"):
+    if (not isinstance(key, str) or not key.strip("/") or len(key) > 200
+            or any(c in "=[];#" or not c.isprintable() for c in key)):
         raise ValueError(f"bad settings key {key!r}")
     section, _, name = key.strip("/").partition("/")
     return (section, name) if name else (GENERAL, section)
@@ -209,9 +210,11 @@ class _Store:
             for name, value in cp.items(section, raw=True):
                 key = join_key(section, name)
                 try:
+                    split_key(key)
                     self.data[key] = decode(value)
                 except ValueError as why:
-                    ignored.append(f"{key}: {why}")
+                    shown = key if key.isprintable() and len(key) <= 60 else repr(key[:60])
+                    ignored.append(f"{shown}: {why}")
         if ignored:
             self.dirty = True        # the next save drops them from the file
             self.warn(f"{len(ignored)} value(s) ignored: " + "; ".join(ignored[:10])
@@ -238,7 +241,10 @@ class _Store:
             cp = self._parser()
             snapshot = dict(self.data)
             for key in sorted(snapshot):
-                section, name = split_key(key)
+                try:
+                    section, name = split_key(key)
+                except ValueError:
+                    continue
                 if not cp.has_section(section):
                     cp.add_section(section)
                 cp.set(section, name, encode(snapshot[key]))
