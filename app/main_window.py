@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, Q
 from core.detectors import registry
 from core.detectors.base import DetectorResult
 from core.errors import InputError
-from core.review import CONFIRMED, REJECTED, UNSURE, ReviewStore
+from core.review import CONFIRMED, REJECTED, UNSURE, ReviewStore, ReviewWriteError
 from core.sample import Sample
 from core.session import (Analysis, ProcessBackend, RunSummary, Session, describe_error, display_image,
                           pixel_to_point, point_to_pixel, score_range, thumbnail)
@@ -40,6 +40,7 @@ from .panels import (BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, Mes
                      ReviewPanel)
 from .panels.browser import THUMB_SIZE
 from .panels.detector import cuda_available
+from .panels.review import VerdictRetry
 from .settings import Settings
 from .views import COLORMAPS, CloudView, ColorBar, ImageView
 from .views.image_view import DEFAULT_ALPHA_GAMMA
@@ -107,6 +108,8 @@ class MainWindow(QMainWindow):
         # detectors run in a worker process by default: their native code cannot stall the GUI
         self.session = session if session is not None else Session(backend=ProcessBackend())
         self.reviews: Optional[ReviewStore] = None
+        self.verdict_retry = VerdictRetry(self)     # unsaved verdicts (disk full...): kept and retried
+        self.verdict_retry.message.connect(lambda level, text: self.banner.show_message(level, text))
         self.runner = JobRunner(self)
         self.loader = BackgroundLoader(self)
         self._opts = self.settings.view_options()
@@ -1161,6 +1164,8 @@ class MainWindow(QMainWindow):
                                 annotator=self.review_panel.annotator.text(),
                                 image_score=rec.image_score if rec else None,
                                 decision=rec.decision if rec else None, detector=self.session.detector_id)
+        except ReviewWriteError as err:      # kept in memory (reviews.pending) and retried
+            self.verdict_retry.failed(self.reviews, err)
         except OSError as err:
             self.banner.error(f"{self.reviews.path}: the verdict could not be saved ({err.strerror or err}).")
             return False
@@ -1244,6 +1249,8 @@ class MainWindow(QMainWindow):
         self.runner.wait(3.0)
         self.loader.wait(2.0)
         self._save_params()
+        if self.verdict_retry.pending:      # last chance for verdicts a full disk refused
+            self.verdict_retry.retry()
         self.settings.save_window(self)
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.set_view_options(colormap=self.cmap_combo.currentText(),
