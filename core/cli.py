@@ -39,7 +39,18 @@ def _setup_logging(debug: bool) -> Optional[Path]:
             text = super().format(record)
             return text.rstrip()
 
-    err = logging.StreamHandler(sys.stderr)
+    class _Stderr(logging.StreamHandler):
+        """Writes to the *current* sys.stderr (tests and embedding code replace it)."""
+
+        @property
+        def stream(self):  # type: ignore[override]
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:
+            pass
+
+    err = _Stderr()
     err.setLevel(logging.DEBUG if debug else logging.WARNING)
     err.setFormatter(_Plain("%(levelname)s: %(message)s"))
     err._mmad = True  # type: ignore[attr-defined]
@@ -176,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the metrics as JSON to this file")
     e.add_argument("--save-maps", help="write fused maps as float32 TIFF in the official MVTec 3D-AD layout")
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     e.set_defaults(func=cmd_eval)
@@ -193,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detector", default="memory-bank")
     s.add_argument("--out", default="out/heatmaps")
     s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     s.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     s.set_defaults(func=cmd_score)
 
@@ -229,6 +240,21 @@ def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[
             return EXIT_USER
     log_path = _setup_logging(bool(getattr(args, "debug", False)))
     try:
+        return _run(args, log_path)
+    finally:
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if getattr(h, "_mmad", False):
+                root.removeHandler(h)
+                h.close()
+        logging.captureWarnings(False)
+
+
+def _run(args: argparse.Namespace, log_path: Optional[Path]) -> int:
+    try:
+        if getattr(args, "device", None) is not None:
+            from .devices import resolve_device
+            args.device = resolve_device(args.device)
         return args.func(args)
     except Cancelled:
         _err("cancelled")

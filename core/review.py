@@ -80,9 +80,9 @@ class ReviewWriteError(MMADError, OSError):
 
 
 def default_cache_dir() -> Path:
-    """``$MMAD_CACHE`` if set, else ``~/.cache/mmad-inspector`` (same rule as :mod:`core.demo`)."""
-    env = os.environ.get("MMAD_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmad-inspector"
+    """The application cache (:func:`core.paths.cache_dir`)."""
+    from .paths import cache_dir
+    return cache_dir(create=False)
 
 
 def store_path_for(dataset_root: str | Path, cache_dir: str | Path | None = None) -> Path:

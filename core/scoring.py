@@ -170,7 +170,7 @@ def heatmap_png(sample: Sample, res) -> np.ndarray:
 def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, support: Optional[Sequence[str]] = None,
                 shots: int = 5, params: Optional[dict] = None, device: str = "cpu",
                 on_line: Callable[[str], None] = print, on_error: Callable[[str], None] = print,
-                fit_store="auto") -> ScoreOutcome:
+                fit_store="auto", on_analysis: Optional[Callable] = None) -> ScoreOutcome:
     """Score each sample found in ``paths``; write heatmap PNGs (and per-point scores for free
     clouds) to ``out``.  A failing sample is reported and skipped; the others go on."""
     import cv2
@@ -249,6 +249,8 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
                 + (f" [{mods}]" if mods else "") + f" -> {', '.join(w.name for w in written)}")
         outcome.lines.append(line)
         on_line(line)
+        if on_analysis is not None:
+            on_analysis(a)
 
     def on_err(ref, e) -> None:
         key = getattr(ref, "key", str(ref))

@@ -205,9 +205,9 @@ def _install(tmp: Path, out: Path, args: dict) -> None:
 
 # =============================================================================== cache
 def default_cache_dir() -> Path:
-    """The application cache: ``$MMAD_CACHE`` if set, else ``~/.cache/mmad-inspector``."""
-    env = os.environ.get("MMAD_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmad-inspector"
+    """The application cache (:func:`core.paths.cache_dir`)."""
+    from ..paths import cache_dir
+    return cache_dir(create=False)
 
 
 @contextlib.contextmanager
