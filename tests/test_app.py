@@ -457,3 +457,106 @@ def test_drop_folder_and_create_window(qtbot, settings, fake_detector, small_dem
     win2.dropEvent(ev)
     assert win2.session.dataset is not None and win2.windowTitle().startswith(Path(small_demo).name)
     close(win2)
+
+
+# ---------------------------------------------------------------------- the parts of the window
+def test_actions_table_drives_menus_toolbar_shortcuts_and_help(qtbot, settings, fake_detector):
+    from PySide6.QtWidgets import QToolBar
+    from app.actions import ACTIONS, resolve, shortcuts_text
+    win = make_window(qtbot, settings)
+    specs = [s for s in ACTIONS if s.id != "-"]
+    from PySide6.QtWidgets import QMenu
+    menu_actions = {a for m in win.menuBar().findChildren(QMenu) for a in m.actions()}
+    toolbar = win.findChild(QToolBar, "toolbarMain")
+    keys = []
+    for s in specs:
+        act = win.action_map[s.id]
+        assert callable(resolve(win, s.slot)), s.slot                  # every slot exists
+        assert act in menu_actions, s.id                               # every action is in a menu
+        assert (act in toolbar.actions()) == s.toolbar
+        if s.shortcut is not None:
+            keys.append(act.shortcut().toString())
+    assert len(keys) == len(set(keys))                                 # no shortcut bound twice
+    help_text = shortcuts_text()
+    assert all(k in help_text for k in keys)
+    before = win.gt_check.isChecked()
+    win.action_map["toggle_gt"].trigger()                              # the table's slot runs
+    assert win.gt_check.isChecked() != before
+    close(win)
+
+
+def test_inspector_shows_sample_and_result_without_a_session(qtbot, fake_detector, tmp_path):
+    from app.inspector import InspectorView
+    from core.colormaps import score_range
+    from core.detectors import create
+    from core.session import pixel_to_point
+    ds = MemoryDataset(tmp_path / "ds", classes=("disc",))
+    sample = ds.load(ds.select(label="blob")[0])
+    det = create("fake-test")
+    det.fit([ds.load(r) for r in ds.select(split="train")])
+    res = det.score(sample)
+    opts = {"opacity": 0.6, "colormap": "viridis", "show_gt": False, "point_size": 3}
+    view = InspectorView(opts)
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    view.show_sample(sample)
+    plain, own = view.image_view.composited().copy(), view.cloud_view.point_colors().copy()
+    view.show_result(res)
+    assert not np.array_equal(view.cloud_view.point_colors(), own)
+    assert view.result is res and not np.array_equal(view.image_view.composited(), plain)
+    assert view.colorbar.range == pytest.approx(score_range(res))
+    hover = []
+    view.hoverText.connect(hover.append)
+    view.image_view.pixelClicked.emit(10, 12)
+    assert view.cloud_view.marked_index == pixel_to_point(sample, 10, 12)
+    view.cloud_view.pointPicked.emit(5)
+    assert hover and "point #5" in hover[-1]
+    view.clear_result()
+    assert view.result is None and np.array_equal(view.cloud_view.point_colors(), own)
+    assert np.array_equal(view.image_view.composited(), plain)
+
+
+def test_job_runner_continues_in_place_on_the_gui_thread(qtbot):
+    import threading
+    from core.errors import Cancelled
+    from app.jobs import JobRunner
+    runner = JobRunner()
+    gui = threading.get_ident()
+    seen = {}
+
+    def work(progress, cancel, emit):
+        seen["worker"] = threading.get_ident()
+        progress(1.0, "half")
+        emit("partial")
+        return 42
+
+    async def job():
+        seen["result"] = await runner.call(work, on_partial=lambda p: seen.setdefault("partial", threading.get_ident()))
+        seen["after"] = threading.get_ident()
+
+    progress = []
+    runner.progress.connect(lambda f, m, eta: progress.append((f, m, threading.get_ident())))
+    assert runner.launch("job", job()) and runner.busy
+    assert not runner.launch("second", job())                  # one job at a time
+    qtbot.waitUntil(lambda: not runner.busy, timeout=5000)
+    assert seen["result"] == 42 and seen["worker"] != gui
+    assert seen["after"] == gui and seen["partial"] == gui and progress == [(1.0, "half", gui)]
+
+    def slow(progress, cancel, emit):
+        while not cancel():
+            time.sleep(0.01)
+        raise Cancelled()
+
+    async def cancellable():
+        try:
+            await runner.call(slow)
+        except Cancelled:
+            seen["cancelled"] = True
+
+    assert runner.launch("slow", cancellable())
+    qtbot.wait(50)
+    runner.cancel()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=2000)
+    assert seen.get("cancelled") and runner.t_cancel is not None
+    runner.shutdown()
