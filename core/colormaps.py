@@ -31,6 +31,7 @@ __all__ = [
     "contrast_color",
     "heatmap_overlay",
     "lut",
+    "score_colors",
     "score_range",
 ]
 
@@ -261,3 +262,27 @@ def heatmap_overlay(rgb: Optional[np.ndarray], pixel_map: np.ndarray, vmin: floa
     a = np.where(nan, 0.0, float(min(max(opacity, 0.0), 1.0)))[..., None]
     out = base[..., :3].astype(np.float32) * (1.0 - a) + heat.astype(np.float32) * a
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def score_colors(scores: np.ndarray, vmin: float, vmax: float, name: str = DEFAULT_COLORMAP,
+                 base: Optional[np.ndarray] = None, gamma: float = 0.0, opacity: float = 1.0) -> np.ndarray:
+    """N x 3 uint8 colours of N scores (e.g. per-point scores of a cloud).
+
+    Without ``base``: the plain colormap colours, NaN grey (:data:`NAN_COLOR`).  With ``base``
+    (N x 3 uint8, e.g. the points' own colours): the colormap blended over it with weight
+    ``opacity * alpha_ramp(gamma)[entry]``, so low scores leave ``base`` readable; NaN: ``base``.
+    """
+    s = np.asarray(scores).reshape(-1)
+    nan = ~np.isfinite(s)
+    if base is None:
+        out = apply_colormap(s, vmin, vmax, name)
+        if nan.any():
+            out[nan] = NAN_COLOR
+        return out
+    ci = colormap_indices(s, vmin, vmax)
+    w = np.take(alpha_ramp(gamma), ci) * np.float32(min(max(opacity, 0.0), 1.0))
+    w[nan] = 0.0
+    out = np.asarray(base, np.float32).copy()
+    top = np.take(lut(name), ci, axis=0).astype(np.float32)
+    out += w[:, None] * (top - out)
+    return np.rint(out, out=out).astype(np.uint8)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import QApplication, QSizePolicy, QVBoxLayout, QWidget
 from core.errors import InputError
 
 from .cloud_backends import DEFAULT_SIZE, INTERACTIVE_PLATFORMS, RenderBackend, make_backend
-from .colormap import NAN_COLOR, alpha_ramp, apply_colormap, colormap_indices, contrast_color, lut
+from .colormap import alpha_ramp, contrast_color, lut, score_colors
 from .picking import PickScene, project
 
 __all__ = ["CloudView", "GT_POINT_COLOR", "NON_GT_POINT_COLOR", "INTERACTIVE_PLATFORMS"]
@@ -514,25 +514,11 @@ class CloudView(QWidget):
             out[~g] = NON_GT_POINT_COLOR
             return out
         if self._scores is not None:
-            s = self._scores[idx]
-            nan = ~np.isfinite(s)
-            if not self._blending():
-                out = apply_colormap(s, self._vmin, self._vmax, self._cmap)
-                if nan.any():
-                    out[nan] = NAN_COLOR
-                return out
-            # Score-weighted: the colormap over the cloud's own colours (NaN: no overlay).
-            ci = colormap_indices(s, self._vmin, self._vmax)
-            w = np.take(alpha_ramp(self._blend_gamma), ci) * np.float32(self._blend_opacity)
-            w[nan] = 0.0
-            base = self._own_colors(idx).astype(np.float32)
-            top = np.take(lut(self._cmap), ci, axis=0).astype(np.float32)
-            base += w[:, None] * (top - base)
-            return np.rint(base, out=base).astype(np.uint8)
+            blend = self._blend_gamma > 0.0 or self._blend_opacity < 1.0
+            return score_colors(self._scores[idx], self._vmin, self._vmax, self._cmap,
+                                base=self._own_colors(idx) if blend else None, gamma=self._blend_gamma,
+                                opacity=self._blend_opacity)
         return self._own_colors(idx)
-
-    def _blending(self) -> bool:
-        return self._blend_gamma > 0.0 or self._blend_opacity < 1.0
 
     def _own_colors(self, idx: np.ndarray) -> np.ndarray:
         """The cloud's own colours of points ``idx``, else a grey ramp along z."""

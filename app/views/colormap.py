@@ -13,7 +13,7 @@ from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from core.colormaps import (COLORMAPS, NAN_COLOR, alpha_ramp, apply_colormap, colorbar_image,  # noqa: F401
-                            colormap_indices, contrast_color, lut, score_range)
+                            colormap_indices, contrast_color, lut, score_colors, score_range)
 from core.colormaps import _check_name
 
 __all__ = [
