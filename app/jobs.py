@@ -61,6 +61,24 @@ def install_event_loop(app: Optional[QApplication] = None) -> asyncio.AbstractEv
     return loop
 
 
+def on_gui_thread(fn: Callable[..., Any]) -> Callable[..., None]:
+    """Wrap ``fn`` so that calling it from any thread runs it on the GUI thread (at once when
+    called there, else on the next loop turn): for session observers that may fire in a job."""
+    loop = install_event_loop()
+    gui = threading.get_ident()
+
+    def call(*args: Any) -> None:
+        if threading.get_ident() == gui:
+            fn(*args)
+        else:
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:   # the loop is closed (shutdown)
+                pass
+
+    return call
+
+
 class JobRunner(QObject):
     """Runs one job coroutine at a time; see the module docstring.
 

@@ -560,3 +560,18 @@ def test_job_runner_continues_in_place_on_the_gui_thread(qtbot):
     qtbot.waitUntil(lambda: not runner.busy, timeout=2000)
     assert seen.get("cancelled") and runner.t_cancel is not None
     runner.shutdown()
+
+
+def test_on_gui_thread_marshals_observer_calls(qtbot):
+    import threading
+    from app.jobs import on_gui_thread
+    gui = threading.get_ident()
+    calls = []
+    cb = on_gui_thread(lambda key: calls.append((key, threading.get_ident())))
+    cb("here")
+    assert calls == [("here", gui)]                          # on the GUI thread: at once
+    t = threading.Thread(target=cb, args=("there",))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(calls) == 2, timeout=2000)
+    assert calls[1] == ("there", gui)

@@ -11,8 +11,9 @@ Debounce timers: ``_fusion_timer`` (one re-fuse + repaint per event-loop turn), 
 ``_refuse_timer`` (the other cached samples' scores re-fused in slices once the sliders rest) and
 ``_rerun_timer`` (a rerun after parameter edits).
 
-When the session grows change events, :meth:`dataset_changed` / :meth:`detector_changed` /
-:meth:`records_changed` are the slots to connect (one line each in the window).
+Session change events: :meth:`detector_changed`, :meth:`records_changed` and :meth:`fitted` here
+(and ``DatasetController.dataset_changed``) are the slots to connect, one line each, wrapped in
+:func:`app.jobs.on_gui_thread` when the session may emit from the job thread.
 """
 from __future__ import annotations
 
@@ -180,6 +181,13 @@ class AnalysisController(QObject):
     def dataset_changed(self) -> None:
         self._fewshot_class = None
         self.win.inspector.clear_result()
+
+    def fitted(self, class_name: str) -> None:
+        """The session fitted ``class_name``: its few-shot list and the browser's rows may change."""
+        if self._fewshot_class == class_name:
+            self._fewshot_class = None
+            self.refresh_fewshot()
+        self.win.browser.model.refresh_all()
 
     def records_changed(self, keys: Iterable[str]) -> None:
         """Records of ``keys`` changed (scores, errors): refresh their browser rows."""

@@ -64,14 +64,14 @@ class DatasetController(QObject):
         except Exception as err:  # noqa: BLE001
             self.win.banner.error(f"{path}: could not open ({describe_error(err)})")
             return False
-        self._opened()
+        self.dataset_changed()
         return True
 
     def set_dataset(self, dataset) -> None:
         """Show an already opened :class:`core.datasets.base.Dataset` (scripts, tests)."""
         self.win.analysis.stop()
         self.session.set_dataset(dataset)
-        self._opened()
+        self.dataset_changed()
 
     def open_demo(self) -> bool:
         """Open the built-in demo data, generating it in the background the first time."""
@@ -94,8 +94,11 @@ class DatasetController(QObject):
         else:
             self.open_folder(root)
 
-    def _opened(self) -> None:
-        """A dataset is open: reset the views and the browser, select the first sample."""
+    def dataset_changed(self) -> None:
+        """A dataset is open: reset the views and the browser, select the first sample.
+
+        (Called by :meth:`open_folder` / :meth:`set_dataset`; the slot for the session's
+        ``dataset_changed`` event once it has one, instead of those calls.)"""
         ds = self.session.dataset
         win = self.win
         win.inspector.set_placeholder(None)
