@@ -75,7 +75,7 @@ def main(argv=None) -> int:
         win.set_support(c, win.session.support_candidates(c)[:args.shots])
     win.browser.select_key(key)
     t0 = time.time()
-    ok = pump(lambda: win._current_key == key and win._current_result is not None and not win.runner.busy,
+    ok = pump(lambda: win.current_key == key and win.current_result is not None and not win.runner.busy,
               args.timeout)
     if not ok:
         print("no result in time:", win.banner.text(), file=sys.stderr)
@@ -91,11 +91,11 @@ def main(argv=None) -> int:
     win.banner.dismiss()
     # hover the highest-scoring pixel: the status bar reads its score and the matching 3D point
     # is marked, as when a user points at the defect
-    res = win._current_result
+    res = win.current_result
     if res is not None and res.pixel_map is not None and np.isfinite(res.pixel_map).any():
         r, c = np.unravel_index(int(np.nanargmax(res.pixel_map)), res.pixel_map.shape)
-        win._on_pixel_hovered(int(r), int(c))
-        win._apply_hover()
+        win.inspector._on_pixel_hovered(int(r), int(c))
+        win.inspector._apply_hover()
     pump(lambda: False, 1.5)
     out = win.save_screenshot(args.out)
     print("wrote", out, "| status bar:", " | ".join(

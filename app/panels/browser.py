@@ -352,6 +352,9 @@ class BrowserPanel(QWidget):
         n, total = self.proxy.rowCount(), self.model.rowCount()
         self.count_label.setText(f"{n} of {total} samples" if n != total else f"{total} samples")
 
+    def toggle_grid_mode(self) -> None:
+        self.set_grid_mode(not self.model.grid_mode)
+
     def set_grid_mode(self, grid: bool) -> None:
         self.model.grid_mode = bool(grid)
         self.stack.setCurrentIndex(1 if grid else 0)
