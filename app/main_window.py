@@ -31,7 +31,7 @@ from .actions import ACTIONS, build_actions, build_menus, shortcuts_text, toolba
 from .controllers import AnalysisController, DatasetController, ReviewController
 from .controllers.dataset import APP_TITLE
 from .inspector import InspectorView
-from .jobs import JobRunner
+from .jobs import JobRunner, on_gui_thread
 from .panels import (BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, MessageBanner, PromptPanel,
                      ReviewPanel)
 from .settings import Settings
@@ -112,6 +112,11 @@ class MainWindow(QMainWindow):
         self.review = ReviewController(self)
         self.dataset.currentChanged.connect(self.review.show_review)
         self.analysis = AnalysisController(self)
+        # the headless model emits events (possibly from the job thread): marshal them to the GUI
+        ev = self.session.events
+        ev.dataset_changed.connect(on_gui_thread(self.dataset.dataset_changed))
+        ev.records_changed.connect(on_gui_thread(self.analysis.records_changed))
+        ev.fitted.connect(on_gui_thread(lambda class_name, *_: self.analysis.fitted(class_name)))
         self.action_map = build_actions(self, self)
         self._build_menus()
         self._build_toolbar()

@@ -16,7 +16,7 @@ from core.detectors import create
 from core.detectors.state import FitState, FitStateError, FitStore, support_hash
 from core.errors import (InvalidParameterError, MMADError, NotFittedError, UnknownDetectorError,
                          UnknownParameterError)
-from core.session import ProcessBackend, Session, ThreadBackend
+from core.session import ProcessBackend, Session
 
 from conftest import make_part
 

@@ -31,8 +31,8 @@ def make_window(qtbot, tmp_path) -> MainWindow:
 def test_disk_full_verdict_is_kept_said_and_retried(qtbot, tmp_path, monkeypatch, fake_detector):
     win = make_window(qtbot, tmp_path)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: win._current_sample is not None)
-    first = win._current_key
+    qtbot.waitUntil(lambda: win.current_sample is not None)
+    first = win.current_key
     real_write = os.write
 
     def full(fd, data):
@@ -64,7 +64,7 @@ def test_corrupt_store_and_infinite_score_do_not_break_the_window(qtbot, tmp_pat
     path.write_bytes(b"\xef\xbb\xbf" + f'{{"key":"{key}","verdict":"rejected"}}\n'.encode() + b"[" * 1000 + b"\n")
     win = make_window(qtbot, tmp_path)
     win.set_dataset(ds)
-    qtbot.waitUntil(lambda: win._current_sample is not None)
+    qtbot.waitUntil(lambda: win.current_sample is not None)
     assert win.reviews.verdict(key) == "rejected"                     # the BOM did not drop it
     assert "could not be read" in win.banner.text()
     win.reviews.record(key, "unsure", image_score=math.inf)           # stored as null, no exception

@@ -28,7 +28,6 @@ from core.detectors.base import DetectorResult
 from core.errors import Cancelled
 from core.session import Analysis, RunSummary, describe_error
 
-from ..panels.detector import cuda_available
 
 if TYPE_CHECKING:
     from ..main_window import MainWindow
@@ -99,7 +98,8 @@ class AnalysisController(QObject):
     def init_detector(self) -> None:
         ids = self._available_detectors()
         self.win.detector_panel.set_devices(["cpu"], "cpu")
-        self.win.loader.submit("probe", "cuda", cuda_available)
+        from core.devices import available_devices
+        self.win.loader.submit("probe", "cuda", available_devices)
         if self.session.detector is None:
             wanted = self.settings.detector_id
             det_id = wanted if wanted in ids else DEFAULT_DETECTOR if DEFAULT_DETECTOR in ids else (ids[0] if ids else "")
@@ -109,8 +109,8 @@ class AnalysisController(QObject):
             self.detector_changed()
 
     def _on_probe(self, kind: str, key: Any, obj: Any) -> None:
-        if kind == "probe" and obj:
-            self.win.detector_panel.set_devices(["cpu", "cuda"], self.session.device)
+        if kind == "probe" and obj and len(obj) > 1:
+            self.win.detector_panel.set_devices(list(obj), self.session.device)
 
     def _available_detectors(self) -> list[str]:
         try:

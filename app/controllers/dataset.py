@@ -64,14 +64,12 @@ class DatasetController(QObject):
         except Exception as err:  # noqa: BLE001
             self.win.banner.error(f"{path}: could not open ({describe_error(err)})")
             return False
-        self.dataset_changed()
-        return True
+        return True     # the session's dataset_changed event updates the window
 
     def set_dataset(self, dataset) -> None:
         """Show an already opened :class:`core.datasets.base.Dataset` (scripts, tests)."""
         self.win.analysis.stop()
-        self.session.set_dataset(dataset)
-        self.dataset_changed()
+        self.session.set_dataset(dataset)   # -> dataset_changed event
 
     def open_demo(self) -> bool:
         """Open the built-in demo data, generating it in the background the first time."""
@@ -101,6 +99,9 @@ class DatasetController(QObject):
         ``dataset_changed`` event once it has one, instead of those calls.)"""
         ds = self.session.dataset
         win = self.win
+        describe = getattr(ds, "describe", None)
+        if describe is not None:
+            win.statusBar().showMessage(f"Opened {ds.root}: {describe()}", 15000)
         win.inspector.set_placeholder(None)
         reviews = win.review.open_store(ds.root)
         win.loader.clear("thumb")

@@ -2,8 +2,6 @@
 declaration), run on this sample / on all, progress with ETA, cancel."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
@@ -17,21 +15,10 @@ from ..workers import format_eta
 
 
 def cuda_available() -> bool:
-    """True when a CUDA device is usable.  Imports torch only when an NVIDIA driver is present
-    (importing torch costs seconds and hundreds of MB, the memory-bank detector does not need it)."""
-    import sys
-    torch = sys.modules.get("torch")
-    if torch is None:
-        if not (Path("/proc/driver/nvidia/version").exists() or os.environ.get("CUDA_VISIBLE_DEVICES")):
-            return False
-        try:
-            import torch  # noqa: F811
-        except Exception:  # noqa: BLE001 - no usable torch means no CUDA
-            return False
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
-        return False
+    """True when a CUDA device is usable (probed by :mod:`core.devices` in a child process, so the
+    GUI process never imports torch for it)."""
+    from core.devices import cuda_available as _probe
+    return bool(_probe())
 
 
 def needs_text(det: Detector) -> str:
