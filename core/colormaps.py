@@ -107,7 +107,7 @@ def _matplotlib_lut(name: str) -> Optional[np.ndarray]:
     try:
         import matplotlib  # noqa: PLC0415  (optional, only for the tables)
         cmap = matplotlib.colormaps[name]
-    except Exception:  # not installed, or too old to know the name
+    except Exception:  # not installed, or too old to know the name  # noqa: BLE001 - must never fail the caller
         return None
     rgba = cmap(np.linspace(0.0, 1.0, 256))
     return np.clip(np.round(rgba[:, :3] * 255.0), 0, 255).astype(np.uint8)

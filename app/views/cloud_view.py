@@ -672,7 +672,7 @@ class CloudView(QWidget):
         self._render_timer.stop()
         try:
             self._backend.close()
-        except Exception:  # already torn down by Qt
+        except Exception:  # already torn down by Qt  # noqa: BLE001 - must never fail the caller
             pass
 
     def closeEvent(self, event) -> None:  # noqa: N802
