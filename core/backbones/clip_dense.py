@@ -143,9 +143,28 @@ def encode_dense(model, x, layers: Sequence[int], vv_start: Optional[int] = None
 
 
 def encode_text(model, tokenizer, prompts: Sequence[str]):
-    """Unnormalised text embeddings (P, D) of the prompts."""
+    """Unnormalised text embeddings (P, D) of the prompts.
+
+    For open_clip's CLIP text tower (causal mask, pooled at the end-of-text token) the padding after the
+    longest prompt cannot change the result (no token attends to later ones), so the transformer runs on
+    the first L positions only: the same embeddings as ``model.encode_text``, several times faster."""
     import torch
     CALLS["text"] += 1
     dev = next(model.parameters()).device
+    text = tokenizer(list(prompts)).to(dev)
     with torch.no_grad():
-        return model.encode_text(tokenizer(list(prompts)).to(dev)).float()
+        mask = getattr(model, "attn_mask", None)
+        if (mask is None or getattr(model, "text_pool_type", "") != "argmax"
+                or not hasattr(model, "token_embedding")):
+            return model.encode_text(text).float()
+        L = int((text != 0).sum(1).max().item())
+        t = text[:, :L]
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(t).to(cast) + model.positional_embedding[:L].to(cast)
+        x = model.transformer(x, attn_mask=mask[:L, :L])
+        x = model.ln_final(x)
+        x = x[torch.arange(x.shape[0], device=x.device), t.argmax(dim=-1)]
+        proj = model.text_projection
+        if proj is not None:
+            x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+        return x.float()

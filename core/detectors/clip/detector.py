@@ -26,7 +26,7 @@ from ..base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components
 from ..registry import register
 from . import multiview, scoring
 from .prompting import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, object_name
-from .text import TextCache, l2n, text_pair
+from .text import PromptCache, TextCache, l2n, text_pair
 
 ARCHS = ("ViT-B-16", "ViT-L-14-336", "ViT-B-16-plus-240", "tiny-test")
 DEFAULT_TAGS = {"ViT-B-16": "openai", "ViT-L-14-336": "openai", "ViT-B-16-plus-240": "laion400m_e31",
@@ -96,6 +96,7 @@ class ClipZeroShot(Detector):
 
     def __init__(self, device: str = "cpu", **params: Any):
         self._text_cache = TextCache()
+        self._prompt_cache = PromptCache()
         self._class_name = ""
         self._memory: dict[str, dict[int, np.ndarray]] = {}
         super().__init__(device, **params)
@@ -133,6 +134,8 @@ class ClipZeroShot(Detector):
     def on_invalidate(self, stages):
         if STAGE_TEXT in stages or STAGE_FIT in stages:
             self._text_cache.clear()
+        if STAGE_FIT in stages:
+            self._prompt_cache.clear()    # another backbone: other embeddings
 
     def build_state(self, support, class_name, progress, cancel):
         h = self._handle()       # loads (or finds) the weights now, so a missing file is reported at fit
@@ -243,7 +246,8 @@ class ClipZeroShot(Detector):
 
         def make():
             from ...backbones.clip_dense import encode_text
-            return text_pair(lambda ps: encode_text(h.model, h.tokenizer, ps).cpu().numpy(), *key)
+            enc = self._prompt_cache.encoder(lambda ps: encode_text(h.model, h.tokenizer, ps).cpu().numpy())
+            return text_pair(enc, *key)
         return self._text_cache.get(key, make)
 
     def _text_maps(self, comps: Components) -> None:

@@ -31,6 +31,31 @@ def text_pair(encode: EncodeFn, normal_states, anomalous_states, templates, obj:
     return l2n(np.stack([ensemble(emb[:len(n)]), ensemble(emb[len(n):])]))
 
 
+class PromptCache:
+    """Embeddings of single prompts, so an edit re-encodes only the prompts that are new."""
+
+    def __init__(self, capacity: int = 8192):
+        self.capacity = capacity
+        self._d: OrderedDict = OrderedDict()
+
+    def encoder(self, encode: EncodeFn) -> EncodeFn:
+        def run(prompts: Sequence[str]) -> np.ndarray:
+            new = [p for p in dict.fromkeys(prompts) if p not in self._d]
+            if new:
+                for p, e in zip(new, np.asarray(encode(new), np.float32)):
+                    self._d[p] = e
+            out = np.stack([self._d[p] for p in prompts])
+            for p in prompts:
+                self._d.move_to_end(p)
+            while len(self._d) > self.capacity:
+                self._d.popitem(last=False)
+            return out
+        return run
+
+    def clear(self) -> None:
+        self._d.clear()
+
+
 class TextCache:
     """A few recent prompt sets -> their text pair (so toggling a prompt back costs nothing)."""
 
