@@ -72,8 +72,8 @@ def vv_attention(attn, x):
     w_v = attn.in_proj_weight[2 * c:]
     b_v = attn.in_proj_bias[2 * c:] if attn.in_proj_bias is not None else None
     v = torch.nn.functional.linear(x, w_v, b_v).view(b, n, h, d).transpose(1, 2)   # B h N d
-    a = torch.softmax((v @ v.transpose(-2, -1)) * d ** -0.5, dim=-1)
-    o = (a @ v).transpose(1, 2).reshape(b, n, c)
+    # softmax(v v^T / sqrt(d)) v, with torch's fused kernel (its default scale is d^-0.5)
+    o = torch.nn.functional.scaled_dot_product_attention(v, v, v).transpose(1, 2).reshape(b, n, c)
     return attn.out_proj(o)
 
 
