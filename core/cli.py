@@ -71,8 +71,10 @@ def _setup_logging(debug: bool) -> Optional[Path]:
     return path
 
 
-def _parse_params(items: Sequence[str]) -> dict:
+def _parse_params(items: Sequence[str], weights: Optional[str] = None) -> dict:
     params = {}
+    if weights:
+        params["weights"] = weights
     for it in items or ():
         if "=" not in it:
             raise UsageError(f"--param expects NAME=VALUE, got {it!r}")
@@ -88,7 +90,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     det = get(args.detector)  # unknown id -> UnknownDetectorError with the list
-    params = _parse_params(args.param)
+    params = _parse_params(args.param, args.weights)
+    if args.weights and not any(p.name == "weights" for p in det.params):
+        raise UsageError(f"detector '{args.detector}' needs no weights (--weights is for CLIP detectors)")
     for k, v in params.items():
         det.param(k).coerce(v)   # a bad parameter is a one-line error before anything runs
     ds = open_dataset(args.data)
@@ -154,7 +158,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import score_paths
     outcome = score_paths(args.paths, args.detector, Path(args.out), support=args.support, shots=args.shots,
-                          params=_parse_params(args.param), device=args.device,
+                          params=_parse_params(args.param, args.weights), device=args.device,
                           on_line=print, on_error=_err)
     if outcome.skipped:
         print(f"{len(outcome.lines)} scored, {len(outcome.skipped)} skipped", file=sys.stderr)
@@ -188,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--save-maps", help="write fused maps as float32 TIFF in the official MVTec 3D-AD layout")
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    e.add_argument("--weights", help="weights FILE for detectors that need them, or 'random' (meaningless scores)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     e.set_defaults(func=cmd_eval)
@@ -205,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="out/heatmaps")
     s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    s.add_argument("--weights", help="weights FILE for detectors that need them, or 'random' (meaningless scores)")
     s.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     s.set_defaults(func=cmd_score)
 

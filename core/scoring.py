@@ -239,6 +239,8 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
         verdict = "" if res.is_anomalous is None else ("  ANOMALOUS" if res.is_anomalous else "  ok")
         mods = res.modalities
         src = ", ".join(str(p) for k, p in sorted(sample.paths.items()) if k in ("rgb", "points"))
+        if str(res.params.get("weights", "")).lower() == "random":
+            verdict += "  [RANDOM WEIGHTS: the score is meaningless]"
         line = (f"{src}: image score {res.image_score:.3f}{verdict} ({a.seconds:.2f} s)"
                 + (f" [{mods}]" if mods else "") + f" -> {', '.join(w.name for w in written)}")
         outcome.lines.append(line)
