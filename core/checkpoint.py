@@ -70,6 +70,7 @@ class Checkpoint:
         try:
             save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, tmp)
             sha = file_sha256(Path(tmp))
+            os.chmod(tmp, 0o644)   # mkstemp makes it private; a model file is ordinary data
             os.replace(tmp, tpath)
         finally:
             if os.path.exists(tmp):
