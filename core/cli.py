@@ -90,15 +90,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     det = get(args.detector)  # unknown id -> UnknownDetectorError with the list
-<<<<<<< HEAD
     params = _parse_params(args.param, args.weights)
     if args.weights and not any(p.name == "weights" for p in det.params):
         raise UsageError(f"detector '{args.detector}' needs no weights (--weights is for CLIP detectors)")
-=======
-    params = _parse_params(args.param)
     if args.checkpoint:
         params["checkpoint"] = str(Path(args.checkpoint).resolve())
->>>>>>> wt-trained
     for k, v in params.items():
         det.param(k).coerce(v)   # a bad parameter is a one-line error before anything runs
     ds = open_dataset(args.data)
@@ -164,13 +160,9 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import score_paths
     outcome = score_paths(args.paths, args.detector, Path(args.out), support=args.support, shots=args.shots,
-<<<<<<< HEAD
-                          params=_parse_params(args.param, args.weights), device=args.device,
-=======
-                          params=dict(_parse_params(args.param), **({"checkpoint": str(Path(args.checkpoint).resolve())}
-                                                                    if args.checkpoint else {})),
+                          params=dict(_parse_params(args.param, args.weights),
+                                      **({"checkpoint": str(Path(args.checkpoint).resolve())} if args.checkpoint else {})),
                           device=args.device,
->>>>>>> wt-trained
                           on_line=print, on_error=_err)
     if outcome.skipped:
         print(f"{len(outcome.lines)} scored, {len(outcome.skipped)} skipped", file=sys.stderr)
@@ -226,13 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the metrics as JSON to this file")
     e.add_argument("--save-maps", help="write fused maps as float32 TIFF in the official MVTec 3D-AD layout")
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
-<<<<<<< HEAD
     e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     e.add_argument("--weights", help="weights FILE for detectors that need them, or 'random' (meaningless scores)")
-=======
-    e.add_argument("--device", default="cpu")
     e.add_argument("--checkpoint", help="trained model for trained detectors (cross-modal, unified-moe)")
->>>>>>> wt-trained
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     e.set_defaults(func=cmd_eval)
@@ -249,13 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detector", default="memory-bank")
     s.add_argument("--out", default="out/heatmaps")
     s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-<<<<<<< HEAD
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     s.add_argument("--weights", help="weights FILE for detectors that need them, or 'random' (meaningless scores)")
-=======
-    s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", help="trained model for trained detectors (cross-modal, unified-moe)")
->>>>>>> wt-trained
     s.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     s.set_defaults(func=cmd_score)
 
