@@ -192,13 +192,14 @@ class SampleFilterProxy(QSortFilterProxyModel):
                    split: Optional[str] = None, text: Optional[str] = None) -> None:
         if class_name is not None:
             self.class_name = class_name
+        self.beginFilterChange()       # (Qt 6.10+: replaces the deprecated invalidateFilter())
         if label is not None:
             self.label = label
         if split is not None:
             self.split = split
         if text is not None:
             self.text = text.lower()
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
         model: SampleTableModel = self.sourceModel()
