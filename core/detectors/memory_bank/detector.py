@@ -444,7 +444,6 @@ class MemoryBankDetector(Detector):
         x = scaler(raw)
         pos_all = np.concatenate(pos)
         sid_all = np.concatenate(sid)
-        n_real = len(x)
         if extra is not None:
             x = np.concatenate([x, scaler(np.concatenate(extra[0]))])
             sid_all = np.concatenate([sid_all, *extra[1]])
