@@ -128,6 +128,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         bar.close()
     print(f"\n{args.detector}, {report.shots_text()}, {ds.root} ({ds.layout})")
     print(report.table())
+    for line in report.note_lines():
+        print(f"note: {line}")
     print(f"total {time.perf_counter() - t0:.1f} s" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ class EvalReport:
     detector: str = ""
     shots: int = 0                                  # asked for
     shots_used: dict[str, int] = field(default_factory=dict)   # per class, actually used
+    notes: dict[str, list[str]] = field(default_factory=dict)  # undefined metric -> classes (shown n/a)
     params: dict[str, Any] = field(default_factory=dict)
 
     def shots_text(self) -> str:
@@ -60,7 +61,12 @@ class EvalReport:
         return {"detector": self.detector, "shots": self.shots, "shots_used": dict(self.shots_used),
                 "params": _jsonable(self.params),
                 "per_class": {c: clean(m) for c, m in self.per_class.items()}, "mean": clean(self.mean),
-                "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped]}
+                "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped],
+                "notes": [{"undefined": k, "classes": v} for k, v in self.notes.items()]}
+
+    def note_lines(self) -> list[str]:
+        """One plain line per metric that is n/a, with the classes it concerns."""
+        return [f"n/a: {why} - class(es) {', '.join(classes)}" for why, classes in self.notes.items()]
 
     def table(self) -> str:
         return format_table(self.per_class, self.mean)
@@ -203,7 +209,14 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         if not times:
             skip(cls, "no test sample could be scored")
             continue
-        m = acc.compute()
+        import warnings
+
+        from .metrics import UndefinedMetricWarning
+        with warnings.catch_warnings():      # undefined metrics become one plain note, not warnings
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            m = acc.compute()
+        for why in getattr(acc, "undefined", []):
+            report.notes.setdefault(why, []).append(cls)
         metrics = {k: float(m.get(k, float("nan"))) for k in METRIC_KEYS if k != "seconds_per_sample"}
         metrics["seconds_per_sample"] = float(np.mean(times))
         metrics["fit_seconds"] = fit_s

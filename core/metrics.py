@@ -642,6 +642,7 @@ class EvalAccumulator:
         out["n_anomalous"] = int(labels.sum())
         out["n_pixel_images"] = len(self._masks)
         out["n_clouds"] = len(self._point_labels)
+        self.undefined = list(undefined)   # plain words, for front-ends that show "n/a" + a note
         if undefined:
             warnings.warn("some metrics are NaN: " + "; ".join(undefined), UndefinedMetricWarning, stacklevel=2)
         return {k: out[k] for k in METRIC_KEYS}

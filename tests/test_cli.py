@@ -147,3 +147,19 @@ def test_no_command_opens_the_gui_entry_point_and_core_stays_headless(tmp_path):
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_eval_undefined_metric_is_one_plain_note(tmp_path, capsys):
+    """An RGB-only set has no point AUROC: the table says n/a and one plain note says why; no raw
+    warning with a file/line reaches the user."""
+    from test_datasets_layouts import make_mvtec_ad
+    make_mvtec_ad(tmp_path / "ad", classes=("bottle",))
+    rc = cli.main(["eval", "--data", str(tmp_path / "ad"), "--shots", "2", "--quiet",
+                   "--param", "working_size=64", "--json", str(tmp_path / "m.json")])
+    out, err = capsys.readouterr()
+    assert rc == cli.EXIT_OK
+    assert "n/a" in out and "note: n/a: point AUROC" in out
+    assert "UndefinedMetricWarning" not in err and ".py:" not in err
+    import json
+    notes = json.loads((tmp_path / "m.json").read_text())["notes"]
+    assert any("point AUROC" in n["undefined"] and n["classes"] == ["bottle"] for n in notes)
