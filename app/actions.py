@@ -43,6 +43,8 @@ def _sep(menu: str) -> ActionSpec:
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open", "file", "&Open folder…", "dataset.choose_folder", QKeySequence.StandardKey.Open,
                "Open a dataset folder (or drop one on the window)", toolbar=True),
+    ActionSpec("open_as", "file", "Open folder &as layout…", "dataset.choose_folder_as", "Ctrl+Shift+O",
+               "Open a folder choosing its layout (MVTec AD, VisA, MVTec 3D-AD, plain folder...)"),
     ActionSpec("demo", "file", "Open &demo data", "dataset.open_demo", "Ctrl+D", "Open the built-in demo data",
                toolbar=True),
     _sep("file"),

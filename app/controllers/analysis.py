@@ -85,6 +85,7 @@ class AnalysisController(QObject):
         w.prompt_panel.promptsApplied.connect(self.set_params)
         w.prompt_panel.resetRequested.connect(lambda: self._reset_params(w.prompt_panel.form.defaults()))
         w.fewshot_panel.supportApplied.connect(self.set_support)
+        w.browser.useAsSupport.connect(self.use_as_support)
         w.dataset.currentChanged.connect(lambda _key: self.refresh_fewshot())
         w.dataset.sampleShown.connect(self._on_sample_shown)
         w.loader.done.connect(self._on_probe)
@@ -312,8 +313,29 @@ class AnalysisController(QObject):
             return
         self._fewshot_class = ref.class_name
         cands = self.session.support_candidates(ref.class_name)
+        if self.session.dataset is not None:
+            panel.start_dir = str(self.session.dataset.root)
+        extra = [i for i in self.session.support(ref.class_name)
+                 if hasattr(i, "key") and i.key not in {c.key for c in cands}]
+        cands = list(cands) + extra      # e.g. test samples the user marked "use as support"
         panel.set_candidates(ref.class_name, cands, self.session.support(ref.class_name), det.needs.support,
                              self.win.dataset.thumbs)
+
+    def use_as_support(self, key: str) -> None:
+        """Add one sample of the list to its class's support set (as MVTec's DL tool does); a test
+        sample that is not labelled good is refused (it would teach the detector a defect)."""
+        try:
+            ref = self.session.ref(key)
+        except Exception:  # noqa: BLE001 - a stale key from the view
+            return
+        if ref.label and not ref.is_good:
+            self.win.banner.warning(f"{key} is labelled '{ref.label}': only good samples can be support samples.")
+            return
+        items = list(self.session.support(ref.class_name))
+        if any(isinstance(i, type(ref)) and i.key == key for i in items):
+            self.win.banner.info(f"{key} is already a support sample of '{ref.class_name}'.")
+            return
+        self.set_support(ref.class_name, items + [ref])
 
     def set_support(self, class_name: str, items) -> None:
         """Use ``items`` (None: the default) as the support set of a class; refits that class only."""

@@ -52,11 +52,32 @@ class DatasetController(QObject):
         if path:
             self.open_folder(path)
 
-    def open_folder(self, path: str | Path) -> bool:
-        """Open a dataset folder (or one file).  Listing is lazy; errors go to the banner."""
+    def choose_folder_as(self) -> None:
+        """Open a folder with a layout chosen by the user (when auto-detection guesses wrong)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        from core.datasets import available_layouts, detect_layout
+        start = self.win.settings.last_folder or str(Path.home())
+        path = QFileDialog.getExistingDirectory(self.win, "Open dataset folder as…", start)
+        if not path:
+            return
+        layouts = available_layouts()
+        try:
+            detected = detect_layout(path)
+        except Exception:  # noqa: BLE001 - shown as "auto" only
+            detected = None
+        labels = [f"{label}  (detected)" if lid == detected else label for lid, label in layouts]
+        choice, ok = QInputDialog.getItem(self.win, "Dataset layout", f"Layout of {path}:", labels,
+                                          0, False)
+        if ok:
+            self.open_folder(path, layout=layouts[labels.index(choice)][0])
+
+    def open_folder(self, path: str | Path, layout: Optional[str] = None) -> bool:
+        """Open a dataset folder (or one file) in ``layout`` (None: auto-detected).  Listing is lazy;
+        errors go to the banner."""
         self.win.analysis.stop()
         try:
-            self.session.open(path)
+            self.session.open(path, layout=None if layout in (None, "auto") else layout)
         except InputError as err:
             self.win.banner.error(f"{err}. Choose a folder holding a dataset (MVTec 3D-AD, Eyecandies, Real3D-AD) "
                                   f"or images / point clouds.")

@@ -230,6 +230,7 @@ class BrowserPanel(QWidget):
 
     currentChanged = Signal(str)
     thumbnailWanted = Signal(str)
+    useAsSupport = Signal(str)        # "use this sample as a support sample of its class"
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -313,6 +314,9 @@ class BrowserPanel(QWidget):
         lay.addWidget(self.count_label)
 
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        for view in (self.table, self.grid):
+            view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            view.customContextMenuRequested.connect(lambda pos, v=view: self._context_menu(v, pos))
         self.class_combo.currentTextChanged.connect(lambda t: self._filter(class_name=t))
         self.label_combo.currentTextChanged.connect(lambda t: self._filter(label=t))
         self.split_combo.currentTextChanged.connect(lambda t: self._filter(split=t))
@@ -406,6 +410,17 @@ class BrowserPanel(QWidget):
             src = self.proxy.mapToSource(self.proxy.index(r, 0))
             out.append(self.model.refs[src.row()])
         return out
+
+    def _context_menu(self, view, pos) -> None:
+        from PySide6.QtWidgets import QMenu
+        idx = view.indexAt(pos)
+        if not idx.isValid():
+            return
+        key = idx.data(KEY_ROLE)
+        menu = QMenu(self)
+        act = menu.addAction("Use as support sample (good reference of its class)")
+        act.triggered.connect(lambda: self.useAsSupport.emit(key))
+        menu.exec(view.viewport().mapToGlobal(pos))
 
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if not current.isValid():

@@ -62,6 +62,7 @@ class FewShotPanel(QWidget):
         lay.addLayout(row)
         self.class_name = ""
         self.needed = 0
+        self.start_dir = ""        # file dialogs start at the data folder
         self._items: dict[str, QListWidgetItem] = {}
         self._placeholder = QPixmap(THUMB, THUMB)
         self._placeholder.fill(QColor("#2a2d31"))
@@ -112,7 +113,7 @@ class FewShotPanel(QWidget):
         self.supportApplied.emit(self.class_name, self.selected_items())
 
     def _add_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Support samples", "", FILE_EXTS)
+        files, _ = QFileDialog.getOpenFileNames(self, "Support samples", str(self.start_dir or ""), FILE_EXTS)
         for f in files:
             p = Path(f)
             if str(p) in self._items:
