@@ -2,7 +2,6 @@
 folder; opening a folder with a chosen layout."""
 from __future__ import annotations
 
-import pytest
 
 from conftest import MemoryDataset
 from test_app import close, make_window, settings, wait_result  # noqa: F401 - fixtures
