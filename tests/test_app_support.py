@@ -42,3 +42,18 @@ def test_open_folder_with_layout_override(qtbot, settings, fake_detector, tmp_pa
     assert win.session.dataset.layout == "mvtec-ad"
     assert "MVTec AD" in win.statusBar().currentMessage()
     close(win)
+
+
+def test_single_letter_shortcuts_do_not_fire_while_typing(qtbot, settings, fake_detector, tmp_path):  # noqa: F811
+    win = make_window(qtbot, settings)
+    ds = MemoryDataset(tmp_path / "mem")
+    win.set_dataset(ds)
+    win.browser.select_key(ds.select(["disc"], split="test")[0].key)
+    wait_result(qtbot, win)
+    note = win.review_panel.note
+    note.setFocus()
+    qtbot.waitUntil(note.hasFocus, timeout=2000)
+    qtbot.keyClicks(note, "cracked rim, unsure")
+    assert note.text() == "cracked rim, unsure"
+    assert win.reviews.counts().get("confirmed", 0) == 0 and sum(win.reviews.counts().values()) == 0
+    close(win)
