@@ -218,3 +218,16 @@ def test_fit_state_pickles_for_the_worker_but_files_never_use_pickle(tmp_path):
     st.save(tmp_path / "s")
     raw = (tmp_path / "s.npz").read_bytes()
     assert b"\x80\x04\x95" not in raw and b"cnumpy" not in raw  # no pickle stream inside the npz
+
+
+def test_listing_detectors_and_their_params_loads_no_torch():
+    """Cheap construction: the GUI process lists detectors, builds panels and creates instances
+    without importing torch (or open_clip)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom core.detectors import available, create\n"
+            "for d in available():\n    create(d).describe()\n"
+            "print('torch' in sys.modules, 'open_clip' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip().splitlines()[-1] == "False False"

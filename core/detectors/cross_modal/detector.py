@@ -21,7 +21,6 @@ import numpy as np
 from ...errors import InputError
 from ..base import STAGE_FUSION, Components, DetectorResult, Needs, Param
 from ..trained import TEXT_OFF, TrainedDetector, checkpoint_param, fusion_common
-from .model import CrossModalNet
 
 
 class CrossModalDetector(TrainedDetector):
@@ -47,6 +46,7 @@ class CrossModalDetector(TrainedDetector):
 
     @classmethod
     def make_net(cls, config):
+        from .model import CrossModalNet  # torch: imported only when a model is built
         return CrossModalNet(**config)
 
     def check_usable(self, feats, sample) -> None:

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..base import STAGE_FUSION, Components, DetectorResult, Needs, Param
 from ..trained import TEXT_OFF, TrainedDetector, checkpoint_param, fusion_common
-from .model import UnifiedMoENet
 
 
 class UnifiedMoEDetector(TrainedDetector):
@@ -36,6 +35,7 @@ class UnifiedMoEDetector(TrainedDetector):
 
     @classmethod
     def make_net(cls, config):
+        from .model import UnifiedMoENet  # torch: imported only when a model is built
         return UnifiedMoENet(**config)
 
     def fuse(self, components: Components, params: Optional[dict[str, Any]] = None) -> DetectorResult:
