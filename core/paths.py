@@ -8,6 +8,8 @@
   (``$XDG_DATA_HOME`` or ``~/.local/share`` on Linux, ``~/Library/Application Support`` on macOS,
   ``%APPDATA%`` on Windows) + ``/mmad-inspector``.
 * :func:`weights_dir`, :func:`fits_dir`, :func:`reviews_dir`, :func:`demo_dir` - sub-folders of the cache.
+* :func:`exports_dir` - where exports go by default, a folder the user sees:
+  ``$MMAD_EXPORTS`` if set, else ``~/MMAD Inspector exports``, + ``/<dataset name>``.
 
 Every function returns an absolute path and, unless ``create=False``, creates the folder on first use.
 A folder that cannot be created raises :class:`~core.errors.InputError` naming it and the environment
@@ -25,9 +27,11 @@ from .errors import InputError
 APP_NAME = "mmad-inspector"
 CACHE_ENV = "MMAD_CACHE"
 DATA_ENV = "MMAD_DATA"
+EXPORTS_ENV = "MMAD_EXPORTS"
+EXPORTS_FOLDER = "MMAD Inspector exports"
 
-__all__ = ["APP_NAME", "CACHE_ENV", "DATA_ENV", "cache_dir", "data_dir", "weights_dir", "fits_dir",
-           "reviews_dir", "demo_dir"]
+__all__ = ["APP_NAME", "CACHE_ENV", "DATA_ENV", "EXPORTS_ENV", "cache_dir", "data_dir", "weights_dir", "fits_dir",
+           "reviews_dir", "demo_dir", "exports_dir"]
 
 
 def _ensure(path: Path, create: bool, env: str) -> Path:
@@ -94,3 +98,15 @@ def demo_dir(version: Optional[int | str] = None, create: bool = True) -> Path:
     The demo tree itself is created by :func:`core.demo.ensure_demo`; only its parent is created here."""
     base = cache_dir(create=create)
     return base if version is None else base / f"demo-v{version}"
+
+
+def exports_dir(dataset: Optional[str | Path] = None, create: bool = True) -> Path:
+    """The default export folder, visible in the user's home: ``$MMAD_EXPORTS`` if set, else
+    ``~/MMAD Inspector exports``; with ``dataset`` (a dataset folder or its name) the sub-folder
+    named after the dataset (characters a file name cannot hold become ``_``)."""
+    base = _from_env(EXPORTS_ENV) or Path.home() / EXPORTS_FOLDER
+    if dataset is not None:
+        name = Path(str(dataset)).expanduser().name or str(dataset)
+        safe = "".join(ch if ch.isalnum() or ch in " -_.+()" else "_" for ch in name).strip(" .") or "dataset"
+        base = base / safe
+    return _ensure(base, create, EXPORTS_ENV)
