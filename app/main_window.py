@@ -31,6 +31,7 @@ from .actions import ACTIONS, build_actions, build_menus, shortcuts_text, toolba
 from .controllers import AnalysisController, DatasetController, ReviewController
 from .controllers.dataset import APP_TITLE
 from .inspector import InspectorView
+from .controllers.project import ProjectController
 from .jobs import JobRunner, on_gui_thread
 from .panels import (BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, MessageBanner, PromptPanel,
                      ReviewPanel)
@@ -112,6 +113,7 @@ class MainWindow(QMainWindow):
         self.review = ReviewController(self)
         self.dataset.currentChanged.connect(self.review.show_review)
         self.analysis = AnalysisController(self)
+        self.project = ProjectController(self)      # the dataset's SQLite project (restore / save)
         # the headless model emits events (possibly from the job thread): marshal them to the GUI
         ev = self.session.events
         ev.dataset_changed.connect(on_gui_thread(self.dataset.dataset_changed))
@@ -323,6 +325,7 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.loader.wait(2.0)
         self.analysis.save_params()
+        self.project.close()               # saves scores / detector choice, releases the lock
         if self.review.retry.pending:      # last chance for verdicts a full disk refused
             self.review.retry.retry()
         self.settings.save_window(self)

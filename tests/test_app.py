@@ -273,7 +273,7 @@ def test_missing_support_is_shown_in_the_window(qtbot, settings, fake_detector, 
 @pytest.fixture
 def demo_copy(small_demo, tmp_path):
     dst = tmp_path / "demo"
-    shutil.copytree(small_demo, dst)
+    shutil.copytree(small_demo, dst, ignore=shutil.ignore_patterns(".mmad"))  # no other test's project
     return dst
 
 
@@ -437,7 +437,8 @@ def test_single_modality_samples_show_what_they_have(qtbot, settings, fake_detec
     close(win)
 
 
-def test_drop_folder_and_create_window(qtbot, settings, fake_detector, small_demo):
+def test_drop_folder_and_create_window(qtbot, settings, fake_detector, demo_copy):
+    small_demo = demo_copy     # a fresh copy: no project of another test restores its detector
     pytest.importorskip("core.datasets")
     from PySide6.QtCore import QMimeData, QPointF, QUrl
     from PySide6.QtGui import QDropEvent

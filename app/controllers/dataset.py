@@ -125,6 +125,9 @@ class DatasetController(QObject):
             win.statusBar().showMessage(f"Opened {ds.root}: {describe()}", 15000)
         win.inspector.set_placeholder(None)
         reviews = win.review.open_store(ds.root)
+        project = getattr(win, "project", None)
+        if project is not None:
+            project.open_for(ds.root)
         win.loader.clear("thumb")
         self.thumbs.clear()
         self.current_key = None

@@ -59,6 +59,10 @@ class ReviewController(QObject):
             self.store.record(key, verdict, note=panel.note.text(), annotator=panel.annotator.text(),
                               image_score=rec.image_score if rec else None,
                               decision=rec.decision if rec else None, detector=self.session.detector_id)
+            project = getattr(win, "project", None)
+            if project is not None:
+                project.mirror_verdict(key, verdict, panel.note.text(), panel.annotator.text(),
+                                       rec.image_score if rec else None, rec.decision if rec else None)
         except ReviewWriteError as err:      # kept in memory (store.pending) and retried
             self.retry.failed(self.store, err)
         except OSError as err:

@@ -1,0 +1,236 @@
+"""Project controller: the dataset's SQLite project (:mod:`core.project`) behind the window.
+
+* opening a dataset opens its project (beside the dataset, or in the user data folder for a
+  read-only one) and restores what it holds: detector and parameters, support sets, cached image
+  scores (only where detector, parameters and the class's fit are unchanged); a second instance of
+  the app gets the project read-only, with a message;
+* scores, support sets and detector choices are saved as they change (one transaction each);
+* verdicts are mirrored into the project (the JSON-lines journal of :class:`core.review.ReviewStore`
+  stays as it was); final OK / NOK verdicts on the part are recorded there;
+* exports: CSV of all samples, HTML report, and the current sample's overlay PNG, scored PLY and
+  JSON, into a visible folder (``~/MMAD Inspector exports/<dataset>``) by default.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from PySide6.QtCore import QObject, QTimer
+
+from core.errors import MMADError
+from core.project import OK, NOK, UNSURE, Project, ProjectLockedError, remember_session, restore_session
+from core.project import save_session_scores
+
+from ..jobs import on_gui_thread
+
+if TYPE_CHECKING:
+    from ..main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+FINAL_TEXT = {OK: "OK", NOK: "NOK", UNSURE: "unsure"}
+
+
+class ProjectController(QObject):
+    def __init__(self, win: "MainWindow"):
+        super().__init__(win)
+        self.win = win
+        self.session = win.session
+        self.project: Optional[Project] = None
+        self.last_restore = None
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(1500)       # scores of a burst of results: one transaction
+        self._save_timer.timeout.connect(self.save_now)
+        ev = self.session.events
+        ev.records_changed.connect(on_gui_thread(lambda _keys: self._save_timer.start()))
+        ev.support_changed.connect(on_gui_thread(self._support_changed))
+        ev.params_changed.connect(on_gui_thread(lambda _stages: self._save_timer.start()))
+        ev.detector_changed.connect(on_gui_thread(lambda: self._save_timer.start()))
+
+    # ------------------------------------------------------------------ open / close
+    def open_for(self, root: Path) -> Optional[Project]:
+        """Open the project of the dataset at ``root`` and restore the session from it."""
+        self.close()
+        banner = self.win.banner
+        try:
+            self.project = Project.open(root, if_locked="read_only")
+        except ProjectLockedError as e:       # pragma: no cover - read_only is asked for
+            banner.warning(str(e))
+            return None
+        except (MMADError, OSError) as e:
+            banner.warning(f"The project of this dataset cannot be opened ({e}); nothing is saved for it.")
+            self.project = None
+            return None
+        if self.project.read_only:
+            banner.warning(f"{self.project.path}: this dataset is open in another MMAD Inspector window; "
+                           f"it is opened read-only here (nothing you do is saved).")
+        try:
+            before = self.session.detector_id
+            self.last_restore = rep = restore_session(self.project, self.session)
+        except (MMADError, ValueError) as e:
+            banner.warning(f"The project could not be restored: {e}")
+            return self.project
+        if rep.detector and rep.detector != before:
+            self.win.analysis.detector_changed()
+        elif rep.support_classes:
+            self.win.analysis.refresh_fewshot()
+        if rep.warnings:
+            banner.warning("Some of the project could not be restored.", rep.warnings)
+        if rep.scores:
+            self.win.browser.model.refresh_all()
+            self.win.statusBar().showMessage(f"Restored {rep.scores} cached score(s) from {self.project.path}",
+                                             10000)
+        return self.project
+
+    def close(self) -> None:
+        if self.project is None:
+            return
+        self.save_now()
+        try:
+            self.project.close()
+        finally:
+            self.project = None
+
+    @property
+    def writable(self) -> bool:
+        return self.project is not None and not self.project.read_only
+
+    # ------------------------------------------------------------------ saving
+    def save_now(self) -> None:
+        if not self.writable or self.session.detector is None:
+            return
+        try:
+            remember_session(self.project, self.session, scores=False)
+            save_session_scores(self.project, self.session)
+        except (MMADError, OSError, ValueError) as e:
+            log.warning("project not saved: %s", e)
+            self.win.banner.warning(f"{self.project.path}: could not save ({e}); retried on the next change.")
+
+    def _support_changed(self, class_name: str) -> None:
+        if not self.writable:
+            return
+        try:
+            self.project.set_support(class_name, self.session._support.get(class_name))
+        except (MMADError, OSError, ValueError) as e:
+            log.warning("support not saved: %s", e)
+
+    # ------------------------------------------------------------------ review
+    def mirror_verdict(self, key: str, verdict: str, note: str, reviewer: str, image_score, decision) -> None:
+        if not self.writable:
+            return
+        try:
+            self.project.record_verdict(key, verdict=verdict, note=note, reviewer=reviewer,
+                                        image_score=image_score, decision=decision,
+                                        detector=self.session.detector_id)
+        except (MMADError, OSError, ValueError) as e:
+            log.warning("verdict not mirrored into the project: %s", e)
+
+    def set_final(self, final: str) -> bool:
+        """The reviewer's final call on the part (OK / NOK / unsure), beside the detector's."""
+        win = self.win
+        key = win.dataset.current_key
+        if key is None:
+            return False
+        if not self.writable:
+            win.banner.warning("No writable project: the final verdict cannot be saved.")
+            return False
+        rec = self.session.records.get(key)
+        panel = win.review_panel
+        try:
+            self.project.record_verdict(key, final=final, note=panel.note.text() or None,
+                                        reviewer=panel.annotator.text(),
+                                        image_score=rec.image_score if rec else None,
+                                        decision=rec.decision if rec else None, detector=self.session.detector_id)
+        except (MMADError, OSError, ValueError) as e:
+            win.banner.error(f"{self.project.path}: the final verdict could not be saved ({e}).")
+            return False
+        panel.note.clear()
+        det = rec.decision if rec else None
+        disagree = det is not None and ((final == OK) != (det == "good")) and final != UNSURE
+        win.statusBar().showMessage(f"{key}: final verdict {FINAL_TEXT[final]}"
+                                    + (" (disagrees with the detector)" if disagree else ""), 8000)
+        if panel.advance.isChecked():
+            win.browser.select_next(1)
+        return True
+
+    def final_ok(self) -> bool:
+        return self.set_final(OK)
+
+    def final_nok(self) -> bool:
+        return self.set_final(NOK)
+
+    # ------------------------------------------------------------------ exports
+    def export_dir(self) -> Path:
+        from core.paths import exports_dir
+        ds = self.session.dataset
+        return exports_dir(ds.root if ds is not None else None)
+
+    def _ask_path(self, title: str, name: str, filt: str) -> Optional[Path]:
+        from PySide6.QtWidgets import QFileDialog
+        start = str(self.export_dir() / name)
+        path, _ = QFileDialog.getSaveFileName(self.win, title, start, filt)
+        return Path(path) if path else None
+
+    def export_csv(self, path: str | Path | None = None) -> Optional[Path]:
+        from core.project.export import write_samples_csv
+        if self.session.dataset is None:
+            return None
+        path = Path(path) if path else self._ask_path("Export all samples (CSV)", "samples.csv", "CSV (*.csv)")
+        if path is None:
+            return None
+        verdicts = self.project.verdicts() if self.project is not None else {}
+        marks = {}
+        if self.project is not None:
+            for m in self.project.marks():
+                marks[m.key] = marks.get(m.key, 0) + 1
+        out = write_samples_csv(path, self.session.refs, self.session.records, verdicts=verdicts,
+                                detector=self.session.detector_id, marks=marks)
+        self.win.banner.info(f"All {len(self.session.refs)} samples exported to {out}")
+        return out
+
+    def export_html(self, path: str | Path | None = None) -> Optional[Path]:
+        from core.project.report import write_html_report
+        if self.session.dataset is None:
+            return None
+        path = Path(path) if path else self._ask_path("Export HTML report", "report.html", "HTML (*.html)")
+        if path is None:
+            return None
+        verdicts = self.project.verdicts() if self.project is not None else {}
+        out = write_html_report(path, self.session.refs, self.session.records, verdicts,
+                                dataset=self.session.dataset, detector=self.session.detector_id)
+        self.win.banner.info(f"Report written to {out}")
+        return out
+
+    def export_sample(self, folder: str | Path | None = None) -> list[Path]:
+        """The current sample's overlay PNG, scored PLY (score as a scalar field) and JSON."""
+        from core.project.export import write_overlay_png, write_sample_json, write_sample_ply
+        win = self.win
+        sample, res, key = win.current_sample, win.current_result, win.current_key
+        if sample is None or res is None or key is None:
+            win.banner.warning("Analyse a sample first: there is nothing to export yet.")
+            return []
+        if folder is None:
+            from PySide6.QtWidgets import QFileDialog
+            d = self.export_dir()
+            d.mkdir(parents=True, exist_ok=True)
+            folder = QFileDialog.getExistingDirectory(win, "Export the current sample to", str(d))
+            if not folder:
+                return []
+        folder = Path(folder)
+        stem = key.replace("/", "_")
+        out = []
+        if res.pixel_map is not None:
+            out.append(write_overlay_png(folder / f"{stem}_overlay.png", sample, res))
+        if res.point_scores is not None and sample.has_points:
+            out.append(write_sample_ply(folder / f"{stem}_scores.ply", sample, res))
+        sup = [getattr(i, "key", str(i)) for i in self.session.support(sample.class_name)] if sample.class_name else []
+        out.append(write_sample_json(folder / f"{stem}.json", key, result=res,
+                                     record=self.session.records.get(key), detector=self.session.detector_id,
+                                     params=self.session.params, support=sup,
+                                     verdict=self.project.verdict(key) if self.project is not None else None,
+                                     marks=self.project.marks(key) if self.project is not None else (),
+                                     ref=self.session.ref(key)))
+        win.banner.info(f"Exported {', '.join(p.name for p in out)} to {folder}")
+        return out

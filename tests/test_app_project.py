@@ -1,0 +1,74 @@
+"""The window over the dataset's project: scores, support and detector survive a restart; a second
+window gets the project read-only with a message; final verdicts; exports into a folder."""
+from __future__ import annotations
+
+import csv
+import shutil
+
+from test_app import close, make_window, settings, wait_result  # noqa: F401 - fixtures
+
+
+def _copy(small_demo, tmp_path):
+    dst = tmp_path / "demo"
+    shutil.copytree(small_demo, dst, ignore=shutil.ignore_patterns(".mmad"))
+    return dst
+
+
+def test_scores_and_support_survive_a_restart(qtbot, settings, fake_detector, small_demo, tmp_path):  # noqa: F811
+    root = _copy(small_demo, tmp_path)
+    win = make_window(qtbot, settings)
+    assert win.open_folder(root)
+    wait_result(qtbot, win)
+    cls = win.session.classes[0]
+    sup = win.session.support_candidates(cls)[:1]
+    win.analysis.set_support(cls, sup)
+    qtbot.waitUntil(lambda: win.current_result is not None and not win.runner.busy, timeout=15000)
+    key = win.current_key
+    score = win.session.records[key].image_score
+    assert score is not None
+    close(win)                                       # saves and releases the project
+    win2 = make_window(qtbot, settings)
+    assert win2.open_folder(root)
+    assert win2.project.last_restore is not None and win2.project.last_restore.scores >= 1
+    assert [r.key for r in win2.session.support(cls)] == [r.key for r in sup]
+    assert win2.session.records[key].image_score == score and not win2.session.records[key].stale
+    close(win2)
+
+
+def test_second_window_is_read_only_and_says_so(qtbot, settings, fake_detector, small_demo, tmp_path):  # noqa: F811
+    root = _copy(small_demo, tmp_path)
+    a = make_window(qtbot, settings)
+    assert a.open_folder(root)
+    b = make_window(qtbot, settings)
+    assert b.open_folder(root)
+    assert a.project.writable and not b.project.writable
+    assert "read-only" in b.banner.text()
+    close(b)
+    close(a)
+
+
+def test_final_verdict_and_exports(qtbot, settings, fake_detector, small_demo, tmp_path):  # noqa: F811
+    root = _copy(small_demo, tmp_path)
+    win = make_window(qtbot, settings)
+    assert win.open_folder(root)
+    wait_result(qtbot, win)
+    key = win.current_key
+    win.review_panel.advance.setChecked(False)
+    assert win.project.final_nok()
+    from core.project import NOK
+    assert win.project.project.verdict(key).final == NOK
+    out = tmp_path / "exports"
+    out.mkdir()
+    files = win.project.export_sample(out)
+    names = {p.suffix for p in files}
+    assert ".png" in names and ".json" in names and ".ply" in names
+    from core.project.export import read_ply_fields
+    fields = read_ply_fields(next(p for p in files if p.suffix == ".ply"))
+    assert "scalar_anomaly" in fields and len(fields["scalar_anomaly"]) == win.current_sample.n_points
+    csv_path = win.project.export_csv(out / "all.csv")
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == len(win.session.refs)       # every sample, not only reviewed ones
+    html = win.project.export_html(out / "r.html").read_text()
+    assert all(c in html for c in win.session.classes)
+    assert win.project.export_dir().name == root.name   # the default folder is visible and per dataset
+    close(win)
