@@ -72,3 +72,20 @@ def test_final_verdict_and_exports(qtbot, settings, fake_detector, small_demo, t
     assert all(c in html for c in win.session.classes)
     assert win.project.export_dir().name == root.name   # the default folder is visible and per dataset
     close(win)
+
+
+def test_region_mark_from_a_click_and_undo(qtbot, settings, fake_detector, small_demo, tmp_path):  # noqa: F811
+    import numpy as np
+    root = _copy(small_demo, tmp_path)
+    win = make_window(qtbot, settings)
+    assert win.open_folder(root)
+    wait_result(qtbot, win)
+    key, res = win.current_key, win.current_result
+    r, c = np.unravel_index(int(np.nanargmax(res.pixel_map)), res.pixel_map.shape)
+    win.inspector.image_view.pixelClicked.emit(int(r), int(c))
+    assert win.project.mark_false_positive()
+    marks = win.project.project.marks(key)
+    assert len(marks) == 1 and marks[0].kind == "false_positive" and "polygon" in marks[0].geometry
+    assert win.project.undo_mark()
+    assert win.project.project.marks(key) == []
+    close(win)

@@ -43,6 +43,9 @@ class ProjectController(QObject):
         self._save_timer.setSingleShot(True)
         self._save_timer.setInterval(1500)       # scores of a burst of results: one transaction
         self._save_timer.timeout.connect(self.save_now)
+        self._last_click: Optional[tuple] = None   # ("pixel", row, col) or ("point", index)
+        win.inspector.image_view.pixelClicked.connect(lambda r, c: self._clicked(("pixel", r, c)))
+        win.inspector.cloud_view.pointPicked.connect(lambda i: self._clicked(("point", i)))
         ev = self.session.events
         ev.records_changed.connect(on_gui_thread(lambda _keys: self._save_timer.start()))
         ev.support_changed.connect(on_gui_thread(self._support_changed))
@@ -160,6 +163,62 @@ class ProjectController(QObject):
 
     def final_nok(self) -> bool:
         return self.set_final(NOK)
+
+    # ------------------------------------------------------------------ region marks
+    def _clicked(self, where: tuple) -> None:
+        self._last_click = (self.win.current_key,) + where
+
+    def mark_region(self, kind: str) -> bool:
+        """Mark the heatmap blob (or 3D cluster) under the last click as a false positive or a true
+        defect: click a spot, then press F (false positive) or D (defect)."""
+        from core.project.regions import blob_at_pixel, cluster_at_point
+        win = self.win
+        key, res, sample = win.current_key, win.current_result, win.current_sample
+        if key is None or res is None or self._last_click is None or self._last_click[0] != key:
+            win.banner.info("Click a spot of the heatmap (or of the 3D cloud) first, then press F (false "
+                            "positive) or D (true defect).")
+            return False
+        if not self.writable:
+            win.banner.warning("No writable project: region marks cannot be saved.")
+            return False
+        click = self._last_click[1:]
+        if click[0] == "pixel" and res.pixel_map is not None:
+            geom = blob_at_pixel(res.pixel_map, click[1], click[2], res.threshold)
+        elif click[0] == "point" and res.point_scores is not None:
+            geom = cluster_at_point(sample.valid_points(), res.point_scores, click[1], res.threshold)
+        else:
+            geom = None
+        if geom is None:
+            win.banner.info("There is no scored spot under the click to mark.")
+            return False
+        try:
+            mark = self.project.mark_region(key, kind, geom, note=win.review_panel.note.text(),
+                                            reviewer=win.review_panel.annotator.text())
+        except (MMADError, OSError, ValueError) as e:
+            win.banner.error(f"The mark could not be saved: {e}")
+            return False
+        n = len(self.project.marks(key))
+        what = "false positive" if kind == "false_positive" else "true defect"
+        win.statusBar().showMessage(f"{key}: region marked as {what} (mark {mark.id}; {n} on this sample; "
+                                    f"Ctrl+Z undoes)", 8000)
+        return True
+
+    def mark_false_positive(self) -> bool:
+        return self.mark_region("false_positive")
+
+    def mark_true_defect(self) -> bool:
+        return self.mark_region("true_defect")
+
+    def undo_mark(self) -> bool:
+        key = self.win.current_key
+        if key is None or not self.writable:
+            return False
+        m = self.project.undo_mark(key=key)
+        if m is None:
+            self.win.statusBar().showMessage(f"{key}: no region mark to undo", 5000)
+            return False
+        self.win.statusBar().showMessage(f"{key}: mark {m.id} undone", 5000)
+        return True
 
     # ------------------------------------------------------------------ exports
     def export_dir(self) -> Path:
