@@ -89,3 +89,22 @@ def test_region_mark_from_a_click_and_undo(qtbot, settings, fake_detector, small
     assert win.project.undo_mark()
     assert win.project.project.marks(key) == []
     close(win)
+
+
+def test_disagrees_with_detector_filter(qtbot, settings, fake_detector, small_demo, tmp_path):  # noqa: F811
+    root = _copy(small_demo, tmp_path)
+    win = make_window(qtbot, settings)
+    assert win.open_folder(root)
+    wait_result(qtbot, win)
+    key = win.current_key
+    decision = win.session.records[key].decision
+    win.review_panel.advance.setChecked(False)
+    from core.project import NOK, OK
+    win.project.set_final(OK if decision == "anomalous" else NOK)     # against the detector
+    shown = win.browser.proxy.rowCount()
+    win.browser.disagree_btn.setChecked(True)
+    assert win.browser.proxy.rowCount() == 1
+    assert win.browser.current_key() == key
+    win.browser.disagree_btn.setChecked(False)
+    assert win.browser.proxy.rowCount() == shown
+    close(win)

@@ -46,6 +46,7 @@ class ProjectController(QObject):
         self._last_click: Optional[tuple] = None   # ("pixel", row, col) or ("point", index)
         win.inspector.image_view.pixelClicked.connect(lambda r, c: self._clicked(("pixel", r, c)))
         win.inspector.cloud_view.pointPicked.connect(lambda i: self._clicked(("point", i)))
+        win.browser.proxy.disagree_fn = self.disagrees
         ev = self.session.events
         ev.records_changed.connect(on_gui_thread(lambda _keys: self._save_timer.start()))
         ev.support_changed.connect(on_gui_thread(self._support_changed))
@@ -163,6 +164,23 @@ class ProjectController(QObject):
 
     def final_nok(self) -> bool:
         return self.set_final(NOK)
+
+    def disagrees(self, key: str) -> bool:
+        """The reviewer disagrees with the detector on ``key``: the detection was rejected, or the
+        final verdict on the part contradicts the detector's call."""
+        rev = getattr(self.win.review, "store", None)
+        latest = rev.latest(key) if rev is not None else None
+        if latest is not None and getattr(latest, "verdict", None) == "rejected":
+            return True
+        if self.project is None:
+            return False
+        v = self.project.verdict(key)
+        rec = self.session.records.get(key)
+        if v is None or rec is None or rec.decision is None:
+            return False
+        if v.verdict == "rejected":
+            return True
+        return v.final in (OK, NOK) and (v.final == OK) != (rec.decision == "good")
 
     # ------------------------------------------------------------------ region marks
     def _clicked(self, where: tuple) -> None:

@@ -7,7 +7,7 @@ for them through ``thumbnailWanted``; :meth:`SampleTableModel.set_thumbnail` sto
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, Signal)
@@ -186,13 +186,18 @@ class SampleFilterProxy(QSortFilterProxyModel):
         self.label = ALL
         self.split = ALL
         self.text = ""
+        self.disagree_only = False
+        self.disagree_fn: Optional[Callable[[str], bool]] = None   # key -> reviewer disagrees with the detector
         self.setSortRole(SORT_ROLE)
 
     def set_filter(self, class_name: Optional[str] = None, label: Optional[str] = None,
-                   split: Optional[str] = None, text: Optional[str] = None) -> None:
+                   split: Optional[str] = None, text: Optional[str] = None,
+                   disagree_only: Optional[bool] = None) -> None:
+        self.beginFilterChange()       # (Qt 6.10+: replaces the deprecated invalidateFilter())
         if class_name is not None:
             self.class_name = class_name
-        self.beginFilterChange()       # (Qt 6.10+: replaces the deprecated invalidateFilter())
+        if disagree_only is not None:
+            self.disagree_only = bool(disagree_only)
         if label is not None:
             self.label = label
         if split is not None:
@@ -214,6 +219,8 @@ class SampleFilterProxy(QSortFilterProxyModel):
         elif self.label != ALL and ref.label != self.label:
             return False
         if self.text and self.text not in ref.key.lower():
+            return False
+        if self.disagree_only and not (self.disagree_fn is not None and self.disagree_fn(ref.key)):
             return False
         return True
 
@@ -272,6 +279,15 @@ class BrowserPanel(QWidget):
             row2.addWidget(b)
         self.table_btn.setChecked(True)
         grp.idClicked.connect(self.set_grid_mode)
+        self.disagree_btn = QToolButton()
+        self.disagree_btn.setText("≠")
+        self.disagree_btn.setObjectName("disagreeFilter")
+        self.disagree_btn.setCheckable(True)
+        self.disagree_btn.setAutoRaise(True)
+        self.disagree_btn.setToolTip("Only samples where the reviewer disagrees with the detector "
+                                     "(detection rejected, or a final OK/NOK against its call)")
+        self.disagree_btn.toggled.connect(lambda on: self._filter(disagree_only=on))
+        row2.addWidget(self.disagree_btn)
         lay.addLayout(row2)
 
         self.table = QTableView()
