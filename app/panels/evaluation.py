@@ -45,7 +45,8 @@ class EvalData:
     keys: list[str] = field(default_factory=list)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    unscored: int = 0          # labelled samples of the class without a (current) score
+    unscored: int = 0          # labelled samples of the class without a score
+    stale: int = 0             # scores computed with parameters that changed since
 
     @property
     def n_good(self) -> int:
@@ -57,18 +58,19 @@ class EvalData:
 
 
 def collect(session: Session, class_name: str) -> EvalData:
-    """The labelled samples of ``class_name`` (:data:`ALL_CLASSES`: every class) with a current,
-    finite image score in the session's records."""
+    """The labelled samples of ``class_name`` (:data:`ALL_CLASSES`: every class) with a finite
+    image score in the session's records (``stale`` counts those scored with older parameters)."""
     out = EvalData(class_name)
     labels, scores = [], []
     for ref in session.refs:
         if not ref.label or (class_name != ALL_CLASSES and ref.class_name != class_name):
             continue
         rec = session.records.get(ref.key)
-        s = None if rec is None or rec.stale else rec.image_score
+        s = None if rec is None else rec.image_score
         if s is None or not math.isfinite(s):
             out.unscored += 1
             continue
+        out.stale += bool(rec.stale)
         out.keys.append(ref.key)
         labels.append(not ref.is_good)
         scores.append(float(s))
@@ -305,7 +307,8 @@ class EvaluationPanel(QWidget):
         ap = _quiet(metrics.image_ap, d.labels, d.scores)
         f1, f1_t = _quiet(metrics.f1_max, d.labels, d.scores)
         parts = [f"{len(d.keys)} scored ({d.n_good} good, {d.n_bad} defective)"
-                 + (f", {d.unscored} not yet" if d.unscored else ""),
+                 + (f", {d.unscored} not yet" if d.unscored else "")
+                 + (f", {d.stale} from older parameters" if d.stale else ""),
                  f"AUROC {_fmt(self.auroc)}", f"AP {_fmt(ap)}", f"F1-max {_fmt(f1)} at {_fmt(f1_t)}"]
         if t is not None:
             acc = (tn + tp) / len(d.keys)
