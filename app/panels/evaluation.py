@@ -36,6 +36,7 @@ GOOD_COLOR = (63, 174, 106)
 BAD_COLOR = (217, 83, 79)
 _BG = "#16181b"
 N_BINS = 20
+LOG_RATIO = 30.0     # the score axis is logarithmic when max / min exceeds this (all scores > 0)
 
 
 @dataclass
@@ -59,12 +60,14 @@ class EvalData:
 
 def collect(session: Session, class_name: str) -> EvalData:
     """The labelled samples of ``class_name`` (:data:`ALL_CLASSES`: every class) with a finite
-    image score in the session's records (``stale`` counts those scored with older parameters)."""
+    image score in the session's records (``stale`` counts those scored with older parameters);
+    only the test split where the dataset has one."""
     out = EvalData(class_name)
     labels, scores = [], []
-    for ref in session.refs:
-        if not ref.label or (class_name != ALL_CLASSES and ref.class_name != class_name):
-            continue
+    refs = [r for r in session.refs if r.label and (class_name == ALL_CLASSES or r.class_name == class_name)]
+    if any(r.split == "test" for r in refs):     # support (train / validation) samples are not evaluated
+        refs = [r for r in refs if r.split == "test"]
+    for ref in refs:
         rec = session.records.get(ref.key)
         s = None if rec is None else rec.image_score
         if s is None or not math.isfinite(s):
@@ -136,11 +139,23 @@ class _HistogramPlot(pg.PlotWidget):
         self.addItem(self.bad_bars)
         self.line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#8fb4ea", width=2),
                                     hoverPen=pg.mkPen("#ffffff", width=3),
-                                    label="threshold {value:.3f}", labelOpts=dict(position=0.92, color="#c9d6ea"))
+                                    label="threshold", labelOpts=dict(position=0.92, color="#c9d6ea"))
         self.line.setZValue(10)
         self.line.setCursor(Qt.CursorShape.SizeHorCursor)
         self.addItem(self.line, ignoreBounds=True)
-        self.edges = np.zeros(0)
+        self.edges = np.zeros(0)        # bin edges (scores)
+        self.log = False                # x axis in log10 (scores spanning decades)
+
+    def to_view(self, v):
+        return np.log10(v) if self.log else v
+
+    def from_view(self, x: float) -> float:
+        return float(10.0 ** x) if self.log else float(x)
+
+    def set_log(self, on: bool) -> None:
+        if on != self.log:
+            self.log = on
+            self.setLogMode(x=on)      # (the axis labels; items are placed in log10 view units)
 
 
 class EvaluationPanel(QWidget):
@@ -201,13 +216,13 @@ class EvaluationPanel(QWidget):
         plots.addWidget(self.roc, 3)
         self.table = QTableWidget(2, 2)
         self.table.setObjectName("evalConfusion")
-        self.table.setHorizontalHeaderLabels(["pred. good", "pred. anomalous"])
+        self.table.setHorizontalHeaderLabels(["→ good", "→ defect"])
         self.table.setVerticalHeaderLabels(["good", "defective"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.setToolTip("Rows: ground truth; columns: the detector's decision at the threshold. "
+        self.table.setToolTip("Rows: ground truth; columns (→): the detector's decision at the threshold. "
                               "Click a cell to list its samples.")
         self.table.setMinimumSize(170, 110)
         self.table.cellClicked.connect(self.select_cell)
@@ -216,7 +231,7 @@ class EvaluationPanel(QWidget):
                 it = QTableWidgetItem("0")
                 it.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(r, c, it)
-        plots.addWidget(self.table, 2)
+        plots.addWidget(self.table, 3)
         lay.addLayout(plots, 1)
 
     # ------------------------------------------------------------------ data
@@ -241,15 +256,23 @@ class EvaluationPanel(QWidget):
         """The detector's decision threshold (None: it has none; the line is hidden)."""
         self._bounds = bounds
         self.threshold = None if t is None or not math.isfinite(t) else float(t)
+        self._place_line()
+        self._update_threshold_views()
+
+    def _place_line(self) -> None:
+        h, t = self.hist, self.threshold
         self._syncing = True
         try:
-            self.hist.line.setVisible(self.threshold is not None)
-            self.hist.line.setBounds(list(bounds))
-            if self.threshold is not None:
-                self.hist.line.setValue(self.threshold)
+            h.line.setVisible(t is not None and (t > 0 or not h.log))
+            lo, hi = self._bounds
+            if h.log:
+                lo = None if lo is None or lo <= 0 else float(h.to_view(lo))
+                hi = None if hi is None or hi <= 0 else float(h.to_view(hi))
+            h.line.setBounds([lo, hi])
+            if t is not None and (t > 0 or not h.log):
+                h.line.setValue(float(h.to_view(t)))
         finally:
             self._syncing = False
-        self._update_threshold_views()
 
     def refresh(self) -> None:
         """Recompute everything from the session's records."""
@@ -272,22 +295,30 @@ class EvaluationPanel(QWidget):
                 bars.setOpts(x0=[], y0=[], width=[], height=[])
             return
         lo, hi = float(d.scores.min()), float(d.scores.max())
-        if self.threshold is not None:     # keep the line inside the plotted range
-            lo, hi = min(lo, self.threshold), max(hi, self.threshold)
+        t = self.threshold
+        if t is not None:     # keep the line inside the plotted range
+            lo, hi = min(lo, t), max(hi, t)
+        # scores spanning decades (a few large defects) get log-spaced bins, so the good parts separate
+        h.set_log(lo > 0 and hi / lo > LOG_RATIO)
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
-        h.edges = np.linspace(lo, hi, N_BINS + 1)
-        w = h.edges[1] - h.edges[0]
+        v_edges = np.linspace(h.to_view(lo), h.to_view(hi), N_BINS + 1)
+        h.edges = 10.0 ** v_edges if h.log else v_edges
+        h.edges[0], h.edges[-1] = lo, hi
+        w = v_edges[1] - v_edges[0]
         good = np.histogram(d.scores[~d.labels], h.edges)[0]
         bad = np.histogram(d.scores[d.labels], h.edges)[0]
-        h.good_bars.setOpts(x0=h.edges[:-1], y0=np.zeros(N_BINS), width=np.full(N_BINS, w / 2), height=good)
-        h.bad_bars.setOpts(x0=h.edges[:-1] + w / 2, y0=np.zeros(N_BINS), width=np.full(N_BINS, w / 2), height=bad)
-        h.setXRange(lo - w, hi + w, padding=0)
+        h.good_bars.setOpts(x0=v_edges[:-1], y0=np.zeros(N_BINS), width=np.full(N_BINS, w / 2), height=good)
+        h.bad_bars.setOpts(x0=v_edges[:-1] + w / 2, y0=np.zeros(N_BINS), width=np.full(N_BINS, w / 2), height=bad)
+        h.setXRange(v_edges[0] - w, v_edges[-1] + w, padding=0)
+        self._place_line()
         h.setYRange(0, max(int(good.max()), int(bad.max()), 1) * 1.15, padding=0)
 
     def _update_threshold_views(self) -> None:
         d = self.data
         t = self.threshold
+        if t is not None:
+            self.hist.line.label.setFormat(f"threshold {t:.4g}")
         self.matrix = confusion(d.labels, d.scores, t)
         (tn, fp), (fn, tp) = self.matrix
         for (r, c), n in np.ndenumerate(self.matrix):
@@ -319,7 +350,7 @@ class EvaluationPanel(QWidget):
     def _on_line_moved(self, line) -> None:
         if self._syncing:
             return
-        self.threshold = float(line.value())
+        self.threshold = self.hist.from_view(line.value())
         self._update_threshold_views()
         self.thresholdMoved.emit(self.threshold)
 
@@ -329,11 +360,12 @@ class EvaluationPanel(QWidget):
         if h.edges.size == 0 or not vb.sceneBoundingRect().contains(ev.scenePos()):
             return
         x = vb.mapSceneToView(ev.scenePos()).x()
-        i = int(np.searchsorted(h.edges, x, side="right")) - 1
+        v_edges = h.to_view(h.edges)
+        i = int(np.searchsorted(v_edges, x, side="right")) - 1
         if not 0 <= i < N_BINS:
             return
-        half = (h.edges[1] - h.edges[0]) / 2
-        self.select_bin(i, defective=x >= h.edges[i] + half)
+        half = (v_edges[1] - v_edges[0]) / 2
+        self.select_bin(i, defective=x >= v_edges[i] + half)
         ev.accept()
 
     def bin_keys(self, index: int, defective: bool) -> list[str]:
