@@ -31,6 +31,7 @@ _INPUT_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Type
 
 _STYLE = """
 QWidget#demoCaption { background: #101215; border-bottom: 2px solid #2b2f35; }
+QWidget#demoCaption QLabel { background: transparent; }
 QLabel#demoPart { font-size: 30px; font-weight: bold; color: #e8eaed; }
 QLabel#demoVerdict { font-size: 34px; font-weight: bold; padding: 2px 18px; border-radius: 6px; }
 QLabel#demoScore { font-size: 26px; color: #d8dbe0; }

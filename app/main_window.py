@@ -346,7 +346,11 @@ class MainWindow(QMainWindow):
     def _fit_docks(self) -> None:
         """First show without a saved layout: below ``COMPACT_WIDTH`` the right-hand docks become
         tabs beside the review panel in one left column, so each view keeps >= 400 px at 1280 px."""
-        if self.width() >= COMPACT_WIDTH:
+        if self.width() >= COMPACT_WIDTH:     # three columns: the review panel unclipped, the rest to the views
+            left = max(340, self.review_panel.minimumSizeHint().width() + 16)
+            right = int(min(max(self.width() - left - 2 * 430 - 90, 300), 360))
+            self.resizeDocks([self.browser_dock, self.detector_dock], [left, right], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, self.inspector.fit_sizes)
             return
         right = [d for d in self.findChildren(QDockWidget)
                  if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]

@@ -39,6 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run-all", action="store_true", help="analyse every test sample of --class first")
     ap.add_argument("--components", action="store_true", help="show the per-modality maps strip")
     ap.add_argument("--demo-mode", action="store_true", help="start demo mode and shoot it")
+    ap.add_argument("--gt", action="store_true", help="show the ground truth")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
         print(f"run all on {args.cls}: {time.time() - t_all:.1f} s ({win.status_timing.text()})")
     if args.components:
         win.inspector.set_components_visible(True)
+    if args.gt:
+        win.gt_check.setChecked(True)
     if args.shots > 0:
         c = win.session.ref(key).class_name
         win.set_support(c, win.session.support_candidates(c)[:args.shots])
