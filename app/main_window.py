@@ -46,7 +46,7 @@ from .workers import BackgroundLoader, format_eta
 log = logging.getLogger(__name__)
 
 STYLESHEET_PATH = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
-COMPACT_WIDTH = 1500   # narrower windows start with one dock column (see MainWindow._fit_docks)
+COMPACT_WIDTH = 1700   # narrower windows start with one dock column (see MainWindow._fit_docks)
 
 
 def _alias(path: str) -> property:
@@ -207,7 +207,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel = PromptPanel()
         self.fewshot_panel = FewShotPanel()
         self.browser_dock = self._dock("Samples", "dockSamples", self.browser, L)
-        self.review_dock = self._dock("Review", "dockReview", self.review_panel, L, scroll=True)
+        self.review_dock = self._dock("Review", "dockReview", self.review_panel, L)
         self.detector_dock = self._dock("Detector", "dockDetector", self.detector_panel, R, scroll=True)
         self.fusion_dock = self._dock("Fusion", "dockFusion", self.fusion_panel, R, scroll=True)
         self.prompt_dock = self._dock("Prompts", "dockPrompts", self.prompt_panel, R, scroll=True)
@@ -346,18 +346,19 @@ class MainWindow(QMainWindow):
     def _fit_docks(self) -> None:
         """First show without a saved layout: below ``COMPACT_WIDTH`` the right-hand docks become
         tabs beside the review panel in one left column, so each view keeps >= 400 px at 1280 px."""
-        if self.width() >= COMPACT_WIDTH:     # three columns: the review panel unclipped, the rest to the views
-            left = max(340, self.review_panel.minimumSizeHint().width() + 16)
-            right = int(min(max(self.width() - left - 2 * 430 - 90, 300), 360))
-            self.resizeDocks([self.browser_dock, self.detector_dock], [left, right], Qt.Orientation.Horizontal)
-            QTimer.singleShot(0, self.inspector.fit_sizes)
+        if self.width() >= COMPACT_WIDTH:
             return
+        sa = QScrollArea()                    # the review panel scrolls in the narrow column
+        sa.setWidgetResizable(True)
+        sa.setFrameShape(QFrame.Shape.NoFrame)
+        sa.setWidget(self.review_panel)
+        self.review_dock.setWidget(sa)
         right = [d for d in self.findChildren(QDockWidget)
                  if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]
         for d in right:
             self.tabifyDockWidget(self.review_dock, d)
         self.detector_dock.raise_()
-        side = max(300, self.width() - 2 * 430 - 90)
+        side = min(max(300, self.width() - 2 * 430 - 90), 420)
         self.resizeDocks([self.browser_dock], [side], Qt.Orientation.Horizontal)
         self.resizeDocks([self.browser_dock, self.review_dock], [45, 55], Qt.Orientation.Vertical)
         QTimer.singleShot(0, self.inspector.fit_sizes)     # once the docks have their new width

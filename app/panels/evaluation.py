@@ -131,7 +131,6 @@ class _HistogramPlot(pg.PlotWidget):
         self.setLabel("bottom", "image score")
         self.setLabel("left", "samples")
         self.addLegend(offset=(-8, 8), labelTextSize="8pt", brush=pg.mkBrush(22, 24, 27, 210))
-        self.getAxis("bottom").setStyle(maxTickLevel=0)     # decades only on the log axis (readable)
         self.good_bars = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], brush=pg.mkBrush(*GOOD_COLOR, 220),
                                          pen=pg.mkPen(None), name="good")
         self.bad_bars = pg.BarGraphItem(x0=[], y0=[], width=[], height=[], brush=pg.mkBrush(*BAD_COLOR, 220),
