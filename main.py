@@ -3,6 +3,7 @@
 
     python main.py                      open the workbench on the built-in demo data
     python main.py --data DIR           open the workbench on a dataset folder
+    python main.py --demo               demo mode: full screen, cycles through the demo data (Esc leaves)
     python main.py eval --data DIR ...  evaluate a detector (see `python main.py eval -h`)
     python main.py detectors            list detector ids
     python main.py score PATH ...       score single samples, write heatmap PNGs
@@ -12,9 +13,9 @@ import sys
 from core.cli import main as cli_main
 
 
-def run_gui(data=None) -> int:
+def run_gui(data=None, demo=False) -> int:
     from app.main import run  # imported only here: the CLI commands never need Qt or a display
-    return run(data=data)
+    return run(["--demo"] if demo else None, data=data)
 
 
 def main(argv=None) -> int:

@@ -81,6 +81,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("previous", "review", "&Previous sample", "browser.select_next", "P", kwargs={"step": -1}),
     ActionSpec("toggle_gt", "view", "Toggle &ground truth", "inspector.gt_check.toggle", "G"),
     ActionSpec("toggle_grid", "view", "&Thumbnails / table", "browser.toggle_grid_mode", "T"),
+    ActionSpec("toggle_components", "view", "&Modality maps (RGB / 3D / fused)", "inspector.toggle_components", "M",
+               "Show the per-modality maps of the result side by side"),
+    ActionSpec("fit_image", "view", "&Fit image", "image_view.fit_view", tip="Fit the image to its view"),
+    ActionSpec("reset_3d", "view", "Reset 3D &camera", "reset_3d_view", tip="Reset the 3D camera"),
+    ActionSpec("demo_mode", "view", "Demo mo&de (full screen)", "demo_mode.toggle", "F11",
+               "Cycle through the samples full screen; any input pauses, Esc leaves"),
     ActionSpec("reset_layout", "view", "&Reset layout", "reset_layout"),
     ActionSpec("shortcuts", "help", "&Keyboard shortcuts", "show_shortcuts", "F1"),
 )

@@ -8,7 +8,10 @@ toggle and 2D <-> 3D linking (hovering / clicking a pixel marks its 3D point, pi
 marks its pixel).  It knows nothing of the session: the controllers feed it.
 
 Its view-option widgets (overlay opacity, "fade low scores", colormap, ground truth, point size,
-fit / reset buttons) are built here and placed in the window's toolbar by the window.
+fit / reset buttons) are built here and placed in the window's toolbar by the window, as are the
+modality badge (:attr:`InspectorView.badge`: what the result used, e.g. "RGB ✓ 3D ✓ fused at image
+level") and the strip of per-modality maps (:attr:`InspectorView.map_strip`, RGB / 3D / fused side
+by side, toggled by :meth:`InspectorView.toggle_components`).
 """
 from __future__ import annotations
 
@@ -26,13 +29,26 @@ from core.session import display_image, pixel_to_point, point_to_pixel
 
 from .views import COLORMAPS, CloudView, ColorBar, ImageView
 from .views.image_view import DEFAULT_ALPHA_GAMMA
+from .views.map_strip import MapStrip
 
-__all__ = ["InspectorView", "ViewPane", "HOVER_INTERVAL_MS", "CLOUD_BLEND_GAMMA"]
+__all__ = ["InspectorView", "ViewPane", "HOVER_INTERVAL_MS", "CLOUD_BLEND_GAMMA", "modality_text"]
 
 HOVER_INTERVAL_MS = 60     # hover → 3D marker updates are coalesced to this period
 CLOUD_BLEND_GAMMA = 1.0    # score-weighted point colours when "Fade low scores" is on
 _NAV_KEYS = {Qt.Key.Key_Down: 1, Qt.Key.Key_Right: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Left: -1,
              Qt.Key.Key_PageDown: 10, Qt.Key.Key_PageUp: -10}
+
+
+def modality_text(res: DetectorResult) -> str:
+    """The result's own words for the modalities it used, else what its components show."""
+    if res.modalities:
+        return res.modalities
+    names = {n.lower() for n in list(res.components.maps) + list(res.components.point_maps)}
+    has_rgb = bool(names & {"rgb", "image", "color"})
+    has_3d = bool(names & {"geometry", "points", "xyz", "depth"})
+    if not names:
+        return ""
+    return f"RGB {'✓' if has_rgb else '✗'} 3D {'✓' if has_3d else '✗'}"
 
 
 class ViewPane(QWidget):
@@ -98,6 +114,12 @@ class InspectorView(QSplitter):
         for i, f in enumerate((1, 0, 1)):
             self.setStretchFactor(i, f)
         self.colorbar.setMaximumWidth(max(self.colorbar.sizeHint().width(), 56))
+        self.badge = QLabel()
+        self.badge.setObjectName("modalityBadge")
+        self.badge.setToolTip("The modalities the detector used for this sample")
+        self.badge.setVisible(False)
+        self.map_strip = MapStrip()
+        self.map_strip.setVisible(False)
         self._keys = _KeyForwarder(self)
         for w in (self.image_view, self.cloud_view):
             w.installEventFilter(self._keys)
@@ -138,6 +160,23 @@ class InspectorView(QSplitter):
         self.reset3d_btn = QToolButton()
         self.reset3d_btn.setText("Reset 3D")
         self.reset3d_btn.setToolTip("Reset the 3D camera")
+
+    def toggle_components(self) -> None:
+        """Show / hide the strip of per-modality maps."""
+        self.set_components_visible(not self.components_visible())
+
+    def set_components_visible(self, on: bool) -> None:
+        self.map_strip.setVisible(bool(on))
+        self.map_strip.set_result(self.result)
+
+    def components_visible(self) -> bool:
+        parent = self.map_strip.parentWidget()
+        return self.map_strip.isVisibleTo(parent) if parent is not None else self.map_strip.isVisible()
+
+    def _show_badge(self, res: Optional[DetectorResult]) -> None:
+        text = modality_text(res) if res is not None else ""
+        self.badge.setText(text)
+        self.badge.setVisible(bool(text))
 
     def option_widgets(self) -> list[QWidget]:
         """The view-option widgets with their labels, in toolbar order."""
@@ -190,6 +229,8 @@ class InspectorView(QSplitter):
         self.cloud_view.set_cloud(None)
         self.cloud_view.set_gt(None)
         self.result = None
+        self._show_badge(None)
+        self.map_strip.set_result(None)
 
     def clear_result(self) -> None:
         """Keep the sample, drop the result's colours."""
@@ -198,12 +239,16 @@ class InspectorView(QSplitter):
         self.image_view.set_threshold(None)
         self.cloud_view.set_scores(None, 0.0, 1.0)
         self.colorbar.set_threshold(None)
+        self._show_badge(None)
+        self.map_strip.set_result(None)
 
     def show_sample(self, sample: Sample) -> None:
         """Show a sample's image / depth and cloud (its own colours) and its ground truth."""
         self.sample = sample
         self.result = None
         self.clicked_point = None
+        self._show_badge(None)
+        self.map_strip.set_result(None)
         img = display_image(sample)
         self.image_view.set_image(img)
         self.image_view.set_heatmap(None, 0.0, 1.0)
@@ -251,6 +296,9 @@ class InspectorView(QSplitter):
             self.cloud_view.set_scores(None, vmin, vmax, threshold=t)
         self.colorbar.set_range(vmin, vmax)
         self.colorbar.set_threshold(t)
+        self._show_badge(res)
+        if self.components_visible():
+            self.map_strip.set_result(res)
         self.resultShown.emit()
 
     # ------------------------------------------------------------------ view options
@@ -262,6 +310,7 @@ class InspectorView(QSplitter):
         self.cloud_view.zoom(1.25)
 
     def set_colormap(self, name: str) -> None:
+        self.map_strip.set_colormap(name)
         self.image_view.set_colormap(name)
         self.cloud_view.set_colormap(name)
         self.colorbar.set_colormap(name)

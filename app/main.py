@@ -2,7 +2,8 @@
 
 Opens the window on ``data`` (a dataset folder or file), else on the last folder used, else on the
 built-in demo data (generated in the background on first start) with the memory-bank detector, so
-a first-time user sees a result without any setup.
+a first-time user sees a result without any setup.  ``--demo`` opens the demo data in demo mode
+(:mod:`app.demo_mode`: full screen, cycling through the samples; Esc leaves).
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Optional, Sequence
 def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="mmad-inspector gui", description="MMAD Inspector workbench")
     ap.add_argument("data", nargs="?", help="dataset folder or file to open (default: last folder, else the demo)")
-    ap.add_argument("--demo", action="store_true", help="open the built-in demo data")
+    ap.add_argument("--demo", action="store_true",
+                    help="demo mode: full screen on the built-in demo data, cycling through the samples (Esc leaves)")
     ap.add_argument("--settings", help="use this ini file for the settings (portable / testing)")
     ap.add_argument("--reset-layout", action="store_true", help="ignore the saved window layout")
     return ap.parse_args(list(argv) if argv is not None else [])
@@ -72,6 +74,8 @@ def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int
     settings = Settings(args.settings) if args.settings else Settings()
     win = create_window(data, settings, demo=args.demo, restore_layout=not args.reset_layout)
     win.show()
+    if args.demo:
+        win.demo_mode.start()
     with loop:                         # runs app.exec() with the asyncio loop marked running
         return int(loop.run_forever() or 0)
 

@@ -7,7 +7,11 @@ Layout (the default; docks can be moved and the layout is remembered):
   per-point score);
 * left: the sample browser (table / thumbnails, filters) and the review panel;
 * right: the detector panel (parameters, device, run / cancel, progress), then the fusion, prompt
-  and few-shot panels as tabs.
+  and few-shot panels as tabs (each scrolls, so the views keep their width from 1280 x 720 up);
+* bottom (under the views, hidden by default, View menu / F9): the evaluation panel (per-class
+  score histogram with a draggable threshold, ROC, confusion matrix).
+
+:mod:`app.demo_mode` runs the window by itself (View > Demo mode, ``main.py --demo``).
 
 All state lives in a Qt-free :class:`core.session.Session`.  The menus, toolbar and shortcuts come
 from :mod:`app.actions`; the work is done by the controllers in :mod:`app.controllers` (dataset,
@@ -30,17 +34,20 @@ from core.session import ProcessBackend, Session
 from .actions import ACTIONS, build_actions, build_menus, shortcuts_text, toolbar_specs
 from .controllers import AnalysisController, DatasetController, ReviewController
 from .controllers.dataset import APP_TITLE
+from .demo_mode import DemoMode
 from .inspector import InspectorView
 from .controllers.project import ProjectController
 from .jobs import JobRunner, on_gui_thread
 from .panels import (BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, MessageBanner, PromptPanel,
                      ReviewPanel)
+from .panels.evaluation import EvaluationPanel
 from .settings import Settings
 from .workers import BackgroundLoader, format_eta
 
 log = logging.getLogger(__name__)
 
 STYLESHEET_PATH = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
+COMPACT_WIDTH = 1700   # narrower windows start with one dock column (see MainWindow._fit_docks)
 
 
 def _alias(path: str) -> property:
@@ -122,6 +129,7 @@ class MainWindow(QMainWindow):
         self.action_map = build_actions(self, self)
         self._build_menus()
         self._build_toolbar()
+        self._build_evaluation()
         self.inspector.hoverText.connect(self.status_hover.setText)
         self.inspector.navigate.connect(self.browser.select_next)
         self.inspector.weighted_check.toggled.connect(lambda on: self.settings.set_value("view/weighted_overlay", on))
@@ -158,13 +166,16 @@ class MainWindow(QMainWindow):
         lay.addLayout(bar)
         self.inspector = InspectorView(self._opts, bool(self.settings.value("view/weighted_overlay", True, bool)))
         self.splitter = self.inspector
+        bar.insertWidget(1, self.inspector.badge)
         lay.addWidget(self.inspector, 1)
+        lay.addWidget(self.inspector.map_strip)
         self.setCentralWidget(central)
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         if not self._split_initialized:
             self._split_initialized = True
+            self._fit_docks()
             self.inspector.fit_sizes()
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea,
@@ -175,7 +186,7 @@ class MainWindow(QMainWindow):
             sa = QScrollArea()
             sa.setWidgetResizable(True)
             sa.setFrameShape(QFrame.Shape.NoFrame)
-            sa.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            sa.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
             sa.setWidget(widget)
             d.setWidget(sa)
         else:
@@ -201,8 +212,8 @@ class MainWindow(QMainWindow):
         self.review_dock = self._dock("Review", "dockReview", self.review_panel, L)
         self.detector_dock = self._dock("Detector", "dockDetector", self.detector_panel, R, scroll=True)
         self.fusion_dock = self._dock("Fusion", "dockFusion", self.fusion_panel, R, scroll=True)
-        self.prompt_dock = self._dock("Prompts", "dockPrompts", self.prompt_panel, R)
-        self.fewshot_dock = self._dock("Few-shot", "dockFewShot", self.fewshot_panel, R)
+        self.prompt_dock = self._dock("Prompts", "dockPrompts", self.prompt_panel, R, scroll=True)
+        self.fewshot_dock = self._dock("Few-shot", "dockFewShot", self.fewshot_panel, R, scroll=True)
         self.tabifyDockWidget(self.fusion_dock, self.prompt_dock)
         self.tabifyDockWidget(self.prompt_dock, self.fewshot_dock)
         self.fusion_dock.raise_()
@@ -228,12 +239,12 @@ class MainWindow(QMainWindow):
                 tb.addSeparator()
             else:
                 tb.addAction(self.action_map[spec.id])
-        tb.addSeparator()
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        tb.addWidget(spacer)
+        # the view options: a second toolbar, on its own row when one row is too narrow (resizeEvent)
+        self.view_toolbar = vt = self.addToolBar("View options")
+        vt.setObjectName("toolbarView")
+        vt.setMovable(False)
         for w in self.inspector.option_widgets():
-            tb.addWidget(w)
+            vt.addWidget(w)
 
     def _build_status(self) -> None:
         sb = self.statusBar()
@@ -289,6 +300,80 @@ class MainWindow(QMainWindow):
             log.error("%s failed:\n%s", name, details)
         from core.session import describe_error  # noqa: PLC0415
         self.banner.error(f"{name} failed: {describe_error(err)}", details)
+
+    # ================================================================== evaluation, demo mode, layout
+    def _build_evaluation(self) -> None:
+        """The evaluation dock (under the views), its wiring, and demo mode."""
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.evaluation = EvaluationPanel()
+        self.evaluation_dock = self._dock("Evaluation", "dockEvaluation", self.evaluation,
+                                          Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.evaluation_dock.hide()
+        toggle = self.evaluation_dock.toggleViewAction()
+        toggle.setShortcut("F9")
+        view_menu = next(a.menu() for a in self.menuBar().actions() if a.text() == "&View")
+        view_menu.insertAction(view_menu.actions()[0], toggle)
+        self._eval_timer = QTimer(self)
+        self._eval_timer.setSingleShot(True)
+        self._eval_timer.setInterval(300)
+        self._eval_timer.timeout.connect(self._refresh_evaluation)
+        self.browser.model.dataChanged.connect(lambda *_: self._eval_timer.start())
+        self.evaluation_dock.visibilityChanged.connect(lambda on: on and self._eval_timer.start())
+        self.session.events.params_changed.connect(on_gui_thread(lambda *_: self._eval_threshold()))
+        self.datasetOpened.connect(lambda _p: self.evaluation.set_session(self.session))
+        self.dataset.currentChanged.connect(lambda key: self.evaluation.set_class(key.split("/")[0] if key else ""))
+        self.evaluation.thresholdMoved.connect(self._eval_threshold_dragged)
+        self.evaluation.filterRequested.connect(self.browser.set_key_filter)
+        self.demo_mode = DemoMode(self)
+
+    def _refresh_evaluation(self) -> None:
+        if self.evaluation_dock.isVisible():
+            self._eval_threshold(refresh=False)
+            self.evaluation.refresh()
+
+    def _eval_threshold(self, refresh: bool = True) -> None:
+        det = self.session.detector
+        p = next((p for p in det.fusion_params() if p.name == "threshold"), None) if det is not None else None
+        self.evaluation.set_threshold(self.session.decision_threshold() if p is not None else None,
+                                      (p.min, p.max) if p is not None else (None, None))
+        if refresh:
+            self._eval_timer.start()
+
+    def _eval_threshold_dragged(self, value: float) -> None:
+        """The evaluation view's threshold line moved: the fusion parameter follows (live re-fuse)."""
+        self.analysis.set_fusion_param("threshold", value)
+        self.fusion_panel.set_values({"threshold": self.session.params.get("threshold", value)})
+
+    def _fit_docks(self) -> None:
+        """First show without a saved layout: below ``COMPACT_WIDTH`` the right-hand docks become
+        tabs beside the review panel in one left column, so each view keeps >= 400 px at 1280 px."""
+        if self.width() >= COMPACT_WIDTH:
+            return
+        sa = QScrollArea()                    # the review panel scrolls in the narrow column
+        sa.setWidgetResizable(True)
+        sa.setFrameShape(QFrame.Shape.NoFrame)
+        sa.setWidget(self.review_panel)
+        self.review_dock.setWidget(sa)
+        right = [d for d in self.findChildren(QDockWidget)
+                 if self.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea and not d.isFloating()]
+        for d in right:
+            self.tabifyDockWidget(self.review_dock, d)
+        self.detector_dock.raise_()
+        side = min(max(300, self.width() - 2 * 430 - 90), 420)
+        self.resizeDocks([self.browser_dock], [side], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.browser_dock, self.review_dock], [45, 55], Qt.Orientation.Vertical)
+        QTimer.singleShot(0, self.inspector.fit_sizes)     # once the docks have their new width
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        tb, vt = self.findChild(QWidget, "toolbarMain"), self.view_toolbar
+        two_rows = tb.sizeHint().width() + vt.sizeHint().width() + 16 > self.width()
+        if two_rows != self.toolBarBreak(vt):
+            if two_rows:
+                self.insertToolBarBreak(vt)
+            else:
+                self.removeToolBarBreak(vt)
 
     # ================================================================== misc
     def choose_screenshot(self) -> None:

@@ -5,7 +5,9 @@ Run under X (the real VTK interactor renders only on xcb)::
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/screenshot.py
 
 Options: ``--out resources/screenshot.png``, ``--data DIR`` (default: the built-in demo),
-``--sample KEY`` (default: the first ``test`` sample of the wanted ``--label``), ``--size WxH``.
+``--sample KEY`` (default: the first ``test`` sample of the wanted ``--label``), ``--size WxH``,
+``--run-all`` (analyse every test sample of ``--class`` first, e.g. with ``--dock evaluation_dock``),
+``--components`` (show the per-modality maps), ``--demo-mode`` (shoot demo mode after its first result).
 Settings go to a temporary ini file so the user's settings are untouched.
 """
 from __future__ import annotations
@@ -34,9 +36,14 @@ def main(argv=None) -> int:
     ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
     ap.add_argument("--dock", help="dock to raise before the shot (e.g. prompt_dock)")
     ap.add_argument("--no-wait", action="store_true", help="shoot without waiting for a result (e.g. an error)")
+    ap.add_argument("--run-all", action="store_true", help="analyse every test sample of --class first")
+    ap.add_argument("--components", action="store_true", help="show the per-modality maps strip")
+    ap.add_argument("--demo-mode", action="store_true", help="start demo mode and shoot it")
+    ap.add_argument("--gt", action="store_true", help="show the ground truth")
     args = ap.parse_args(argv)
 
     import numpy as np
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QApplication
     app = QApplication([sys.argv[0]])
     from app.main import load_stylesheet
@@ -77,6 +84,17 @@ def main(argv=None) -> int:
         cand = [r for r in refs if r.split == "test" and r.label == args.label and r.class_name == args.cls] or \
                [r for r in refs if r.split == "test" and not r.is_good] or refs
         key = cand[0].key
+    if args.run_all:
+        win.browser.class_combo.setCurrentText(args.cls)
+        t_all = time.time()
+        win.run_all()
+        pump(lambda: win.runner.busy, 10)
+        pump(lambda: not win.runner.busy, args.timeout)
+        print(f"run all on {args.cls}: {time.time() - t_all:.1f} s ({win.status_timing.text()})")
+    if args.components:
+        win.inspector.set_components_visible(True)
+    if args.gt:
+        win.gt_check.setChecked(True)
     if args.shots > 0:
         c = win.session.ref(key).class_name
         win.set_support(c, win.session.support_candidates(c)[:args.shots])
@@ -91,6 +109,12 @@ def main(argv=None) -> int:
         dock = getattr(win, args.dock)
         dock.show()
         dock.raise_()
+        if args.dock == "evaluation_dock":
+            win.resizeDocks([dock], [int(h * 0.3)], Qt.Orientation.Vertical)
+    if args.demo_mode:
+        win.demo_mode.full_screen = False          # (the shot keeps --size)
+        win.demo_mode.start()
+        pump(lambda: False, 4.0)
     print(f"analysed {key} in {time.time() - t0:.1f} s ({win.status_timing.text()}); "
           f"3D backend: {win.cloud_view.backend}")
     # show a few more scores in the table, as a user paging through results would

@@ -209,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="main.py", description="MMAD Inspector: zero-/few-shot RGB + 3D anomaly "
                                  "detection. With no command, opens the GUI.")
     ap.add_argument("--data", help="(GUI) dataset folder to open instead of the demo data")
+    ap.add_argument("--demo", action="store_true", help="(GUI) demo mode: full screen, cycles through the demo data")
     sub = ap.add_subparsers(dest="cmd")
 
     e = sub.add_parser("eval", help="evaluate a detector on a labelled dataset (per-class table)")
@@ -274,7 +275,7 @@ def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[
         if gui is None:
             ap.print_help()
             return 2
-        return gui(args.data)
+        return gui(args.data, demo=True) if args.demo else gui(args.data)
     if getattr(args, "data", None) == "demo" and args.cmd in ("eval", "train"):
         from .demo import ensure_demo
         args.data = str(ensure_demo())

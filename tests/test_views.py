@@ -518,11 +518,15 @@ def test_cloud_gt_and_threshold_emphasis(cloud_factory):
     view.set_scores(s, 0.0, 1.0)
     view.set_gt(gt)
     view.set_show_gt(True)
-    c = view.point_colors()
-    from app.views.cloud_view import GT_POINT_COLOR, NON_GT_POINT_COLOR
+    c = view.point_colors().astype(np.float64)
+    from app.views.cloud_view import GT_POINT_COLOR, GT_TINT
 
-    assert (c[gt[view.display_indices]] == GT_POINT_COLOR).all()
-    assert (c[~gt[view.display_indices]] == NON_GT_POINT_COLOR).all()
+    # the GT is a tint over the score colours, not a replacement
+    score_c = apply_colormap(s[view.display_indices], 0.0, 1.0).astype(np.float64)
+    g = gt[view.display_indices]
+    np.testing.assert_allclose(c[g], score_c[g] * (1 - GT_TINT) + GT_TINT * np.array(GT_POINT_COLOR), atol=1.0)
+    np.testing.assert_array_equal(c[~g], score_c[~g])
+    assert len(np.unique(c[g], axis=0)) > 1             # the scores still vary under the tint
     view.set_show_gt(False)
     view.set_threshold(0.8)
     assert view._emph_actor is not None and view._emph_actor.GetVisibility()
@@ -778,3 +782,31 @@ def test_cloud_score_blend_over_own_colors(cloud_factory):
     assert cold.any() and (view.point_colors()[cold] == own[idx][cold]).all()
     with pytest.raises(ValueError, match="gamma"):
         view.set_score_blend(-1.0)
+
+
+def test_cloud_marker_ring_is_drawn_over_points_that_hide_it(cloud_factory):
+    from app.views.cloud_view import MARKER_RING_PX
+
+    view = cloud_factory()
+    front = _grid_cloud(140, z=0.0)                    # a dense plate facing the camera (looks along +z)
+    hidden = np.array([[0.05, 0.05, 1.0]], np.float32)  # a point behind the plate, e.g. in a cavity
+    pts = np.vstack([front, hidden])
+    view.set_cloud(pts)
+    view.render_image()
+    before = view.render_image()
+    idx = len(pts) - 1
+    view.mark_point(idx)
+    assert view.marker_on_top()
+    after = view.render_image()
+    x, y = view.project([idx])[0]
+    dpr = view.devicePixelRatioF()
+    yy, xx = np.mgrid[:after.shape[0], :after.shape[1]]
+    rr = np.hypot(xx - x * dpr, yy - y * dpr)
+    ring = (rr > MARKER_RING_PX - 1.5) & (rr < MARKER_RING_PX + 1.5)
+    changed = (before != after).any(axis=2)
+    assert changed[ring].mean() > 0.5                  # the ring shows although the point is hidden
+    # picking still sees the plate, not the hidden point under the ring
+    picked = view.pick(x, y)
+    assert picked is not None and picked != idx and abs(pts[picked, 2]) < 1e-6
+    view.mark_point(None)
+    assert not view.marker_on_top()

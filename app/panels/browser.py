@@ -13,8 +13,8 @@ import numpy as np
 from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, Signal)
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QHBoxLayout, QHeaderView, QLabel,
-                               QLineEdit, QListView, QStackedWidget, QTableView, QToolButton, QVBoxLayout,
-                               QWidget)
+                               QLineEdit, QListView, QSizePolicy, QStackedWidget, QTableView, QToolButton,
+                               QVBoxLayout, QWidget)
 
 from core.datasets.base import SampleRef
 from core.review import ReviewStore
@@ -188,16 +188,20 @@ class SampleFilterProxy(QSortFilterProxyModel):
         self.text = ""
         self.disagree_only = False
         self.disagree_fn: Optional[Callable[[str], bool]] = None   # key -> reviewer disagrees with the detector
+        self.keys: Optional[frozenset] = None     # only these samples (e.g. from the evaluation view)
         self.setSortRole(SORT_ROLE)
 
     def set_filter(self, class_name: Optional[str] = None, label: Optional[str] = None,
                    split: Optional[str] = None, text: Optional[str] = None,
-                   disagree_only: Optional[bool] = None) -> None:
+                   disagree_only: Optional[bool] = None, keys=False) -> None:
+        """Set the given filters (``keys``: a set of sample keys, None: no key filter)."""
         self.beginFilterChange()       # (Qt 6.10+: replaces the deprecated invalidateFilter())
         if class_name is not None:
             self.class_name = class_name
         if disagree_only is not None:
             self.disagree_only = bool(disagree_only)
+        if keys is not False:
+            self.keys = None if keys is None else frozenset(keys)
         if label is not None:
             self.label = label
         if split is not None:
@@ -209,6 +213,8 @@ class SampleFilterProxy(QSortFilterProxyModel):
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
         model: SampleTableModel = self.sourceModel()
         ref = model.refs[row]
+        if self.keys is not None:
+            return ref.key in self.keys
         if self.class_name != ALL and ref.class_name != self.class_name:
             return False
         if self.split != ALL and ref.split != self.split:
@@ -289,6 +295,13 @@ class BrowserPanel(QWidget):
         self.disagree_btn.toggled.connect(lambda on: self._filter(disagree_only=on))
         row2.addWidget(self.disagree_btn)
         lay.addLayout(row2)
+        self.key_filter_btn = QToolButton()
+        self.key_filter_btn.setObjectName("keyFilter")
+        self.key_filter_btn.setToolTip("The list shows these samples only: click to show all again")
+        self.key_filter_btn.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.key_filter_btn.clicked.connect(lambda: self.set_key_filter(None))
+        self.key_filter_btn.setVisible(False)
+        lay.addWidget(self.key_filter_btn)
 
         self.table = QTableView()
         self.table.setObjectName("sampleTable")
@@ -350,7 +363,8 @@ class BrowserPanel(QWidget):
         splits = sorted({r.split for r in refs if r.split})
         self._fill_combo(self.split_combo, [ALL] + splits)
         # inspect the test split by default when there is one
-        self.proxy.set_filter(ALL, ALL, "test" if "test" in splits else ALL, "")
+        self.key_filter_btn.setVisible(False)
+        self.proxy.set_filter(ALL, ALL, "test" if "test" in splits else ALL, "", keys=None)
         if "test" in splits:
             self.split_combo.setCurrentText("test")
         self._update_count()
@@ -366,6 +380,14 @@ class BrowserPanel(QWidget):
         self.proxy.set_filter(**kw)
         self._update_count()
         if self._current_key is not None and self.proxy_row(self._current_key) < 0 and self.proxy.rowCount():
+            self.select_row(0)
+
+    def set_key_filter(self, keys, caption: str = "") -> None:
+        """Show only the samples ``keys`` (None: the combo filters again), with a clear button."""
+        self.key_filter_btn.setText(f"✕  {len(keys)} sample(s): {caption}" if keys is not None else "")
+        self.key_filter_btn.setVisible(keys is not None)
+        self._filter(keys=keys)
+        if keys is not None and self._current_key is None and self.proxy.rowCount():
             self.select_row(0)
 
     def _update_count(self) -> None:

@@ -20,6 +20,11 @@ Renders are throttled on the leading edge: a change renders on the next event-lo
 frame was drawn less than ``_FRAME_INTERVAL_MS`` ago, so bursts of changes coalesce into one
 frame per turn and at most ~30 frames per second.
 
+Ground truth is drawn *over* the current colouring (scores or the cloud's own colours): labelled
+points are tinted towards :data:`GT_POINT_COLOR` (:data:`GT_TINT`), so scores stay readable.  The
+marked point is a sphere plus a screen-space ring (a 2D overlay actor drawn after the points), so
+it stays visible when the point is hidden behind others, e.g. inside a cavity.
+
 Multisampling is turned off: it does nothing for points and made each software-rendered (llvmpipe)
 frame about 3-4 times slower on this project's machines.
 """
@@ -38,11 +43,13 @@ from .cloud_backends import DEFAULT_SIZE, INTERACTIVE_PLATFORMS, RenderBackend, 
 from .colormap import alpha_ramp, contrast_color, lut, score_colors
 from .picking import PickScene, project
 
-__all__ = ["CloudView", "GT_POINT_COLOR", "NON_GT_POINT_COLOR", "INTERACTIVE_PLATFORMS"]
+__all__ = ["CloudView", "GT_POINT_COLOR", "GT_TINT", "INTERACTIVE_PLATFORMS", "MARKER_RING_PX"]
 
-#: Colours of ground-truth anomalous / other points while the GT is shown.
-GT_POINT_COLOR = (0, 220, 0)
-NON_GT_POINT_COLOR = (110, 110, 110)
+#: Ground-truth anomalous points are tinted towards this colour by GT_TINT while the GT is shown.
+GT_POINT_COLOR = (0, 230, 60)
+GT_TINT = 0.6
+#: Radius in device pixels of the marker's on-top ring.
+MARKER_RING_PX = 9
 _BACKGROUND = (0.11, 0.11, 0.12)
 _FRAME_INTERVAL_MS = 33  # ~30 fps render throttle
 _KEEP = object()  # "leave unchanged" marker for keyword arguments
@@ -133,6 +140,7 @@ class CloudView(QWidget):
             self._marker_mesh, color=contrast_color(self._cmap), lighting=True, reset_camera=False,
             name="marker", pickable=False)
         self._marker_actor.SetVisibility(False)
+        self._marker_rings = self._make_marker_rings()
         self._diag = 1.0
 
         # Rendering state.
@@ -280,6 +288,7 @@ class CloudView(QWidget):
         lut(name)  # validates the name
         self._cmap = name
         self._marker_actor.GetProperty().SetColor(*(c / 255.0 for c in contrast_color(name)))
+        self._marker_rings[0].GetProperty().SetColor(*(c / 255.0 for c in contrast_color(name)))
         self._refresh_colors()
 
     def set_threshold(self, t: Optional[float]) -> None:
@@ -331,7 +340,7 @@ class CloudView(QWidget):
         self._refresh_colors()
 
     def set_show_gt(self, show: bool) -> None:
-        """While on (and labels are set), GT points are green and the others grey."""
+        """While on (and labels are set), GT points are tinted green over the current colours."""
         self._show_gt = bool(show)
         self._refresh_colors()
 
@@ -347,10 +356,46 @@ class CloudView(QWidget):
         if index is None:
             self._marker_actor.SetVisibility(False)
         else:
-            self._marker_actor.SetPosition(*self._points[index].astype(np.float64))
-            self._marker_actor.SetVisibility(True)
+            pos = self._points[index].astype(np.float64)
+            self._marker_actor.SetPosition(*pos)
+            for ring in self._marker_rings:
+                ring.GetPositionCoordinate().SetValue(*pos)
+        self._marker_actor.SetVisibility(index is not None)
+        for ring in self._marker_rings:
+            ring.SetVisibility(index is not None)
         self._schedule_render()
 
+    def _make_marker_rings(self) -> list:
+        """Two screen-space rings (a dark halo, then the contrast colour) at the marked point: 2D
+        overlay actors are drawn after the 3D scene without a depth test, so always visible."""
+        from vtkmodules.vtkFiltersSources import vtkRegularPolygonSource  # noqa: PLC0415
+        from vtkmodules.vtkRenderingCore import vtkActor2D, vtkPolyDataMapper2D  # noqa: PLC0415
+
+        rings = []
+        for radius, width, color in ((MARKER_RING_PX, 2.0, contrast_color(self._cmap)),
+                                     (MARKER_RING_PX + 2, 2.0, (0, 0, 0))):
+            src = vtkRegularPolygonSource()
+            src.SetNumberOfSides(28)
+            src.SetRadius(radius)
+            src.SetCenter(0.0, 0.0, 0.0)
+            src.GeneratePolygonOff()
+            mapper = vtkPolyDataMapper2D()
+            mapper.SetInputConnection(src.GetOutputPort())
+            actor = vtkActor2D()
+            actor.SetMapper(mapper)
+            actor.GetPositionCoordinate().SetCoordinateSystemToWorld()
+            prop = actor.GetProperty()
+            prop.SetLineWidth(width)
+            prop.SetColor(*(c / 255.0 for c in color))
+            actor.SetVisibility(False)
+            actor.SetPickable(False)
+            self._renderer.AddViewProp(actor)
+            rings.append(actor)
+        return rings
+
+    def marker_on_top(self) -> bool:
+        """True when the marker's ring overlay is shown (it is drawn over every point)."""
+        return self._marked is not None and all(r.GetVisibility() for r in self._marker_rings)
     def marked_position(self) -> Optional[np.ndarray]:
         """World position of the marker sphere, or None."""
         if self._marked is None:
@@ -463,6 +508,8 @@ class CloudView(QWidget):
         self._preview_actor = None
         self._full_dirty = False
         self._marker_actor.SetVisibility(False)
+        for ring in self._marker_rings:
+            ring.SetVisibility(False)
         self._display_idx = np.zeros(0, np.intp)
         if self._points is None or self._points.shape[0] == 0:
             self._show_message(self._placeholder)
@@ -506,19 +553,21 @@ class CloudView(QWidget):
         self.reset_view()
 
     def _display_colors(self, idx: np.ndarray) -> np.ndarray:
-        """Colours of the full-cloud points ``idx`` from the current mode (GT, scores, RGB or height)."""
-        if self._show_gt and self._gt is not None:
-            out = np.empty((idx.size, 3), np.uint8)
-            g = self._gt[idx]
-            out[g] = GT_POINT_COLOR
-            out[~g] = NON_GT_POINT_COLOR
-            return out
+        """Colours of the full-cloud points ``idx``: scores (or RGB / height), GT tinted over them."""
         if self._scores is not None:
             blend = self._blend_gamma > 0.0 or self._blend_opacity < 1.0
-            return score_colors(self._scores[idx], self._vmin, self._vmax, self._cmap,
-                                base=self._own_colors(idx) if blend else None, gamma=self._blend_gamma,
-                                opacity=self._blend_opacity)
-        return self._own_colors(idx)
+            out = score_colors(self._scores[idx], self._vmin, self._vmax, self._cmap,
+                               base=self._own_colors(idx) if blend else None, gamma=self._blend_gamma,
+                               opacity=self._blend_opacity)
+        else:
+            out = self._own_colors(idx)
+        if self._show_gt and self._gt is not None:
+            g = self._gt[idx]
+            if g.any():
+                out = np.array(out, np.uint8, copy=True)
+                tinted = out[g].astype(np.float32) * (1.0 - GT_TINT) + np.float32(GT_TINT) * np.array(GT_POINT_COLOR)
+                out[g] = np.clip(np.rint(tinted), 0, 255).astype(np.uint8)
+        return out
 
     def _own_colors(self, idx: np.ndarray) -> np.ndarray:
         """The cloud's own colours of points ``idx``, else a grey ramp along z."""
@@ -559,7 +608,7 @@ class CloudView(QWidget):
     def _update_emphasis(self, mesh, idx: np.ndarray, colors: np.ndarray) -> None:
         """Larger points for shown points scoring >= threshold (a second, small actor)."""
         sel = None
-        if self._threshold is not None and self._scores is not None and not (self._show_gt and self._gt is not None):
+        if self._threshold is not None and self._scores is not None:
             s = self._scores[idx]
             with np.errstate(invalid="ignore"):
                 sel = np.flatnonzero(s >= self._threshold)
@@ -635,6 +684,13 @@ class CloudView(QWidget):
         w, h = max(self.width(), 1), max(self.height(), 1)
         cam.Azimuth(-dx * 200.0 / w)  # VTK trackball factors: 20 deg per window x motion factor 10
         cam.Elevation(dy * 200.0 / h)
+        cam.OrthogonalizeViewUp()
+        self._schedule_render()
+
+    def azimuth(self, degrees: float) -> None:
+        """Turn the camera about the view-up axis through the focal point (e.g. a slow orbit)."""
+        cam = self._renderer.GetActiveCamera()
+        cam.Azimuth(float(degrees))
         cam.OrthogonalizeViewUp()
         self._schedule_render()
 
