@@ -317,3 +317,52 @@ def test_cli_score_with_random_weights(tmp_path, capsys):
                    "--param", "weights=random", "--out", str(out)])
     assert rc == 0
     assert len(list(out.glob("*_heatmap.png"))) == 1
+
+
+def test_zuma_mode_uses_hybrid_view_maps_and_weighted_global_scores():
+    det = _det("clip-zero-shot", mode="zuma")
+    det.fit([], class_name="disc")
+    s = make_part(11, 48, defect=True)
+    c = det.extract(s)
+    assert c.extra["zuma_hybrid"].shape[0] == 9                  # one hybrid token set per view
+    assert {"rgb_global", "3d_global", "hybrid_global"} <= set(c.image)
+    r = det.fuse(c)
+    w = {"hybrid_global": 0.4, "3d_global": 0.3, "rgb_global": 0.3}
+    assert r.image_score == pytest.approx(sum(c.image[k] * v for k, v in w.items()), rel=1e-6)
+    plain = _det("clip-zero-shot")
+    plain.fit([], class_name="disc")
+    cp = plain.extract(s)
+    assert np.allclose(cp.maps["rgb_text"], c.maps["rgb_text"], equal_nan=True)   # RGB branch unchanged
+    assert not np.allclose(cp.point_maps["3d_text"], c.point_maps["3d_text"])      # 3D branch is ZUMA's
+    # a prompt edit re-derives from the cached hybrid tokens (no image pass), and changes the 3D map
+    n_img = clip_dense.CALLS["image"]
+    before = c.point_maps["3d_text"].copy()
+    det.set_params(anomalous_states=("broken {}",))
+    c2 = det.rescore(c)
+    assert clip_dense.CALLS["image"] == n_img and not np.allclose(c2.point_maps["3d_text"], before)
+    # one modality missing: the branch that exists
+    r_rgb = det.fuse(det.extract(make_part(12, 48, points=False)))
+    assert np.isfinite(r_rgb.image_score) and r_rgb.point_scores is None
+    c3 = det.extract(make_part(13, 48, rgb=False))
+    assert "rgb_global" not in c3.image
+    assert det.fuse(c3).image_score == pytest.approx(
+        (0.4 * c3.image["hybrid_global"] + 0.3 * c3.image["3d_global"]) / 0.7, rel=1e-6)
+
+
+@pytest.mark.parametrize("detector,extra", [("clip-zero-shot", ["--param", "mode=zuma"]), ("clip-few-shot", [])])
+def test_eval_end_to_end_with_the_tiny_random_clip(tmp_path, capsys, detector, extra):
+    import json
+    from core import cli
+    from core.demo import generate_demo
+    root = generate_demo(tmp_path / "demo", classes=None, n_train=2, n_val=0, n_test_good=1, n_per_defect=1,
+                         size=48, seed=4)
+    from core.datasets import open_dataset
+    cls = open_dataset(root).classes[0]
+    out = tmp_path / "m.json"
+    rc = cli.main(["eval", "--data", str(root), "--classes", cls, "--detector", detector, "--shots", "1",
+                   "--param", "backbone=tiny-test", "--weights", "random", "--device", "cpu",
+                   "--json", str(out), "--quiet", *extra])
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads(out.read_text())["per_class"][cls]
+    for k in ("image_auroc", "pixel_auroc", "seconds_per_sample"):
+        assert m[k] is not None and np.isfinite(m[k]), k    # computed; no claim on quality (random weights)
