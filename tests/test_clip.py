@@ -181,6 +181,12 @@ def test_trimmed_text_encoder_equals_open_clip_encode_text(tiny):
     with torch.no_grad():
         ref = tiny.model.encode_text(tiny.tokenizer(ps)).float()
     assert (clip_dense.encode_text(tiny.model, tiny.tokenizer, ps) - ref).abs().max().item() < 1e-5
+    # length-sorted chunks keep the prompts' order
+    many = prompting.build_prompts(("{}", "damaged {} with a long deep scratch"), prompting.TEMPLATES[:4], "disc")
+    with torch.no_grad():
+        ref = tiny.model.encode_text(tiny.tokenizer(many)).float()
+    got = clip_dense.encode_text(tiny.model, tiny.tokenizer, many, chunk=3)
+    assert got.shape == ref.shape and (got - ref).abs().max().item() < 1e-5
 
 
 def test_default_layers_follow_anomalyclip_quarters():
