@@ -372,3 +372,38 @@ def test_eval_end_to_end_with_the_tiny_random_clip(tmp_path, capsys, detector, e
     m = json.loads(out.read_text())["per_class"][cls]
     for k in ("image_auroc", "pixel_auroc", "seconds_per_sample"):
         assert m[k] is not None and np.isfinite(m[k]), k    # computed; no claim on quality (random weights)
+
+
+# ---------------------------------------------------------------------- WinCLIP path (parity: benchmarks/)
+def test_winclip_windows_and_harmonic_aggregation_against_loops():
+    from core.detectors.clip import winclip
+    m = winclip.window_masks((4, 5), 2)
+    unfold = torch.nn.functional.unfold(torch.arange(20.).view(1, 1, 4, 5), kernel_size=2).int()[0].T
+    assert np.array_equal(m, unfold.numpy())                        # anomalib's make_masks order
+    cov = winclip.coverage((4, 5), m)
+    s = torch.rand(2, len(m), dtype=torch.float64) + 0.1
+    got = winclip.harmonic_aggregation(s, cov).numpy()
+    for b in range(2):
+        for p in range(20):
+            ws = [w for w in range(len(m)) if p in m[w]]
+            assert got[b, p] == pytest.approx(len(ws) / sum(1 / s[b, w].item() for w in ws))
+    assert winclip.prompts_state_major(("{}", "bad {}"), ("a {}.", "the {}."), "x") == [
+        "a x.", "the x.", "a bad x.", "the bad x."]
+
+
+def test_winclip_scores_on_the_tiny_clip(tiny):
+    from core.detectors.clip import winclip
+    wc = winclip.WinClip(tiny.model, tiny.tokenizer)
+    wc.set_class("disc")
+    x = clip_dense.preprocess([make_part(i, 64).rgb for i in range(3)], 64, "cpu", torch.float32)
+    r0 = wc.score(x)
+    assert r0["pixel_map"].shape == (3, 64, 64) and "fs_map" not in r0
+    wc.set_references(x[:1])
+    r = wc.score(x)
+    assert np.abs(r["fs_patch"][0]).max() < 1e-5                  # a reference is its own nearest neighbour
+    assert r["fs_patch"][1:].max() > 1e-4
+    assert np.allclose(r["pixel_map"].mean((1, 2)), ((r["zs_map"] + r["fs_map"]) / 2).mean((1, 2)), atol=1e-2)
+    assert np.allclose(r["image_score"], (r["image_zero_shot"] + r["fs_map"].max((1, 2))) / 2, atol=1e-6)
+    # window embeddings differ between windows (the bug anomalib #2571 makes them identical)
+    enc = wc.encode(x)
+    assert (enc.windows[0] - enc.windows[0][:, :1]).abs().max().item() > 1e-3
