@@ -181,6 +181,12 @@ def test_trimmed_text_encoder_equals_open_clip_encode_text(tiny):
     with torch.no_grad():
         ref = tiny.model.encode_text(tiny.tokenizer(ps)).float()
     assert (clip_dense.encode_text(tiny.model, tiny.tokenizer, ps) - ref).abs().max().item() < 1e-5
+    # length-sorted chunks keep the prompts' order
+    many = prompting.build_prompts(("{}", "damaged {} with a long deep scratch"), prompting.TEMPLATES[:4], "disc")
+    with torch.no_grad():
+        ref = tiny.model.encode_text(tiny.tokenizer(many)).float()
+    got = clip_dense.encode_text(tiny.model, tiny.tokenizer, many, chunk=3)
+    assert got.shape == ref.shape and (got - ref).abs().max().item() < 1e-5
 
 
 def test_default_layers_follow_anomalyclip_quarters():
@@ -317,3 +323,87 @@ def test_cli_score_with_random_weights(tmp_path, capsys):
                    "--param", "weights=random", "--out", str(out)])
     assert rc == 0
     assert len(list(out.glob("*_heatmap.png"))) == 1
+
+
+def test_zuma_mode_uses_hybrid_view_maps_and_weighted_global_scores():
+    det = _det("clip-zero-shot", mode="zuma")
+    det.fit([], class_name="disc")
+    s = make_part(11, 48, defect=True)
+    c = det.extract(s)
+    assert c.extra["zuma_hybrid"].shape[0] == 9                  # one hybrid token set per view
+    assert {"rgb_global", "3d_global", "hybrid_global"} <= set(c.image)
+    r = det.fuse(c)
+    w = {"hybrid_global": 0.4, "3d_global": 0.3, "rgb_global": 0.3}
+    assert r.image_score == pytest.approx(sum(c.image[k] * v for k, v in w.items()), rel=1e-6)
+    plain = _det("clip-zero-shot")
+    plain.fit([], class_name="disc")
+    cp = plain.extract(s)
+    assert np.allclose(cp.maps["rgb_text"], c.maps["rgb_text"], equal_nan=True)   # RGB branch unchanged
+    assert not np.allclose(cp.point_maps["3d_text"], c.point_maps["3d_text"])      # 3D branch is ZUMA's
+    # a prompt edit re-derives from the cached hybrid tokens (no image pass), and changes the 3D map
+    n_img = clip_dense.CALLS["image"]
+    before = c.point_maps["3d_text"].copy()
+    det.set_params(anomalous_states=("broken {}",))
+    c2 = det.rescore(c)
+    assert clip_dense.CALLS["image"] == n_img and not np.allclose(c2.point_maps["3d_text"], before)
+    # one modality missing: the branch that exists
+    r_rgb = det.fuse(det.extract(make_part(12, 48, points=False)))
+    assert np.isfinite(r_rgb.image_score) and r_rgb.point_scores is None
+    c3 = det.extract(make_part(13, 48, rgb=False))
+    assert "rgb_global" not in c3.image
+    assert det.fuse(c3).image_score == pytest.approx(
+        (0.4 * c3.image["hybrid_global"] + 0.3 * c3.image["3d_global"]) / 0.7, rel=1e-6)
+
+
+@pytest.mark.parametrize("detector,extra", [("clip-zero-shot", ["--param", "mode=zuma"]), ("clip-few-shot", [])])
+def test_eval_end_to_end_with_the_tiny_random_clip(tmp_path, capsys, detector, extra):
+    import json
+    from core import cli
+    from core.demo import generate_demo
+    root = generate_demo(tmp_path / "demo", classes=None, n_train=2, n_val=0, n_test_good=1, n_per_defect=1,
+                         size=48, seed=4)
+    from core.datasets import open_dataset
+    cls = open_dataset(root).classes[0]
+    out = tmp_path / "m.json"
+    rc = cli.main(["eval", "--data", str(root), "--classes", cls, "--detector", detector, "--shots", "1",
+                   "--param", "backbone=tiny-test", "--weights", "random", "--device", "cpu",
+                   "--json", str(out), "--quiet", *extra])
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads(out.read_text())["per_class"][cls]
+    for k in ("image_auroc", "pixel_auroc", "seconds_per_sample"):
+        assert m[k] is not None and np.isfinite(m[k]), k    # computed; no claim on quality (random weights)
+
+
+# ---------------------------------------------------------------------- WinCLIP path (parity: benchmarks/)
+def test_winclip_windows_and_harmonic_aggregation_against_loops():
+    from core.detectors.clip import winclip
+    m = winclip.window_masks((4, 5), 2)
+    unfold = torch.nn.functional.unfold(torch.arange(20.).view(1, 1, 4, 5), kernel_size=2).int()[0].T
+    assert np.array_equal(m, unfold.numpy())                        # anomalib's make_masks order
+    cov = winclip.coverage((4, 5), m)
+    s = torch.rand(2, len(m), dtype=torch.float64) + 0.1
+    got = winclip.harmonic_aggregation(s, cov).numpy()
+    for b in range(2):
+        for p in range(20):
+            ws = [w for w in range(len(m)) if p in m[w]]
+            assert got[b, p] == pytest.approx(len(ws) / sum(1 / s[b, w].item() for w in ws))
+    assert winclip.prompts_state_major(("{}", "bad {}"), ("a {}.", "the {}."), "x") == [
+        "a x.", "the x.", "a bad x.", "the bad x."]
+
+
+def test_winclip_scores_on_the_tiny_clip(tiny):
+    from core.detectors.clip import winclip
+    wc = winclip.WinClip(tiny.model, tiny.tokenizer)
+    wc.set_class("disc")
+    x = clip_dense.preprocess([make_part(i, 64).rgb for i in range(3)], 64, "cpu", torch.float32)
+    r0 = wc.score(x)
+    assert r0["pixel_map"].shape == (3, 64, 64) and "fs_map" not in r0
+    wc.set_references(x[:1])
+    r = wc.score(x)
+    assert np.abs(r["fs_patch"][0]).max() < 1e-5                  # a reference is its own nearest neighbour
+    assert r["fs_patch"][1:].max() > 1e-4
+    assert np.allclose(r["pixel_map"].mean((1, 2)), ((r["zs_map"] + r["fs_map"]) / 2).mean((1, 2)), atol=1e-2)
+    assert np.allclose(r["image_score"], (r["image_zero_shot"] + r["fs_map"].max((1, 2))) / 2, atol=1e-6)
+    # window embeddings differ between windows (the bug anomalib #2571 makes them identical)
+    enc = wc.encode(x)
+    assert (enc.windows[0] - enc.windows[0][:, :1]).abs().max().item() > 1e-3

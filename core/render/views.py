@@ -78,16 +78,21 @@ def auto_radius(n_points: int, size: int, fill: float = 0.45) -> int:
 
 def _project(points: np.ndarray, rots: np.ndarray, size: int, margin: float = 0.05):
     c = points.mean(0)
-    p = points - c
+    p = (points - c).astype(np.float32)
     radius = float(np.sqrt((p ** 2).sum(1).max())) if len(p) else 1.0
     radius = radius if radius > 0 else 1.0
     scale = (size * (1 - 2 * margin)) / (2 * radius)       # pixels per unit, same for every view
     k = len(rots)
     m = rots.transpose(2, 0, 1).reshape(3, 3 * k)          # column (v, i) = row i of view v's rotation
-    rp = (p.astype(np.float32) @ m.astype(np.float32)).reshape(len(p), k, 3).transpose(1, 0, 2)  # K x N x 3
-    col = np.floor(size / 2 + rp[..., 0] * scale).astype(np.int64)
-    row = np.floor(size / 2 - rp[..., 1] * scale).astype(np.int64)   # y up on screen
-    return np.clip(row, 0, size - 1), np.clip(col, 0, size - 1), rp[..., 2], scale
+    rp = (p @ m.astype(np.float32)).reshape(len(p), k, 3).transpose(1, 0, 2)  # K x N x 3
+    half, s = np.float32(size / 2), np.float32(scale)
+
+    def pix(a):   # floor, clipped to the image, as int64 (in place on float32 temporaries)
+        a = np.floor(a, out=a)
+        return np.clip(a, 0, size - 1, out=a).astype(np.int64)
+    col = pix(half + rp[..., 0] * s)
+    row = pix(half - rp[..., 1] * s)   # y up on screen
+    return row, col, rp[..., 2], scale
 
 
 def zbuffer(row: np.ndarray, col: np.ndarray, z: np.ndarray, size: int, radius: int):

@@ -24,7 +24,7 @@ from ...sample import resize_map
 from ..base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
                     Needs, Param)
 from ..registry import register
-from . import multiview, scoring
+from . import multiview, scoring, zuma
 from .prompting import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, object_name
 from .text import PromptCache, TextCache, l2n, text_pair
 
@@ -32,7 +32,12 @@ ARCHS = ("ViT-B-16", "ViT-L-14-336", "ViT-B-16-plus-240", "tiny-test")
 DEFAULT_TAGS = {"ViT-B-16": "openai", "ViT-L-14-336": "openai", "ViT-B-16-plus-240": "laion400m_e31",
                 "tiny-test": ""}
 
+MODES = ("winclip-prompts", "zuma")
+
 COMMON_PARAMS = (
+    Param("mode", "winclip-prompts", "choice", "pipeline", choices=MODES, stage=STAGE_SCORE,
+          help="winclip-prompts: text maps per branch; zuma: ZUMA's training-free pipeline (view tokens "
+               "calibrated on the RGB tokens, Mahalanobis + text/sparsity per view, weighted global scores)"),
     Param("backbone", "ViT-B-16", "choice", "CLIP backbone", choices=ARCHS, stage=STAGE_FIT,
           help="ViT-B-16 (default), ViT-L-14-336 (quality, slower), ViT-B-16-plus-240 (WinCLIP's)"),
     Param("pretrained", "", "text", "pretrained tag", stage=STAGE_FIT,
@@ -255,13 +260,33 @@ class ClipZeroShot(Detector):
         t = self._text()
         temp = float(self["temperature"])
         m = scoring.layer_text_maps(ex["tokens"], t, ex["grid"], temp)
+        n_rgb = ex["n_rgb"]
+        zuma_b = None
+        if self["mode"] == "zuma" and len(ex["global"]) > n_rgb:
+            m = m.copy()
+            m[n_rgb:], zuma_b = self._zuma_view_maps(ex, t, temp)
         self._to_outputs(comps, "text", m)
         g = scoring.global_prob(ex["global"], t, temp)
-        n_rgb = ex["n_rgb"]
         if n_rgb:
             comps.image["rgb_global"] = float(g[0])
         if len(g) > n_rgb:
             comps.image["3d_global"] = float(g[n_rgb:].mean())
+        if zuma_b is not None and "backprojection" in ex:
+            up = scoring.smooth(scoring.upsample(zuma_b, (ex["size"], ex["size"])), float(self["sigma"]))
+            pts = ex["backprojection"].apply(up)
+            comps.image["hybrid_global"] = float(np.nanmax(pts)) if np.isfinite(pts).any() else float("nan")
+
+    def _zuma_view_maps(self, ex: dict, text: np.ndarray, temp: float):
+        """ZUMA on the views: hybrid tokens (calibrated on the RGB tokens when there is an RGB image) of
+        the first token layer (ZUMA uses layer 6 of 24), then DSI.  The hybrid tokens and the Mahalanobis
+        term do not depend on the prompts: cached in ``extra`` for ``rescore``."""
+        n_rgb = ex["n_rgb"]
+        if "zuma_hybrid" not in ex:
+            tok = ex["tokens"][min(ex["tokens"])]
+            views = tok[n_rgb:]
+            ex["zuma_hybrid"] = zuma.calibrate(views, tok[0]) if n_rgb else views
+            ex["zuma_maha"] = np.stack([zuma.minmax(zuma.mahalanobis(h)) for h in ex["zuma_hybrid"]])
+        return zuma.dsi_maps(ex["zuma_hybrid"], text, temp, ex["grid"], ex["zuma_maha"])
 
     def _visual_maps(self, comps: Components) -> None:
         ex = comps.extra
@@ -287,6 +312,7 @@ class ClipZeroShot(Detector):
             d.pop("3d_text", None)
         components.image.pop("rgb_global", None)
         components.image.pop("3d_global", None)
+        components.image.pop("hybrid_global", None)
         self._text_maps(components)
         return components
 
@@ -341,6 +367,10 @@ class ClipZeroShot(Detector):
         wsum = sum(w for _, w in gl)
         g = (sum(s * w for s, w in gl) / wsum) if wsum > 0 else (np.mean([s for s, _ in gl]) if gl else top)
         score = 0.5 * top + 0.5 * float(g)
+        if p["mode"] == "zuma":
+            score = zuma.image_score({"hybrid_global": c.image.get("hybrid_global"),
+                                      "view_global": c.image.get("3d_global"),
+                                      "rgb_global": c.image.get("rgb_global")})
         out = dict(p)
         out["weights"] = ex.get("weights", "")
         if out["weights"] == "random":
