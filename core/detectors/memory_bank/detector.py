@@ -42,11 +42,15 @@ from ...preprocess import point_spacing, remove_background_plane, voxel_downsamp
 from ...sample import Sample
 from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
                     Param, ProgressFn)
-from .coreset import GroupScaler, greedy_coreset, nn_distance
+from .calibration import calibrate_threshold
+from .coreset import GroupScaler, Whitener, greedy_coreset, nn_distance
 from .features_3d import geometry_descriptors
-from .features_rgb import rgb_descriptors
+from .features_rgb import dominant_angles, patch_grid, rgb_descriptors, stationarity
 
 RGB, GEOMETRY = "rgb", "geometry"
+TEXTURE, OBJECT = "texture", "object"
+#: a support set whose patch statistics depend on position less than this is a texture
+STATIONARITY_TEXTURE = 0.05
 _NOMINAL_Q = (0.5, 0.99)       # nominal_normalize quantiles: median -> 0, 99th percentile -> 1
 _SMOOTH_K = 16                 # neighbours of the per-point score smoothing on the working cloud
 _MAX_NOMINAL = 200_000         # nominal scores kept per modality
@@ -63,7 +67,7 @@ class _Bank:
     stratum (e.g. geometry points in the open vs. near a data boundary, whose descriptors are
     less reliable) gets its own median / 99th percentile, when it holds enough nominal scores.
     """
-    scaler: GroupScaler
+    scaler: Any                     # GroupScaler or Whitener
     features: np.ndarray            # B x D scaled coreset
     nominal: np.ndarray             # leave-one-out scores of the support descriptors (raw distance)
     strata: Optional[np.ndarray] = None
@@ -73,6 +77,25 @@ class _Bank:
     hi: float = 1.0
     stratum_lo_hi: dict = field(default_factory=dict)
     image_scale: float = 1.0        # typical max of a good sample's smoothed map (>= 1), see fit()
+    positions: Optional[np.ndarray] = None   # B x 2 patch-grid positions (RGB object mode)
+    radius: Optional[float] = None           # positional prior radius (patch-grid units)
+
+    def distances(self, queries: np.ndarray, query_pos: Optional[np.ndarray] = None) -> np.ndarray:
+        """Raw nearest-bank-entry distances of (already scaled) descriptors, under the positional
+        prior when the bank has one."""
+        if self.radius is None or self.positions is None or query_pos is None:
+            return nn_distance(queries, self.features)
+        r2, bp = self.radius ** 2, self.positions
+
+        def far(rows: slice) -> np.ndarray:
+            q = query_pos[rows]
+            return ((q[:, None, :] - bp[None, :, :]) ** 2).sum(2) > r2
+
+        d = nn_distance(queries, self.features, chunk=512, exclude=far)
+        bad = ~np.isfinite(d)
+        if bad.any():     # no bank patch near: the unconstrained distance
+            d[bad] = nn_distance(queries[bad], self.features)
+        return d
 
     @staticmethod
     def _lo_hi(v: np.ndarray) -> tuple[float, float]:
@@ -221,6 +244,18 @@ class MemoryBankDetector(Detector):
         Param("plane_context", False, "bool", stage=STAGE_FIT,
               help="describe the object's outline together with the background it stands on "
                    "(only the object is scored)"),
+        Param("rgb_mode", "auto", "choice", choices=("auto", TEXTURE, OBJECT), stage=STAGE_FIT,
+              help="RGB matching: 'texture' (any position matches any position; orientations "
+                   "relative to the image's dominant one; the bank also holds the flipped and "
+                   "second-orientation copies of the support), 'object' (a patch matches only "
+                   "bank patches near the same position), or 'auto' (texture when the support's "
+                   "patch statistics do not depend on position)"),
+        Param("position_radius", 0.12, "float", min=0.01, max=1.0, step=0.01, stage=STAGE_FIT,
+              help="object mode: how far (fraction of the image side) a bank patch may lie from the "
+                   "test patch's position"),
+        Param("rgb_whiten", True, "bool", stage=STAGE_FIT,
+              help="PCA-whiten the RGB descriptors on the support patches (regularised Mahalanobis "
+                   "distance)"),
         Param("seed", 0, "int", min=0, max=2**31 - 1, stage=STAGE_FIT, help="coreset / RANSAC seed"),
         # ---- fusion
         Param("alpha", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
@@ -232,8 +267,11 @@ class MemoryBankDetector(Detector):
               help="weight of the agreement term (weighted geometric mean of both modalities)"),
         Param("sigma", 4.0, "float", min=0.0, max=32.0, step=0.5, stage=STAGE_FUSION,
               help="Gaussian smoothing of the fused map, in working pixels"),
-        Param("threshold", 1.0, "float", min=-10.0, max=1000.0, step=0.1, stage=STAGE_FUSION,
-              help="decision threshold on the image score (1 = 99th percentile of good patches)"),
+        Param("threshold", 0.0, "float", min=0.0, max=1000.0, step=0.1, stage=STAGE_FUSION,
+              help="decision threshold on the image score; 0 = calibrated on the support's good "
+                   "parts (leave-one-out image scores) for the false alarm rate below"),
+        Param("false_alarm_rate", 0.05, "float", min=0.001, max=0.5, step=0.01, stage=STAGE_FUSION,
+              help="target fraction of good parts flagged at the calibrated threshold"),
         Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
               help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
     )
@@ -243,12 +281,17 @@ class MemoryBankDetector(Detector):
         self._voxel: Optional[float] = None
         self._n_ref: float = 1.0          # neighbour count of a full 3D neighbourhood (support)
         self._orient: str = "auto"
+        self._rgb_mode: str = OBJECT
+        self._calib: dict[str, np.ndarray] = {}     # modality -> n x gh x gw leave-one-out maps
+        self._calib_cache: dict[str, float] = {}
         super().__init__(device=device, **params)
 
     def on_invalidate(self, stages: set[str]) -> None:
         if STAGE_FIT in stages:
             self._banks = {}
             self._voxel = None
+            self._calib = {}
+            self._calib_cache = {}
 
     # ------------------------------------------------------------------ geometry helpers
     @staticmethod
@@ -292,8 +335,27 @@ class MemoryBankDetector(Detector):
                                     self["fpfh_radius_factor"], orient=self._orient)
         return d[:cloud.n_object]
 
-    def _describe_rgb(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
-        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"])
+    def _describe_rgb(self, rgb: np.ndarray, angle: Optional[float] = None,
+                      flip: bool = False) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+        """Descriptors of an image; texture mode measures orientations from the image's dominant
+        one (``angle`` None: measured)."""
+        if angle is None:
+            angle = dominant_angles(rgb, self["working_size"], 1)[0] if self._rgb_mode == TEXTURE else 0.0
+        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"], angle=angle, flip=flip)
+
+    def _position_radius(self) -> Optional[float]:
+        """Object mode: the positional prior's radius in patch-grid units (None: texture mode)."""
+        if self._rgb_mode != OBJECT:
+            return None
+        gh, gw = patch_grid(self["working_size"], self["patch_stride"])
+        return float(self["position_radius"]) * max(gh, gw)
+
+    def _choose_rgb_mode(self, plain: list[np.ndarray], grid: tuple[int, int]) -> tuple[str, float]:
+        st = stationarity(plain, grid)
+        mode = self["rgb_mode"]
+        if mode == "auto":
+            mode = TEXTURE if st < STATIONARITY_TEXTURE else OBJECT
+        return mode, st
 
     @staticmethod
     def _orientation_for(samples: Sequence[Sample]) -> str:
@@ -308,6 +370,7 @@ class MemoryBankDetector(Detector):
         rgb_support = [s for s in support if s.has_rgb]
         geo_support = [s for s in support if s.has_points]
         banks: dict[str, _Bank] = {}
+        geo_calib: dict[int, np.ndarray] = {}
 
         # ---- geometry: working voxel from the support clouds' own spacing
         if geo_support:
@@ -370,22 +433,52 @@ class MemoryBankDetector(Detector):
                         m, pp = self._geometry_output(bank.normalize(loo, st), cloud, smp, smp.grid_shape)
                         scores.append(self._component_image_score(m, pp, smp.grid_shape))
                     bank.image_scale = max(1.0, float(np.median(scores)))
+                bank = banks[GEOMETRY]
+                for (_, _, smp, _), cloud, loo, st in zip(splits, clouds, bank.extra["loo"],
+                                                           strata or [None] * len(clouds)):
+                    m, _ = self._geometry_output(bank.normalize(loo, st), cloud, smp, smp.grid_shape)
+                    if m is not None:
+                        geo_calib[id(smp)] = m
 
         # ---- RGB
+        rgb_meta: dict[str, Any] = {}
         if rgb_support:
-            descs, pos, sid = [], [], []
+            plain, angles = [], []
             for i, s in enumerate(rgb_support):
                 self.check_cancel(cancel)
-                self.report(progress, 0.6 + 0.2 * i / n, f"RGB descriptors {i + 1}/{len(rgb_support)}")
-                d, grid, groups = self._describe_rgb(s.rgb)
-                gy, gx = np.divmod(np.arange(len(d)), grid[1])
-                descs.append(d)
-                pos.append(np.stack([gy, gx], 1).astype(np.float64))
-                sid.append(np.full(len(d), i))
+                self.report(progress, 0.6 + 0.1 * i / n, f"RGB descriptors {i + 1}/{len(rgb_support)}")
+                d, grid, groups = rgb_descriptors(s.rgb, size=self["working_size"], stride=self["patch_stride"])
+                plain.append(d)
+            self._rgb_mode, st = self._choose_rgb_mode(plain, grid)
+            rgb_meta = {"rgb_mode": self._rgb_mode, "stationarity": st}
+            gy, gx = np.divmod(np.arange(len(plain[0])), grid[1])
+            p0 = np.stack([gy, gx], 1).astype(np.float64)
+            descs, pos, sid = plain, [p0] * len(plain), [np.full(len(d), i) for i, d in enumerate(plain)]
+            extra = None
+            if self._rgb_mode == TEXTURE:
+                # orientations relative to the dominant one; the bank also holds the copies
+                # relative to the second orientation and the mirror images (pose augmentation)
+                descs, ex_d, ex_s, ex_p = [], [], [], []
+                for i, s in enumerate(rgb_support):
+                    self.check_cancel(cancel)
+                    self.report(progress, 0.7 + 0.1 * i / n, f"RGB texture copies {i + 1}/{len(rgb_support)}")
+                    a = dominant_angles(s.rgb, self["working_size"], 2)
+                    descs.append(self._describe_rgb(s.rgb, a[0])[0])
+                    for flip in (False, True):
+                        fa = dominant_angles(s.rgb[:, ::-1], self["working_size"], 2) if flip else a
+                        for k, ang in enumerate(fa):
+                            if not flip and k == 0:
+                                continue
+                            ex_d.append(self._describe_rgb(s.rgb, ang, flip=flip)[0])
+                            ex_s.append(np.full(len(p0), i))
+                            ex_p.append(p0)
+                extra = (ex_d, ex_s, ex_p)
             self.check_cancel(cancel)
             self.report(progress, 0.85, "RGB memory bank")
             # patches whose largest pooling windows overlap share pixels: exclude them (1-shot LOO)
-            bank = banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False)
+            bank = banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False,
+                                                 extra=extra, whiten=self["rgb_whiten"],
+                                                 radius=self._position_radius())
             bank.extra["grid"] = grid
             if self["image_calibration"]:
                 scores = []
@@ -396,7 +489,75 @@ class MemoryBankDetector(Detector):
 
         if not banks:
             raise InputError(None, "the support samples have neither an RGB image nor a usable point cloud")
-        return self._pack(banks)
+        self._banks = banks
+        arrays, meta = self._pack(banks)
+        meta.update(rgb_meta)
+        arrays.update(self._calibration_maps(support, banks, geo_calib))
+        return arrays, meta
+
+    def _calibration_maps(self, support: list[Sample], banks: dict[str, _Bank],
+                          geo_calib: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+        """Leave-one-out component maps of every support sample on the patch grid
+        (``calib.<modality>``: n x gh x gw, NaN where a sample lacks the modality): fusing them
+        with the current fusion parameters gives good-part image scores to calibrate the
+        threshold on (:meth:`calibrated_threshold`)."""
+        gh, gw = patch_grid(self["working_size"], self["patch_stride"])
+        out: dict[str, np.ndarray] = {}
+        if RGB in banks:
+            bank = banks[RGB]
+            rgb_support = [s for s in support if s.has_rgb]
+            maps = np.full((len(support), gh, gw), np.nan, np.float32)
+            by_id = {id(s): loo for s, loo in zip(rgb_support, bank.extra.get("loo", []))}
+            for j, s in enumerate(support):
+                if id(s) in by_id:
+                    small = bank.normalize(by_id[id(s)]).reshape(bank.extra["grid"])
+                    maps[j] = cv2.resize(small, (gw, gh), interpolation=cv2.INTER_LINEAR)
+            out[f"calib.{RGB}"] = maps
+        if geo_calib:
+            maps = np.full((len(support), gh, gw), np.nan, np.float32)
+            for j, s in enumerate(support):
+                if id(s) in geo_calib:
+                    maps[j] = cv2.resize(geo_calib[id(s)], (gw, gh), interpolation=cv2.INTER_NEAREST)
+            out[f"calib.{GEOMETRY}"] = maps
+        return out
+
+    def calibration_scores(self, params: Optional[dict[str, Any]] = None) -> np.ndarray:
+        """Leave-one-out image scores of the support samples fused with these fusion parameters."""
+        p = self.merged_params(params)
+        if not self._calib:
+            return np.zeros(0)
+        n = len(next(iter(self._calib.values())))
+        shape = next(iter(self._calib.values())).shape[1:]
+        scores = []
+        for j in range(n):
+            maps = {k: v[j] for k, v in self._calib.items() if np.isfinite(v[j]).any()}
+            if not maps:
+                continue
+            comps = Components(maps=maps, shape=tuple(shape), extra={"working_size": self["working_size"]})
+            scores.append(self._fused(comps, p)[2])
+        return np.asarray(scores, np.float64)
+
+    def calibrated_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
+        """The decision threshold calibrated on the support's good parts for the fusion
+        parameters' ``false_alarm_rate`` (cached per fusion-parameter set); 1.0 (the 99th
+        percentile of good patches) when the fit holds no calibration maps."""
+        from ..state import params_key
+        p = self.merged_params(params)
+        key = params_key({q.name: p[q.name] for q in self.fusion_params() if q.name != "threshold"})
+        if key not in self._calib_cache:
+            v = self.calibration_scores(p)
+            thr = calibrate_threshold(v, float(p["false_alarm_rate"])) if len(v) else float("nan")
+            self._calib_cache[key] = thr if math.isfinite(thr) else 1.0
+        return self._calib_cache[key]
+
+    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
+        """The threshold ``fuse`` uses: the ``threshold`` parameter, or, when it is 0, the
+        calibrated one."""
+        p = self.merged_params(params)
+        t = float(p["threshold"])
+        if t > 0:
+            return t
+        return self.calibrated_threshold(p) if self.fitted or self._calib else 1.0
 
     # ------------------------------------------------------------------ state <-> arrays
     def _pack(self, banks: dict[str, _Bank]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -406,11 +567,16 @@ class MemoryBankDetector(Detector):
         for k, b in banks.items():
             arrays[f"{k}.mean"] = b.scaler.mean
             arrays[f"{k}.scale"] = b.scaler.scale
+            if isinstance(b.scaler, Whitener):
+                arrays[f"{k}.centre"] = b.scaler.centre
+                arrays[f"{k}.proj"] = b.scaler.proj
+            if b.positions is not None:
+                arrays[f"{k}.positions"] = np.asarray(b.positions, np.float32)
             arrays[f"{k}.features"] = b.features
             arrays[f"{k}.nominal"] = b.nominal
             if b.strata is not None:
                 arrays[f"{k}.strata"] = b.strata
-            meta[k] = {"n_full": b.n_full, "image_scale": b.image_scale,
+            meta[k] = {"n_full": b.n_full, "image_scale": b.image_scale, "radius": b.radius,
                        "grid": list(b.extra["grid"]) if "grid" in b.extra else None}
         return arrays, meta
 
@@ -419,8 +585,14 @@ class MemoryBankDetector(Detector):
         banks: dict[str, _Bank] = {}
         for k in meta.get("modalities", []):
             m = meta[k]
-            b = _Bank(scaler=GroupScaler(a[f"{k}.mean"], a[f"{k}.scale"]), features=a[f"{k}.features"],
-                      nominal=a[f"{k}.nominal"], strata=a.get(f"{k}.strata"), n_full=int(m["n_full"]))
+            if f"{k}.proj" in a:
+                scaler = Whitener(a[f"{k}.mean"], a[f"{k}.scale"], a[f"{k}.centre"], a[f"{k}.proj"])
+            else:
+                scaler = GroupScaler(a[f"{k}.mean"], a[f"{k}.scale"])
+            b = _Bank(scaler=scaler, features=a[f"{k}.features"],
+                      nominal=a[f"{k}.nominal"], strata=a.get(f"{k}.strata"), n_full=int(m["n_full"]),
+                      positions=a.get(f"{k}.positions"),
+                      radius=None if m.get("radius") is None else float(m["radius"]))
             b.image_scale = float(m["image_scale"])
             if m.get("grid") is not None:
                 b.extra["grid"] = tuple(int(v) for v in m["grid"])
@@ -428,19 +600,27 @@ class MemoryBankDetector(Detector):
         self._voxel = None if meta.get("voxel") is None else float(meta["voxel"])
         self._n_ref = float(meta.get("n_ref", 1.0))
         self._orient = str(meta.get("orient", "auto"))
+        self._rgb_mode = str(meta.get("rgb_mode", OBJECT))
+        self._calib = {k: np.asarray(a[f"calib.{k}"], np.float32) for k in (RGB, GEOMETRY) if f"calib.{k}" in a}
+        self._calib_cache = {}
         self._banks = banks
 
     def _build_bank(self, descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray],
                     sid: list[np.ndarray], cancel: Optional[CancelFn], exclusion: float,
                     smooth: bool, strata: Optional[list[np.ndarray]] = None,
-                    extra: Optional[tuple[list[np.ndarray], ...]] = None) -> _Bank:
+                    extra: Optional[tuple[list[np.ndarray], ...]] = None, whiten: bool = False,
+                    radius: Optional[float] = None) -> _Bank:
         """Scale, coreset, and leave-one-out nominal scores of one modality.
 
         ``extra`` = (descriptors, sample ids, positions) of augmented copies: they join the bank
         (and are left out with their sample in leave-one-out) but are not scored as nominal queries.
         """
         raw = np.concatenate(descs)
-        scaler = GroupScaler.fit(raw, groups)
+        if whiten:
+            fit_rows = np.concatenate([raw, *extra[0]]) if extra is not None else raw
+            scaler = Whitener.fit(fit_rows, groups, seed=self["seed"])
+        else:
+            scaler = GroupScaler.fit(raw, groups)
         x = scaler(raw)
         pos_all = np.concatenate(pos)
         sid_all = np.concatenate(sid)
@@ -460,16 +640,20 @@ class MemoryBankDetector(Detector):
             xi = x[start:start + len(d)]
             pi = pos_all[start:start + len(d)]
             start += len(d)
-            if n_samples > 1:
+            same = bank_sid == i
+            if n_samples > 1 and radius is None:
                 # leave-one-out: the bank entries of the other samples only
-                dist = nn_distance(xi, bank[bank_sid != i])
+                dist = nn_distance(xi, bank[~same])
             else:
-                # one shot: the same sample's entries, minus those overlapping the query's support
-                same = bank_sid == i
+                # leave-one-out (several shots) or, one shot, the same sample's entries minus those
+                # overlapping the query's support; object mode: only entries near the position
 
-                def excl(rows: slice, pi=pi) -> np.ndarray:
+                def excl(rows: slice, pi=pi, same=same) -> np.ndarray:
                     dd = np.linalg.norm(pi[rows, None, :] - bank_pos[None, :, :], axis=2)
-                    return (dd < exclusion) & same[None, :]
+                    out = same[None, :] if n_samples > 1 else (dd < exclusion) & same[None, :]
+                    if radius is not None:
+                        out = out | (dd > radius)
+                    return out
 
                 dist = nn_distance(xi, bank, chunk=256, exclude=excl)
             ok = np.isfinite(dist)
@@ -486,7 +670,7 @@ class MemoryBankDetector(Detector):
             nominal = nominal[keep]
             st = st[keep] if st is not None else None
         return _Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), strata=st, n_full=len(x),
-                     extra={"loo": loo})
+                     extra={"loo": loo}, positions=bank_pos if radius is not None else None, radius=radius)
 
     # ------------------------------------------------------------------ extract
     def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
@@ -512,7 +696,8 @@ class MemoryBankDetector(Detector):
             d, g, _ = self._describe_rgb(sample.rgb)
             self.check_cancel(cancel)
             self.report(progress, 0.25, "RGB nearest neighbours")
-            dist = nn_distance(bank.scaler(d), bank.features)
+            gy, gx = np.divmod(np.arange(len(d)), g[1])
+            dist = bank.distances(bank.scaler(d), np.stack([gy, gx], 1).astype(np.float64))
             comps.maps[RGB] = self._rgb_output(bank.normalize(dist), g, grid)
 
         if use_geo:
@@ -604,6 +789,11 @@ class MemoryBankDetector(Detector):
 
     def fuse(self, components: Components, params: Optional[dict[str, Any]] = None) -> DetectorResult:
         p = self.merged_params(params)
+        pixel_map, point_scores, score = self._fused(components, p)
+        return DetectorResult(components=components, pixel_map=pixel_map, point_scores=point_scores,
+                              image_score=float(score), threshold=self.decision_threshold(p), params=p)
+
+    def _fused(self, components: Components, p: dict[str, Any]):
         alpha, beta = float(p["alpha"]), float(p["beta"])
         weights = {RGB: alpha, GEOMETRY: 1.0 - alpha}
         maps = {k: components.maps[k] for k in (RGB, GEOMETRY) if k in components.maps}
@@ -645,5 +835,4 @@ class MemoryBankDetector(Detector):
             score = _image_score(point_scores, p["image_top_fraction"])
         else:
             score = float("nan")
-        return DetectorResult(components=components, pixel_map=pixel_map, point_scores=point_scores,
-                              image_score=float(score), threshold=float(p["threshold"]), params=p)
+        return pixel_map, point_scores, score
