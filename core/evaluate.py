@@ -174,6 +174,7 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         report.shots_used[cls] = used
         acc = EvalAccumulator(max_side=None)  # exact, at the original resolution
         times = []
+        thresholds, good_flags = [], []   # decision threshold and false alarms on good test parts
         for i, ref in enumerate(test_refs):
             if cancel is not None and cancel():
                 raise Cancelled("evaluation cancelled")
@@ -182,6 +183,10 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
                 a = session.analyze(ref, cancel=cancel, force=True)
                 sample, result = a.sample, a.result
                 acc.add_result(sample, result)
+                if result.threshold is not None:
+                    thresholds.append(float(result.threshold))
+                    if not sample.is_anomalous:
+                        good_flags.append(bool(result.is_anomalous))
             except Cancelled:
                 raise
             except MissingWeightsError:
@@ -210,6 +215,8 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         metrics["fit_source"] = session.fit_sources.get(cls, "fitted")
         metrics["n_test"] = len(times)
         metrics["shots"] = used
+        metrics["threshold"] = float(np.median(thresholds)) if thresholds else float("nan")
+        metrics["false_alarm_rate"] = float(np.mean(good_flags)) if good_flags else float("nan")
         report.per_class[cls] = metrics
     report.mean = mean_metrics(report.per_class)
     session.close()

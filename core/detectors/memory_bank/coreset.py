@@ -108,10 +108,15 @@ class GroupScaler:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, groups: np.ndarray) -> "GroupScaler":
+    def fit(cls, x: np.ndarray, groups: np.ndarray, min_std: Optional[np.ndarray] = None) -> "GroupScaler":
+        """``min_std``: per-channel floors of the standard deviation (in the channels' own
+        units), so that a channel that barely varies on the support (the chroma of a grey image:
+        rounding noise) is not blown up to unit variance."""
         x = np.asarray(x, np.float64)
         mean = x.mean(0)
         std = x.std(0)
+        if min_std is not None:
+            std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max())), np.maximum(std, min_std), std)
         std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max())), std, np.inf)  # constant: drop
         scale = 1.0 / std
         for g in np.unique(groups):
@@ -141,8 +146,8 @@ class Whitener:
 
     @classmethod
     def fit(cls, x: np.ndarray, groups: np.ndarray, shrink: float = 0.1, max_rows: int = 50_000,
-            seed: int = 0) -> "Whitener":
-        gs = GroupScaler.fit(x, groups)
+            seed: int = 0, min_std: Optional[np.ndarray] = None) -> "Whitener":
+        gs = GroupScaler.fit(x, groups, min_std)
         z = gs(x)
         keep = np.isfinite(gs.scale) & (gs.scale > 0)
         z = z[:, keep] if keep.any() else z

@@ -45,7 +45,7 @@ from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, Det
 from .calibration import calibrate_threshold
 from .coreset import GroupScaler, Whitener, greedy_coreset, nn_distance
 from .features_3d import geometry_descriptors
-from .features_rgb import dominant_angles, patch_grid, rgb_descriptors, stationarity
+from .features_rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
 
 RGB, GEOMETRY = "rgb", "geometry"
 TEXTURE, OBJECT = "texture", "object"
@@ -85,17 +85,7 @@ class _Bank:
         prior when the bank has one."""
         if self.radius is None or self.positions is None or query_pos is None:
             return nn_distance(queries, self.features)
-        r2, bp = self.radius ** 2, self.positions
-
-        def far(rows: slice) -> np.ndarray:
-            q = query_pos[rows]
-            return ((q[:, None, :] - bp[None, :, :]) ** 2).sum(2) > r2
-
-        d = nn_distance(queries, self.features, chunk=512, exclude=far)
-        bad = ~np.isfinite(d)
-        if bad.any():     # no bank patch near: the unconstrained distance
-            d[bad] = nn_distance(queries[bad], self.features)
-        return d
+        return positional_nn(queries, query_pos, self.features, self.positions, self.radius)
 
     @staticmethod
     def _lo_hi(v: np.ndarray) -> tuple[float, float]:
@@ -132,6 +122,29 @@ class _Cloud:
     owner: np.ndarray               # for each object point, its object voxel (row of ``work``)
     object_index: np.ndarray        # indices (into sample.valid_points()) of the object points
     n_valid: int
+
+
+def positional_nn(queries: np.ndarray, query_pos: np.ndarray, bank: np.ndarray, bank_pos: np.ndarray,
+                  radius: float, block: float = 8.0) -> np.ndarray:
+    """Nearest-bank-entry distance under a positional prior: queries are processed in square
+    blocks (at most ``block`` and ``radius / 2`` grid units), each against the bank entries within
+    ``radius`` plus half the block's diagonal of the block's centre (so every entry within
+    ``radius`` of a query is a candidate, and none beyond ``radius`` + 0.7 block).  A block with
+    no bank entry near falls back to the whole bank."""
+    qpos = np.asarray(query_pos, np.float64)
+    bpos = np.asarray(bank_pos, np.float64)
+    out = np.empty(len(queries), np.float32)
+    block = float(min(block, max(radius / 2.0, 1.0)))
+    reach = radius + block / math.sqrt(2.0)   # every entry within ``radius`` of any block query
+    cell = np.floor(qpos / block).astype(np.int64)
+    keys = cell[:, 0] * 1_000_003 + cell[:, 1]
+    order = np.argsort(keys, kind="stable")
+    bounds = np.flatnonzero(np.diff(keys[order])) + 1
+    for rows in np.split(order, bounds):
+        centre = (cell[rows[0]] + 0.5) * block
+        near = ((bpos - centre) ** 2).sum(1) <= reach ** 2
+        out[rows] = nn_distance(queries[rows], bank[near] if near.any() else bank)
+    return out
 
 
 def _smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -> np.ndarray:
@@ -341,7 +354,8 @@ class MemoryBankDetector(Detector):
         one (``angle`` None: measured)."""
         if angle is None:
             angle = dominant_angles(rgb, self["working_size"], 1)[0] if self._rgb_mode == TEXTURE else 0.0
-        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"], angle=angle, flip=flip)
+        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"], angle=angle, flip=flip,
+                               margin=self._rgb_mode == TEXTURE)
 
     def _position_radius(self) -> Optional[float]:
         """Object mode: the positional prior's radius in patch-grid units (None: texture mode)."""
@@ -351,7 +365,8 @@ class MemoryBankDetector(Detector):
         return float(self["position_radius"]) * max(gh, gw)
 
     def _choose_rgb_mode(self, plain: list[np.ndarray], grid: tuple[int, int]) -> tuple[str, float]:
-        st = stationarity(plain, grid)
+        border = -(-border_margin(self["working_size"], self["patch_stride"]) // self["patch_stride"])
+        st = stationarity(plain, grid, border=border)
         mode = self["rgb_mode"]
         if mode == "auto":
             mode = TEXTURE if st < STATIONARITY_TEXTURE else OBJECT
@@ -447,7 +462,8 @@ class MemoryBankDetector(Detector):
             for i, s in enumerate(rgb_support):
                 self.check_cancel(cancel)
                 self.report(progress, 0.6 + 0.1 * i / n, f"RGB descriptors {i + 1}/{len(rgb_support)}")
-                d, grid, groups = rgb_descriptors(s.rgb, size=self["working_size"], stride=self["patch_stride"])
+                d, grid, groups = rgb_descriptors(s.rgb, size=self["working_size"], stride=self["patch_stride"],
+                                                  margin=False)
                 plain.append(d)
             self._rgb_mode, st = self._choose_rgb_mode(plain, grid)
             rgb_meta = {"rgb_mode": self._rgb_mode, "stationarity": st}
@@ -478,7 +494,8 @@ class MemoryBankDetector(Detector):
             # patches whose largest pooling windows overlap share pixels: exclude them (1-shot LOO)
             bank = banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False,
                                                  extra=extra, whiten=self["rgb_whiten"],
-                                                 radius=self._position_radius())
+                                                 radius=self._position_radius(),
+                                                 min_std=channel_floors(groups))
             bank.extra["grid"] = grid
             if self["image_calibration"]:
                 scores = []
@@ -609,7 +626,7 @@ class MemoryBankDetector(Detector):
                     sid: list[np.ndarray], cancel: Optional[CancelFn], exclusion: float,
                     smooth: bool, strata: Optional[list[np.ndarray]] = None,
                     extra: Optional[tuple[list[np.ndarray], ...]] = None, whiten: bool = False,
-                    radius: Optional[float] = None) -> _Bank:
+                    radius: Optional[float] = None, min_std: Optional[np.ndarray] = None) -> _Bank:
         """Scale, coreset, and leave-one-out nominal scores of one modality.
 
         ``extra`` = (descriptors, sample ids, positions) of augmented copies: they join the bank
@@ -618,9 +635,9 @@ class MemoryBankDetector(Detector):
         raw = np.concatenate(descs)
         if whiten:
             fit_rows = np.concatenate([raw, *extra[0]]) if extra is not None else raw
-            scaler = Whitener.fit(fit_rows, groups, seed=self["seed"])
+            scaler = Whitener.fit(fit_rows, groups, seed=self["seed"], min_std=min_std)
         else:
-            scaler = GroupScaler.fit(raw, groups)
+            scaler = GroupScaler.fit(raw, groups, min_std)
         x = scaler(raw)
         pos_all = np.concatenate(pos)
         sid_all = np.concatenate(sid)
@@ -644,6 +661,8 @@ class MemoryBankDetector(Detector):
             if n_samples > 1 and radius is None:
                 # leave-one-out: the bank entries of the other samples only
                 dist = nn_distance(xi, bank[~same])
+            elif n_samples > 1:
+                dist = positional_nn(xi, pi, bank[~same], bank_pos[~same], radius)
             else:
                 # leave-one-out (several shots) or, one shot, the same sample's entries minus those
                 # overlapping the query's support; object mode: only entries near the position

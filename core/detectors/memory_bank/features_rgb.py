@@ -11,14 +11,15 @@ Per pixel (at the working resolution, the image resized to ``size`` x ``size``):
   relative to a reference angle (``angle``, e.g. the texture's dominant orientation, see
   :func:`dominant_angles`), which makes the descriptor follow an in-plane rotation of a texture;
 * **Hessian eigenvalues** of ``n`` at the same scales (blob / ridge polarity and strength);
-* **colour**: CIE Lab chroma (a, b) and the lightness relative to the image's median, plus the
+* **colour**: CIE Lab chroma (a, b) and the lightness relative to the image's median (in units
+  of its 5-95 % spread), plus the
   chroma gradient magnitude (colour edges of stains).  Grey images have constant chroma: those
   channels are dropped by the scaler.
 
 The channels are pooled (box mean; the signed Hessian channels also as mean absolute value) over
 three nested square windows (``stride``, ``2 stride``, ``4 stride``) sampled every ``stride`` px.
-Patch centres are kept at least the largest window's half-size plus the coarsest derivative's
-support away from the image border (the border patches copy their nearest interior neighbour):
+In texture mode, patch centres are kept at least the largest window's half-size plus the coarsest
+derivative's support away from the image border (the border patches copy their nearest interior neighbour):
 descriptors that would see reflected, mirrored texture at the border are never computed, which
 otherwise lights up a frame around every texture image.
 """
@@ -94,8 +95,11 @@ def pixel_features(rgb: np.ndarray, size: int, angle: float = 0.0) -> tuple[np.n
     lab = _lab(img)
     light = np.ascontiguousarray(lab[..., 0])
     n = normalised_lightness(light)
-    med = float(np.median(light))
-    mean_ch = [(light - med) / 25.0, lab[..., 1] / 25.0, lab[..., 2] / 25.0]
+    # lightness relative to the image's median, in units of its 5-95 % spread (floored): a global
+    # exposure or contrast change leaves it as it is
+    lo, med, hi = (float(q) for q in np.percentile(light, (5, 50, 95)))
+    spread = max(hi - lo, 10.0)
+    mean_ch = [(light - med) / spread, lab[..., 1] / 25.0, lab[..., 2] / 25.0]
     groups = ["colour"] * 3
     signed = [n]
     sgroups = ["blob"]
@@ -135,12 +139,13 @@ def border_margin(size: int, stride: int) -> int:
 
 
 def rgb_descriptors(rgb: np.ndarray, size: int = 256, stride: int = 4, angle: float = 0.0,
-                    flip: bool = False) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+                    flip: bool = False, margin: bool = True) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
     """Patch descriptors of an RGB image.
 
     ``angle``: the reference orientation subtracted from gradient orientations (radians);
     ``flip``: describe the left-right mirror image (support augmentation; the patch grid is
-    mirrored back, so positions keep their meaning).
+    mirrored back, so positions keep their meaning); ``margin``: keep patch centres away from the
+    border (textures; an object's border looks alike in every image, reflected or not).
 
     Returns ``(desc, grid, groups)``: ``desc`` (gh * gw) x D float32 (row-major patch order),
     ``grid`` = (gh, gw) and ``groups`` the group name of each of the D channels
@@ -153,35 +158,44 @@ def rgb_descriptors(rgb: np.ndarray, size: int = 256, stride: int = 4, angle: fl
     stack = np.concatenate([mean_ch, signed, np.abs(signed[..., 1:])], axis=-1)
     groups = np.concatenate([groups, groups[mean_ch.shape[-1] + 1:]])
     gh, gw = patch_grid(size, stride)
-    m = border_margin(size, stride)
+    m = border_margin(size, stride) if margin else 0
     cy = (np.arange(gh) * stride + stride // 2).clip(m, size - 1 - m)
     cx = (np.arange(gw) * stride + stride // 2).clip(m, size - 1 - m)
     if flip:
         cx = cx[::-1]
+    # box means at the patch centres only, from one integral image (windows clipped at the border)
+    integ = np.zeros((size + 1, size + 1, stack.shape[-1]), np.float64)
+    integ[1:, 1:] = stack.astype(np.float64).cumsum(0).cumsum(1)
     outs, names = [], []
     for win in (stride, 2 * stride, 4 * stride):
-        pooled = cv2.boxFilter(stack, -1, (win + 1, win + 1), borderType=cv2.BORDER_REFLECT) \
-            if stack.shape[-1] <= 4 else np.stack(
-                [cv2.boxFilter(stack[..., c], -1, (win + 1, win + 1), borderType=cv2.BORDER_REFLECT)
-                 for c in range(stack.shape[-1])], -1)
-        outs.append(pooled[np.ix_(cy, cx)])
+        h = win // 2
+        y0, y1 = (cy - h).clip(0, size), (cy + h + 1).clip(0, size)
+        x0, x1 = (cx - h).clip(0, size), (cx + h + 1).clip(0, size)
+        box = (integ[np.ix_(y1, x1)] - integ[np.ix_(y0, x1)] - integ[np.ix_(y1, x0)] + integ[np.ix_(y0, x0)])
+        area = ((y1 - y0)[:, None] * (x1 - x0)[None, :]).astype(np.float64)[..., None]
+        outs.append((box / area).astype(np.float32))
         names += [f"{g}@{win}" for g in groups]
     desc = np.concatenate(outs, axis=-1).reshape(gh * gw, -1)
     return np.ascontiguousarray(desc, dtype=np.float32), (gh, gw), np.array(names)
 
 
-def stationarity(descs: list[np.ndarray], grid: tuple[int, int], blocks: int = 4) -> float:
+def stationarity(descs: list[np.ndarray], grid: tuple[int, int], blocks: int = 4, border: int = 0) -> float:
     """How much a support set's patch statistics depend on position, in [0, 1]: the fraction of
     the (standardised) descriptor variance explained by the block of a ``blocks`` x ``blocks``
     partition of the image.  A texture (any position looks like any other) is near 0; an object on
-    a background is far from it."""
+    a background is far from it.  ``border``: grid cells next to the border left out."""
+    gh, gw = grid
+    gy, gx = np.divmod(np.arange(gh * gw), gw)
+    inner = (gy >= border) & (gy < gh - border) & (gx >= border) & (gx < gw - border)
+    if inner.sum() >= blocks * blocks:
+        descs = [d[inner] for d in descs]
+        gy, gx = gy[inner] - border, gx[inner] - border
+        gh, gw = gh - 2 * border, gw - 2 * border
     x = np.concatenate(descs).astype(np.float64)
     mu, sd = x.mean(0), x.std(0)
     ok = sd > 1e-9
     if not ok.any():
         return 0.0
-    gh, gw = grid
-    gy, gx = np.divmod(np.arange(gh * gw), gw)
     block = (gy * blocks // gh) * blocks + (gx * blocks // gw)
     z = (x[:, ok] - mu[ok]) / sd[ok]
     blk = np.tile(block, len(descs))
@@ -191,3 +205,14 @@ def stationarity(descs: list[np.ndarray], grid: tuple[int, int], blocks: int = 4
         if sel.any():
             between += sel.sum() * float((z[sel].mean(0) ** 2).sum())
     return float(between / (len(z) * ok.sum()))
+
+
+#: the smallest standard deviation a channel group is scaled by (its natural unit of change):
+#: colour channels are in 25 Lab units (chroma) or in the image's lightness spread; structure
+#: channels are in units of the local contrast
+MIN_STD = {"colour": 0.04, "orient": 0.01, "blob": 0.01}
+
+
+def channel_floors(names: np.ndarray) -> np.ndarray:
+    """Per-channel standard-deviation floors for descriptor channels named ``<group>@<window>``."""
+    return np.array([MIN_STD.get(str(n).split("@")[0], 0.0) for n in names], np.float64)
