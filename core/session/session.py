@@ -681,6 +681,9 @@ class Session:
         if det is None:
             return None
         try:
+            fn = getattr(det, "decision_threshold", None)   # e.g. calibrated on the good support
+            if callable(fn) and det.fitted:
+                return float(fn())
             return float(det["threshold"])
         except (KeyError, TypeError, ValueError):
             return None

@@ -51,9 +51,14 @@ RGB, GEOMETRY = "rgb", "geometry"
 TEXTURE, OBJECT = "texture", "object"
 #: a support set whose patch statistics depend on position less than this is a texture
 STATIONARITY_TEXTURE = 0.05
+#: texture support augmentation: the structure seen larger / smaller (perspective, distance) and
+#: slightly out of focus
+TEXTURE_ZOOMS = (0.85, 1.2)
+TEXTURE_BLURS = (1.0,)
 _NOMINAL_Q = (0.5, 0.99)       # nominal_normalize quantiles: median -> 0, 99th percentile -> 1
 _SMOOTH_K = 16                 # neighbours of the per-point score smoothing on the working cloud
 _MAX_NOMINAL = 200_000         # nominal scores kept per modality
+_CORESET_CANDIDATES = 25       # greedy coreset candidates per kept entry, at most (random subset)
 _MIN_STRATUM = 200             # nominal scores needed for a stratum to get its own normalization
 _COMPLETENESS_EDGES = (0.6, 0.85)  # strata of neighbourhood completeness (boundary / partial / open)
 
@@ -348,14 +353,16 @@ class MemoryBankDetector(Detector):
                                     self["fpfh_radius_factor"], orient=self._orient)
         return d[:cloud.n_object]
 
-    def _describe_rgb(self, rgb: np.ndarray, angle: Optional[float] = None,
-                      flip: bool = False) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+    def _describe_rgb(self, rgb: np.ndarray, angle: Optional[float] = None, flip: bool = False,
+                      zoom: float = 1.0, blur: float = 0.0) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
         """Descriptors of an image; texture mode measures orientations from the image's dominant
-        one (``angle`` None: measured)."""
+        one (``angle`` None: measured).  ``zoom``: describe the image at ``zoom`` times the working
+        size (its structure then looks ``zoom`` times larger: support augmentation)."""
         if angle is None:
             angle = dominant_angles(rgb, self["working_size"], 1)[0] if self._rgb_mode == TEXTURE else 0.0
-        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"], angle=angle, flip=flip,
-                               margin=self._rgb_mode == TEXTURE)
+        size = int(round(self["working_size"] * zoom))
+        return rgb_descriptors(rgb, size=size, stride=self["patch_stride"], angle=angle, flip=flip,
+                               margin=self._rgb_mode == TEXTURE, blur=blur)
 
     def _position_radius(self) -> Optional[float]:
         """Object mode: the positional prior's radius in patch-grid units (None: texture mode)."""
@@ -479,15 +486,17 @@ class MemoryBankDetector(Detector):
                     self.check_cancel(cancel)
                     self.report(progress, 0.7 + 0.1 * i / n, f"RGB texture copies {i + 1}/{len(rgb_support)}")
                     a = dominant_angles(s.rgb, self["working_size"], 2)
+                    fa = dominant_angles(np.ascontiguousarray(s.rgb[:, ::-1]), self["working_size"], 1)
                     descs.append(self._describe_rgb(s.rgb, a[0])[0])
-                    for flip in (False, True):
-                        fa = dominant_angles(s.rgb[:, ::-1], self["working_size"], 2) if flip else a
-                        for k, ang in enumerate(fa):
-                            if not flip and k == 0:
-                                continue
-                            ex_d.append(self._describe_rgb(s.rgb, ang, flip=flip)[0])
-                            ex_s.append(np.full(len(p0), i))
-                            ex_p.append(p0)
+                    copies = [dict(angle=ang) for ang in a[1:]] + [dict(angle=fa[0], flip=True)]
+                    copies += [dict(angle=a[0], zoom=z) for z in TEXTURE_ZOOMS]
+                    copies += [dict(angle=a[0], blur=b) for b in TEXTURE_BLURS]
+                    for kw in copies:
+                        d, g, _ = self._describe_rgb(s.rgb, **kw)
+                        gy_, gx_ = np.divmod(np.arange(len(d)), g[1])
+                        ex_d.append(d)
+                        ex_s.append(np.full(len(d), i))
+                        ex_p.append(np.stack([gy_, gx_], 1) / kw.get("zoom", 1.0))
                 extra = (ex_d, ex_s, ex_p)
             self.check_cancel(cancel)
             self.report(progress, 0.85, "RGB memory bank")
@@ -647,7 +656,15 @@ class MemoryBankDetector(Detector):
             sid_all = np.concatenate([sid_all, *extra[1]])
             pos_all = np.concatenate([pos_all, *extra[2]])
         n_keep = int(min(max(1, math.ceil(self["coreset_ratio"] * len(x))), self["coreset_max"]))
-        sel = greedy_coreset(x, n_keep, seed=self["seed"], check=lambda: self.check_cancel(cancel))
+        cand = None
+        if len(x) > _CORESET_CANDIDATES * n_keep:
+            # many shots / augmented copies: the greedy search runs on a seeded random subset
+            cand = np.sort(np.random.default_rng(self["seed"]).choice(len(x), _CORESET_CANDIDATES * n_keep,
+                                                                        replace=False))
+        sel = greedy_coreset(x if cand is None else x[cand], n_keep, seed=self["seed"],
+                             check=lambda: self.check_cancel(cancel))
+        if cand is not None:
+            sel = cand[sel]
         bank, bank_sid, bank_pos = x[sel], sid_all[sel], pos_all[sel]
         n_samples = len(descs)
         nominal = []
