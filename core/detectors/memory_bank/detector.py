@@ -132,14 +132,14 @@ class _Cloud:
 def positional_nn(queries: np.ndarray, query_pos: np.ndarray, bank: np.ndarray, bank_pos: np.ndarray,
                   radius: float, block: float = 8.0) -> np.ndarray:
     """Nearest-bank-entry distance under a positional prior: queries are processed in square
-    blocks (at most ``block`` and ``radius / 2`` grid units), each against the bank entries within
+    blocks (at most ``block`` and ``radius`` grid units), each against the bank entries within
     ``radius`` plus half the block's diagonal of the block's centre (so every entry within
     ``radius`` of a query is a candidate, and none beyond ``radius`` + 0.7 block).  A block with
     no bank entry near falls back to the whole bank."""
     qpos = np.asarray(query_pos, np.float64)
     bpos = np.asarray(bank_pos, np.float64)
     out = np.empty(len(queries), np.float32)
-    block = float(min(block, max(radius / 2.0, 1.0)))
+    block = float(min(block, max(radius, 1.0)))
     reach = radius + block / math.sqrt(2.0)   # every entry within ``radius`` of any block query
     cell = np.floor(qpos / block).astype(np.int64)
     keys = cell[:, 0] * 1_000_003 + cell[:, 1]
