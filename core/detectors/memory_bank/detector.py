@@ -3,8 +3,13 @@
 In the spirit of *Back to the Feature* (Horwitz & Hoshen, 2022) but with hand-crafted descriptors
 only (no pretrained network):
 
-* **RGB**: colour + rotation-invariant differential texture descriptors on a patch grid
-  (:mod:`.features_rgb`);
+* **RGB**: oriented-gradient (HOG-like) and Hessian descriptors of the locally contrast-normalised
+  lightness plus Lab colour, on a patch grid (:mod:`.features_rgb`), PCA-whitened on the support
+  patches (:class:`.coreset.Whitener`).  Two matching modes, chosen from the support's
+  stationarity (:func:`.features_rgb.stationarity`) unless ``rgb_mode`` says: **texture** (any
+  position matches any position; orientations relative to the image's dominant one; the bank also
+  holds the second-orientation and mirrored copies of the support) and **object** (a patch matches
+  only bank patches within ``position_radius`` of its position);
 * **geometry**: FPFH + two-scale local shape descriptors on a voxel-downsampled copy of the object
   points, the background plane removed (:mod:`.features_3d`, :mod:`core.preprocess`);
 * one **memory bank** per modality from the K good support samples, reduced by a greedy k-center
@@ -17,6 +22,10 @@ only (no pretrained network):
   99th percentile of those good scores.  The modalities are then on a common, meaningful scale and
   the fusion weights mean what they say.  3D points near a data boundary (object outline, missing
   points) are normalized on the nominal scores of such points (``boundary_aware``);
+* **decision threshold** (:mod:`.calibration`): the support's leave-one-out component maps are
+  kept (patch-grid resolution) and fused with the current fusion parameters; the threshold for a
+  target ``false_alarm_rate`` is calibrated on those good-part image scores (``threshold`` = 0,
+  the default) or set by hand (``threshold`` > 0);
 * **fusion** (pure, milliseconds): weighted mean, interpolated towards the weighted maximum
   (``gamma``: a defect seen by one modality only is not diluted by the other), optional agreement
   (product) term (``beta``), NaN-aware Gaussian smoothing, image score from the top of the map.
@@ -28,7 +37,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import cv2
@@ -43,8 +51,10 @@ from ...sample import Sample
 from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
                     Param, ProgressFn)
 from .calibration import calibrate_threshold
-from .coreset import GroupScaler, Whitener, greedy_coreset, nn_distance
+from .coreset import GroupScaler, Whitener, nn_distance
 from .features_3d import geometry_descriptors
+from .bank import (_Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts,  # noqa: F401
+                   _smooth_fill, _smooth_points, _weighted_max, build_bank)
 from .features_rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
 
 RGB, GEOMETRY = "rgb", "geometry"
@@ -57,169 +67,6 @@ STATIONARITY_TEXTURE = 0.05
 #: calibration more optimistic, without lowering the scores of the test good parts
 TEXTURE_ZOOMS: tuple[float, ...] = ()
 TEXTURE_BLURS: tuple[float, ...] = ()
-_NOMINAL_Q = (0.5, 0.99)       # nominal_normalize quantiles: median -> 0, 99th percentile -> 1
-_SMOOTH_K = 16                 # neighbours of the per-point score smoothing on the working cloud
-_MAX_NOMINAL = 200_000         # nominal scores kept per modality
-_CORESET_CANDIDATES = 25       # greedy coreset candidates per kept entry, at most (random subset)
-_MIN_STRATUM = 200             # nominal scores needed for a stratum to get its own normalization
-_COMPLETENESS_EDGES = (0.6, 0.85)  # strata of neighbourhood completeness (boundary / partial / open)
-
-
-# ============================================================================== fitted state
-@dataclass
-class _Bank:
-    """One modality's memory bank and its nominal score distribution.
-
-    With ``strata`` (an integer per nominal score), the normalization is *conditional*: each
-    stratum (e.g. geometry points in the open vs. near a data boundary, whose descriptors are
-    less reliable) gets its own median / 99th percentile, when it holds enough nominal scores.
-    """
-    scaler: Any                     # GroupScaler or Whitener
-    features: np.ndarray            # B x D scaled coreset
-    nominal: np.ndarray             # leave-one-out scores of the support descriptors (raw distance)
-    strata: Optional[np.ndarray] = None
-    n_full: int = 0                 # descriptors before the coreset
-    extra: dict = field(default_factory=dict)
-    lo: float = 0.0
-    hi: float = 1.0
-    stratum_lo_hi: dict = field(default_factory=dict)
-    image_scale: float = 1.0        # typical max of a good sample's smoothed map (>= 1), see fit()
-    positions: Optional[np.ndarray] = None   # B x 2 patch-grid positions (RGB object mode)
-    radius: Optional[float] = None           # positional prior radius (patch-grid units)
-
-    def distances(self, queries: np.ndarray, query_pos: Optional[np.ndarray] = None) -> np.ndarray:
-        """Raw nearest-bank-entry distances of (already scaled) descriptors, under the positional
-        prior when the bank has one."""
-        if self.radius is None or self.positions is None or query_pos is None:
-            return nn_distance(queries, self.features)
-        return positional_nn(queries, query_pos, self.features, self.positions, self.radius)
-
-    @staticmethod
-    def _lo_hi(v: np.ndarray) -> tuple[float, float]:
-        v = v[np.isfinite(v)]
-        if not v.size:
-            return 0.0, 1.0
-        lo, hi = (float(q) for q in np.quantile(v, _NOMINAL_Q))
-        return lo, max(hi, lo + 1e-12)
-
-    def __post_init__(self):
-        self.lo, self.hi = self._lo_hi(self.nominal)
-        if self.strata is not None:
-            for k in np.unique(self.strata):
-                v = self.nominal[self.strata == k]
-                if np.isfinite(v).sum() >= _MIN_STRATUM:
-                    self.stratum_lo_hi[int(k)] = self._lo_hi(v)
-
-    def normalize(self, d: np.ndarray, strata: Optional[np.ndarray] = None) -> np.ndarray:
-        d = np.asarray(d, np.float64)
-        lo = np.full(d.shape, self.lo)
-        hi = np.full(d.shape, self.hi)
-        if strata is not None:
-            for k, (l, h) in self.stratum_lo_hi.items():
-                m = strata == k
-                lo[m], hi[m] = l, h
-        return ((d - lo) / ((hi - lo) * self.image_scale)).astype(np.float32)
-
-
-@dataclass
-class _Cloud:
-    """A sample's geometry prepared for description."""
-    work: np.ndarray                # M x 3 working points: object voxels first, then plane context
-    n_object: int                   # the first n_object rows of ``work`` are object voxels
-    owner: np.ndarray               # for each object point, its object voxel (row of ``work``)
-    object_index: np.ndarray        # indices (into sample.valid_points()) of the object points
-    n_valid: int
-
-
-def positional_nn(queries: np.ndarray, query_pos: np.ndarray, bank: np.ndarray, bank_pos: np.ndarray,
-                  radius: float, block: float = 8.0) -> np.ndarray:
-    """Nearest-bank-entry distance under a positional prior: queries are processed in square
-    blocks (at most ``block`` and ``radius`` grid units), each against the bank entries within
-    ``radius`` plus half the block's diagonal of the block's centre (so every entry within
-    ``radius`` of a query is a candidate, and none beyond ``radius`` + 0.7 block).  A block with
-    no bank entry near falls back to the whole bank."""
-    qpos = np.asarray(query_pos, np.float64)
-    bpos = np.asarray(bank_pos, np.float64)
-    out = np.empty(len(queries), np.float32)
-    block = float(min(block, max(radius, 1.0)))
-    reach = radius + block / math.sqrt(2.0)   # every entry within ``radius`` of any block query
-    cell = np.floor(qpos / block).astype(np.int64)
-    keys = cell[:, 0] * 1_000_003 + cell[:, 1]
-    order = np.argsort(keys, kind="stable")
-    bounds = np.flatnonzero(np.diff(keys[order])) + 1
-    for rows in np.split(order, bounds):
-        centre = (cell[rows[0]] + 0.5) * block
-        near = ((bpos - centre) ** 2).sum(1) <= reach ** 2
-        out[rows] = nn_distance(queries[rows], bank[near] if near.any() else bank)
-    return out
-
-
-def _smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -> np.ndarray:
-    """Mean of ``values`` over each point's k nearest neighbours (itself included)."""
-    k = int(min(k, len(points)))
-    if k <= 1:
-        return np.asarray(values, np.float32)
-    _, idx = cKDTree(points).query(points, k=k)
-    return np.asarray(values, np.float64)[idx].mean(1).astype(np.float32)
-
-
-def _depth_noise(sample: Sample, obj_idx: np.ndarray) -> float:
-    """Robust depth-noise estimate of an organized cloud on its object pixels (NaN if unknown).
-
-    The second difference of z along the rows, z[i-1] - 2 z[i] + z[i+1], is ~0 on a smooth surface
-    and has a standard deviation of sqrt(6) sigma for white depth noise; its median absolute value
-    gives sigma robustly (edges and curvature are the outliers).
-    """
-    if not sample.organized:
-        return float("nan")
-    h, w = sample.points.shape[:2]
-    obj = np.zeros(h * w, bool)
-    obj[sample.valid_index()[obj_idx]] = True
-    obj = obj.reshape(h, w)
-    z = sample.points[..., 2]
-    ok = obj[:, :-2] & obj[:, 1:-1] & obj[:, 2:]
-    if ok.sum() < 50:
-        return float("nan")
-    d2 = (z[:, :-2] - 2 * z[:, 1:-1] + z[:, 2:])[ok]
-    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6.0))
-
-
-def _weighted_max(maps: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Per-pixel max over the defined maps of ``(w / max w) * m`` (NaN where none is defined)."""
-    wmax = max(weights.values())
-    out = None
-    for k, m in maps.items():
-        w = weights.get(k, 0.0)
-        if w <= 0:
-            continue
-        v = np.asarray(m, np.float32) * np.float32(w / wmax)
-        out = v if out is None else np.fmax(out, v)
-    return out
-
-
-def _neighbour_counts(points: np.ndarray, radius: float) -> np.ndarray:
-    """Number of points within ``radius`` of each point (itself included)."""
-    return cKDTree(points).query_ball_point(points, radius, return_length=True).astype(np.float64)
-
-
-def _completeness_strata(counts: np.ndarray, n_ref: float) -> np.ndarray:
-    """Stratum of each point from its neighbourhood completeness ``counts / n_ref``:
-    0 = boundary (< 0.6), 1 = partial (< 0.85), 2 = open surface."""
-    return np.digitize(counts / max(n_ref, 1.0), _COMPLETENESS_EDGES).astype(np.int8)
-
-
-def _smooth_fill(m: np.ndarray, sigma: float) -> np.ndarray:
-    """NaN-aware Gaussian smoothing that also fills undefined pixels from their defined
-    neighbourhood (normalized convolution); pixels with no defined neighbour within ~3 sigma get
-    the smallest defined value (the least anomalous: "no evidence")."""
-    m = np.asarray(m, np.float32)
-    if not np.isfinite(m).any():
-        return np.zeros_like(m)
-    out = nan_gaussian(m, sigma, fill_holes=True, min_weight=1e-3)
-    rest = ~np.isfinite(out)
-    if rest.any():
-        out[rest] = float(np.nanmin(m))
-    return out
 
 
 # ============================================================================== the detector
@@ -231,6 +78,7 @@ class MemoryBankDetector(Detector):
                    "the good support samples (Back-to-the-Feature style), with each modality "
                    "normalized on its leave-one-out nominal scores so the fusion weights are balanced.")
     needs = Needs(rgb="optional", points="optional", support=1, default_support=5)
+    state_version = "2"     # 2: RGB texture/object modes, whitening, calibration maps
     params = (
         # ---- fit
         Param("coreset_ratio", 0.25, "float", min=0.01, max=1.0, step=0.05, stage=STAGE_FIT,
@@ -445,7 +293,7 @@ class MemoryBankDetector(Detector):
                     strata = [_completeness_strata(c, self._n_ref) for c in counts]
                 self.check_cancel(cancel)
                 self.report(progress, 0.55, "3D memory bank")
-                banks[GEOMETRY] = self._build_bank(descs, groups, pos, sid, cancel,
+                banks[GEOMETRY] = self._build_bank(descs, groups, pos, sid, cancel=cancel,
                                                    exclusion=self["fpfh_radius_factor"] * self._voxel,
                                                    smooth=True, strata=strata,
                                                    extra=(extra, extra_sid, extra_pos) if extra else None)
@@ -467,7 +315,7 @@ class MemoryBankDetector(Detector):
         # ---- RGB
         rgb_meta: dict[str, Any] = {}
         if rgb_support:
-            plain, angles = [], []
+            plain = []
             for i, s in enumerate(rgb_support):
                 self.check_cancel(cancel)
                 self.report(progress, 0.6 + 0.1 * i / n, f"RGB descriptors {i + 1}/{len(rgb_support)}")
@@ -488,9 +336,9 @@ class MemoryBankDetector(Detector):
                     self.check_cancel(cancel)
                     self.report(progress, 0.7 + 0.1 * i / n, f"RGB texture copies {i + 1}/{len(rgb_support)}")
                     a = dominant_angles(s.rgb, self["working_size"], 2)
-                    fa = dominant_angles(np.ascontiguousarray(s.rgb[:, ::-1]), self["working_size"], 1)
+                    fa = dominant_angles(np.ascontiguousarray(s.rgb[:, ::-1]), self["working_size"], 2)
                     descs.append(self._describe_rgb(s.rgb, a[0])[0])
-                    copies = [dict(angle=ang) for ang in a[1:]] + [dict(angle=fa[0], flip=True)]
+                    copies = [dict(angle=ang) for ang in a[1:]] + [dict(angle=ang, flip=True) for ang in fa]
                     copies += [dict(angle=a[0], zoom=z) for z in TEXTURE_ZOOMS]
                     copies += [dict(angle=a[0], blur=b) for b in TEXTURE_BLURS]
                     for kw in copies:
@@ -503,7 +351,7 @@ class MemoryBankDetector(Detector):
             self.check_cancel(cancel)
             self.report(progress, 0.85, "RGB memory bank")
             # patches whose largest pooling windows overlap share pixels: exclude them (1-shot LOO)
-            bank = banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel, exclusion=4.0, smooth=False,
+            bank = banks[RGB] = self._build_bank(descs, groups, pos, sid, cancel=cancel, exclusion=4.0, smooth=False,
                                                  extra=extra, whiten=self["rgb_whiten"],
                                                  radius=self._position_radius(),
                                                  min_std=channel_floors(groups))
@@ -633,82 +481,9 @@ class MemoryBankDetector(Detector):
         self._calib_cache = {}
         self._banks = banks
 
-    def _build_bank(self, descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray],
-                    sid: list[np.ndarray], cancel: Optional[CancelFn], exclusion: float,
-                    smooth: bool, strata: Optional[list[np.ndarray]] = None,
-                    extra: Optional[tuple[list[np.ndarray], ...]] = None, whiten: bool = False,
-                    radius: Optional[float] = None, min_std: Optional[np.ndarray] = None) -> _Bank:
-        """Scale, coreset, and leave-one-out nominal scores of one modality.
-
-        ``extra`` = (descriptors, sample ids, positions) of augmented copies: they join the bank
-        (and are left out with their sample in leave-one-out) but are not scored as nominal queries.
-        """
-        raw = np.concatenate(descs)
-        if whiten:
-            fit_rows = np.concatenate([raw, *extra[0]]) if extra is not None else raw
-            scaler = Whitener.fit(fit_rows, groups, seed=self["seed"], min_std=min_std)
-        else:
-            scaler = GroupScaler.fit(raw, groups, min_std)
-        x = scaler(raw)
-        pos_all = np.concatenate(pos)
-        sid_all = np.concatenate(sid)
-        n_real = len(x)
-        if extra is not None:
-            x = np.concatenate([x, scaler(np.concatenate(extra[0]))])
-            sid_all = np.concatenate([sid_all, *extra[1]])
-            pos_all = np.concatenate([pos_all, *extra[2]])
-        n_keep = int(min(max(1, math.ceil(self["coreset_ratio"] * len(x))), self["coreset_max"]))
-        cand = None
-        if len(x) > _CORESET_CANDIDATES * n_keep:
-            # many shots / augmented copies: the greedy search runs on a seeded random subset
-            cand = np.sort(np.random.default_rng(self["seed"]).choice(len(x), _CORESET_CANDIDATES * n_keep,
-                                                                        replace=False))
-        sel = greedy_coreset(x if cand is None else x[cand], n_keep, seed=self["seed"],
-                             check=lambda: self.check_cancel(cancel))
-        if cand is not None:
-            sel = cand[sel]
-        bank, bank_sid, bank_pos = x[sel], sid_all[sel], pos_all[sel]
-        n_samples = len(descs)
-        nominal = []
-        start = 0
-        for i, d in enumerate(descs):
-            self.check_cancel(cancel)
-            xi = x[start:start + len(d)]
-            pi = pos_all[start:start + len(d)]
-            start += len(d)
-            same = bank_sid == i
-            if n_samples > 1 and radius is None:
-                # leave-one-out: the bank entries of the other samples only
-                dist = nn_distance(xi, bank[~same])
-            elif n_samples > 1:
-                dist = positional_nn(xi, pi, bank[~same], bank_pos[~same], radius)
-            else:
-                # leave-one-out (several shots) or, one shot, the same sample's entries minus those
-                # overlapping the query's support; object mode: only entries near the position
-
-                def excl(rows: slice, pi=pi, same=same) -> np.ndarray:
-                    dd = np.linalg.norm(pi[rows, None, :] - bank_pos[None, :, :], axis=2)
-                    out = same[None, :] if n_samples > 1 else (dd < exclusion) & same[None, :]
-                    if radius is not None:
-                        out = out | (dd > radius)
-                    return out
-
-                dist = nn_distance(xi, bank, chunk=256, exclude=excl)
-            ok = np.isfinite(dist)
-            if not ok.all():  # one shot: a query whose every bank entry was excluded
-                dist = np.where(ok, dist, dist[ok].max() if ok.any() else 0.0)
-            if smooth and len(dist):
-                dist = _smooth_points(pi, dist)
-            nominal.append(dist)
-        loo = list(nominal)
-        nominal = np.concatenate(nominal) if nominal else np.zeros(0, np.float32)
-        st = np.concatenate(strata) if strata is not None else None
-        if len(nominal) > _MAX_NOMINAL:
-            keep = np.random.default_rng(self["seed"]).choice(len(nominal), _MAX_NOMINAL, replace=False)
-            nominal = nominal[keep]
-            st = st[keep] if st is not None else None
-        return _Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), strata=st, n_full=len(x),
-                     extra={"loo": loo}, positions=bank_pos if radius is not None else None, radius=radius)
+    def _build_bank(self, *args: Any, cancel: Optional[CancelFn] = None, **kw: Any) -> _Bank:
+        return build_bank(*args, coreset_ratio=self["coreset_ratio"], coreset_max=self["coreset_max"],
+                          seed=self["seed"], check=lambda: self.check_cancel(cancel), **kw)
 
     # ------------------------------------------------------------------ extract
     def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
