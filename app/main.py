@@ -51,7 +51,7 @@ def create_window(data: Optional[str] = None, settings=None, demo: bool = False,
 
 
 def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int:
-    """Create the QApplication, show the window, run the event loop; returns the exit code."""
+    """Create the QApplication and its qasync event loop, show the window, run; returns the exit code."""
     args = _parse(argv)
     if data is None:
         data = args.data
@@ -60,6 +60,7 @@ def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from PySide6.QtWidgets import QApplication
 
+    from .jobs import install_event_loop
     from .settings import Settings
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "mmad-inspector"])
@@ -67,10 +68,12 @@ def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int
     app.setOrganizationName("MMAD")
     app.setStyle("Fusion")
     app.setStyleSheet(load_stylesheet())
+    loop = install_event_loop(app)    # job coroutines (app/jobs.py) run on this qasync loop
     settings = Settings(args.settings) if args.settings else Settings()
     win = create_window(data, settings, demo=args.demo, restore_layout=not args.reset_layout)
     win.show()
-    return int(app.exec())
+    with loop:                         # runs app.exec() with the asyncio loop marked running
+        return int(loop.run_forever() or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -126,15 +126,15 @@ def stall_and_memory(args, app, results, pump, ini_dir) -> None:
     results["rss_window_mb"] = rss_mb()
     # thumbnails of every sample (the browser asks for the visible ones; ask for all)
     for r in win.session.refs:
-        win._want_thumbnail(r.key)
-    pump(lambda: len(win._thumbs) >= len(win.session.refs), 300)
+        win.dataset.want_thumbnail(r.key)
+    pump(lambda: len(win.dataset.thumbs) >= len(win.session.refs), 300)
     results["rss_open_thumbs_mb"] = rss_mb()
 
     bad = next(r for r in win.session.refs if r.split == "test" and not r.is_good)
     if args.shots:
         win.set_support(bad.class_name, win.session.support_candidates(bad.class_name)[:args.shots])
     win.browser.select_key(bad.key)
-    pump(lambda: win._current_sample is not None, 60)
+    pump(lambda: win.current_sample is not None, 60)
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -155,7 +155,7 @@ def stall_and_memory(args, app, results, pump, ini_dir) -> None:
     timer.start()
     t = time.perf_counter()
     win.run_current(force=True)
-    pump(lambda: not win.runner.busy and win._current_result is not None, 900)
+    pump(lambda: not win.runner.busy and win.current_result is not None, 900)
     job_s = time.perf_counter() - t
     timer.stop()
     results["stall_job_s"] = job_s
@@ -233,7 +233,7 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
     win.resize(1600, 1000)
     win.show()
     win.set_dataset(ds)
-    assert pump(lambda: win._current_result is not None and not win.runner.busy, 120), win.banner.text()
+    assert pump(lambda: win.current_result is not None and not win.runner.busy, 120), win.banner.text()
     results["cloud_points"] = int(valid.sum())
     results["cloud_backend"] = win.cloud_view.backend
     frames: list[float] = []

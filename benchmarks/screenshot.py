@@ -30,6 +30,10 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="1600x1000")
     ap.add_argument("--shots", type=int, default=0, help="support size (default: the detector's default)")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--detector", default="memory-bank")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
+    ap.add_argument("--dock", help="dock to raise before the shot (e.g. prompt_dock)")
+    ap.add_argument("--no-wait", action="store_true", help="shoot without waiting for a result (e.g. an error)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -48,7 +52,10 @@ def main(argv=None) -> int:
         from core.demo import ensure_demo
         data = ensure_demo()
     ini = Path(tempfile.mkdtemp(prefix="mmad-shot-")) / "settings.ini"
-    win = MainWindow(Settings(ini), Session(detector="memory-bank"), restore_layout=False)
+    params = dict(p.split("=", 1) for p in args.param)
+    from core.session import ProcessBackend
+    win = MainWindow(Settings(ini), Session(detector=args.detector, params=params, backend=ProcessBackend()),
+                     restore_layout=False)
     w, h = (int(v) for v in args.size.lower().split("x"))
     win.resize(w, h)
     win.show()
@@ -75,27 +82,32 @@ def main(argv=None) -> int:
         win.set_support(c, win.session.support_candidates(c)[:args.shots])
     win.browser.select_key(key)
     t0 = time.time()
-    ok = pump(lambda: win._current_key == key and win._current_result is not None and not win.runner.busy,
+    ok = pump(lambda: win.current_key == key and win.current_result is not None and not win.runner.busy,
               args.timeout)
-    if not ok:
+    if not ok and not args.no_wait:
         print("no result in time:", win.banner.text(), file=sys.stderr)
         return 1
+    if args.dock:
+        dock = getattr(win, args.dock)
+        dock.show()
+        dock.raise_()
     print(f"analysed {key} in {time.time() - t0:.1f} s ({win.status_timing.text()}); "
           f"3D backend: {win.cloud_view.backend}")
     # show a few more scores in the table, as a user paging through results would
     for r in [r for r in refs if r.split == "test" and r.class_name == win.session.ref(key).class_name][:6]:
         if r.key != key:
-            win.session.analyze(r)
+            pass  # (the worker process analyses on demand)
     win.browser.model.refresh_all()
     win.reset_3d_view()
-    win.banner.dismiss()
+    if ok:
+        win.banner.dismiss()
     # hover the highest-scoring pixel: the status bar reads its score and the matching 3D point
     # is marked, as when a user points at the defect
-    res = win._current_result
+    res = win.current_result
     if res is not None and res.pixel_map is not None and np.isfinite(res.pixel_map).any():
         r, c = np.unravel_index(int(np.nanargmax(res.pixel_map)), res.pixel_map.shape)
-        win._on_pixel_hovered(int(r), int(c))
-        win._apply_hover()
+        win.inspector._on_pixel_hovered(int(r), int(c))
+        win.inspector._apply_hover()
     pump(lambda: False, 1.5)
     out = win.save_screenshot(args.out)
     print("wrote", out, "| status bar:", " | ".join(

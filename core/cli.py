@@ -39,7 +39,18 @@ def _setup_logging(debug: bool) -> Optional[Path]:
             text = super().format(record)
             return text.rstrip()
 
-    err = logging.StreamHandler(sys.stderr)
+    class _Stderr(logging.StreamHandler):
+        """Writes to the *current* sys.stderr (tests and embedding code replace it)."""
+
+        @property
+        def stream(self):  # type: ignore[override]
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value) -> None:
+            pass
+
+    err = _Stderr()
     err.setLevel(logging.DEBUG if debug else logging.WARNING)
     err.setFormatter(_Plain("%(levelname)s: %(message)s"))
     err._mmad = True  # type: ignore[attr-defined]
@@ -60,8 +71,10 @@ def _setup_logging(debug: bool) -> Optional[Path]:
     return path
 
 
-def _parse_params(items: Sequence[str]) -> dict:
+def _parse_params(items: Sequence[str], weights: Optional[str] = None) -> dict:
     params = {}
+    if weights:
+        params["weights"] = weights
     for it in items or ():
         if "=" not in it:
             raise UsageError(f"--param expects NAME=VALUE, got {it!r}")
@@ -77,7 +90,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     det = get(args.detector)  # unknown id -> UnknownDetectorError with the list
-    params = _parse_params(args.param)
+    params = _parse_params(args.param, args.weights)
+    if args.weights and not any(p.name == "weights" for p in det.params):
+        raise UsageError(f"detector '{args.detector}' needs no weights (--weights is for CLIP detectors)")
+    if args.checkpoint:
+        params["checkpoint"] = str(Path(args.checkpoint).resolve())
     for k, v in params.items():
         det.param(k).coerce(v)   # a bad parameter is a one-line error before anything runs
     ds = open_dataset(args.data)
@@ -143,11 +160,36 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import score_paths
     outcome = score_paths(args.paths, args.detector, Path(args.out), support=args.support, shots=args.shots,
-                          params=_parse_params(args.param), device=args.device,
+                          params=dict(_parse_params(args.param, args.weights),
+                                      **({"checkpoint": str(Path(args.checkpoint).resolve())} if args.checkpoint else {})),
+                          device=args.device,
                           on_line=print, on_error=_err)
     if outcome.skipped:
         print(f"{len(outcome.lines)} scored, {len(outcome.skipped)} skipped", file=sys.stderr)
     return EXIT_OK if not outcome.skipped else (EXIT_PARTIAL if outcome.lines else EXIT_USER)
+
+
+# ---------------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from .datasets import open_dataset
+    from .training import train
+    ds = open_dataset(args.data)
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    last = [0.0]
+
+    def progress(f: float, msg: str) -> None:
+        if not args.quiet and time.perf_counter() - last[0] > 1.0:
+            last[0] = time.perf_counter()
+            print(f"[{100 * f:5.1f}%] {msg}", file=sys.stderr)
+
+    r = train(ds, args.detector, classes=classes, epochs=args.epochs, out=args.out, progress=progress,
+              on_epoch=lambda e, loss: print(f"epoch {e}: loss {loss:.5f}"), resume=args.resume, seed=args.seed)
+    for s in r.skipped:
+        print(f"skipped {s}", file=sys.stderr)
+    print(f"{r.detector} on {', '.join(r.classes)}: {r.n_samples} good samples, {r.n_locations} locations; "
+          f"features {r.feature_seconds:.1f} s, training {r.train_seconds:.1f} s, peak memory {r.peak_rss_mb:.0f} MB")
+    print(f"wrote {r.path}")
+    return EXIT_PARTIAL if r.skipped else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -176,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the metrics as JSON to this file")
     e.add_argument("--save-maps", help="write fused maps as float32 TIFF in the official MVTec 3D-AD layout")
     e.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
-    e.add_argument("--device", default="cpu")
+    e.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    e.add_argument("--weights", help="weights FILE for detectors that need them, or 'random' (meaningless scores)")
+    e.add_argument("--checkpoint", help="trained model for trained detectors (cross-modal, unified-moe)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     e.set_defaults(func=cmd_eval)
@@ -193,9 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detector", default="memory-bank")
     s.add_argument("--out", default="out/heatmaps")
     s.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
+    s.add_argument("--weights", help="weights FILE for detectors that need them, or 'random' (meaningless scores)")
+    s.add_argument("--checkpoint", help="trained model for trained detectors (cross-modal, unified-moe)")
     s.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
     s.set_defaults(func=cmd_score)
+
+    t = sub.add_parser("train", help="train a detector on the good samples of one or more classes (one model)")
+    t.add_argument("--data", required=True, help="dataset root; 'demo' for the built-in demo data")
+    t.add_argument("--classes", help="comma-separated class names (default: all)")
+    t.add_argument("--detector", required=True, help="cross-modal or unified-moe")
+    t.add_argument("--out", required=True, help="checkpoint path (writes OUT.safetensors + OUT.json)")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out up to --epochs")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--debug", action="store_true", help="print tracebacks of unexpected errors")
+    t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("demo", help="generate the built-in demo dataset (prints its path)")
     g.add_argument("--out", help="folder (default: the cache folder the app uses)")
@@ -215,7 +273,7 @@ def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[
             ap.print_help()
             return 2
         return gui(args.data)
-    if getattr(args, "data", None) == "demo" and args.cmd == "eval":
+    if getattr(args, "data", None) == "demo" and args.cmd in ("eval", "train"):
         from .demo import ensure_demo
         args.data = str(ensure_demo())
     if getattr(args, "shots", None) is not None and args.shots < 1 and args.cmd in ("eval", "score"):
@@ -229,6 +287,21 @@ def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[
             return EXIT_USER
     log_path = _setup_logging(bool(getattr(args, "debug", False)))
     try:
+        return _run(args, log_path)
+    finally:
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            if getattr(h, "_mmad", False):
+                root.removeHandler(h)
+                h.close()
+        logging.captureWarnings(False)
+
+
+def _run(args: argparse.Namespace, log_path: Optional[Path]) -> int:
+    try:
+        if getattr(args, "device", None) is not None:
+            from .devices import resolve_device
+            args.device = resolve_device(args.device)
         return args.func(args)
     except Cancelled:
         _err("cancelled")

@@ -34,8 +34,26 @@ class EmptyDatasetError(InputError):
     """A folder holds no sample in any known layout."""
 
 
+class ChecksumError(InputError):
+    """A weights file's SHA-256 differs from the published one (truncated, corrupt or another file)."""
+
+
 class MissingWeightsError(MMADError):
-    """A detector's weights are not available locally (and cannot be downloaded)."""
+    """A detector's weights are not available locally (and could not be downloaded).
+
+    ``spec`` is the :class:`core.weights.WeightSpec` that is missing (or ``None``), ``tried`` the
+    places that were looked at, in order, as ``(path, what was wrong)`` pairs, ``str(err)`` the whole
+    message: what is missing, its size, and every way to provide it (see :mod:`core.weights`).
+    """
+
+    def __init__(self, message: str, spec: object = None, tried: tuple = ()):
+        self.spec = spec
+        self.tried = tuple((Path(p), str(why)) for p, why in tried)
+        self.message = message
+        super().__init__(message)
+
+    def __reduce__(self):  # survive the trip from the detector process (custom __init__ signature)
+        return (type(self), (self.message, self.spec, self.tried))
 
 
 class Cancelled(MMADError):

@@ -56,7 +56,7 @@ class EvalReport:
         return txt
 
     def to_json(self) -> dict:
-        clean = lambda d: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+        clean = lambda d: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}  # noqa: E731
         return {"detector": self.detector, "shots": self.shots, "shots_used": dict(self.shots_used),
                 "params": _jsonable(self.params),
                 "per_class": {c: clean(m) for c, m in self.per_class.items()}, "mean": clean(self.mean),

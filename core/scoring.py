@@ -151,26 +151,20 @@ def unique_path(path: Path, taken: set[Path]) -> Path:
 
 
 def heatmap_png(sample: Sample, res) -> np.ndarray:
-    """RGB (uint8) of the fused heatmap blended over the sample's image, with the colour range the
-    GUI uses (:func:`core.session.score_range`)."""
-    import cv2
-
+    """RGB (uint8) of the fused heatmap over the sample's image, with the GUI's colormap and colour
+    range (:mod:`core.colormaps`)."""
+    from .colormaps import heatmap_overlay, score_range
     from .sample import resize_map
-    from .session import score_range
     vmin, vmax = score_range(res)
-    shape = sample.grid_shape or res.pixel_map.shape
-    m = resize_map(res.pixel_map, shape)
-    norm = np.clip((np.nan_to_num(m, nan=vmin) - vmin) / max(vmax - vmin, 1e-9), 0, 1)
-    heat = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1]
-    if sample.rgb is None:
-        return heat
-    return (sample.rgb.astype(np.float32) * 0.5 + heat.astype(np.float32) * 0.5).astype(np.uint8)
+    m = resize_map(res.pixel_map, sample.grid_shape or res.pixel_map.shape)
+    rgb = sample.rgb if sample.rgb is not None and sample.rgb.shape[:2] == m.shape[:2] else None
+    return heatmap_overlay(rgb, m, vmin, vmax, 0.5)
 
 
 def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, support: Optional[Sequence[str]] = None,
                 shots: int = 5, params: Optional[dict] = None, device: str = "cpu",
                 on_line: Callable[[str], None] = print, on_error: Callable[[str], None] = print,
-                fit_store="auto") -> ScoreOutcome:
+                fit_store="auto", on_analysis: Optional[Callable] = None) -> ScoreOutcome:
     """Score each sample found in ``paths``; write heatmap PNGs (and per-point scores for free
     clouds) to ``out``.  A failing sample is reported and skipped; the others go on."""
     import cv2
@@ -243,12 +237,16 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
             written.append(f)
         outcome.written += written
         verdict = "" if res.is_anomalous is None else ("  ANOMALOUS" if res.is_anomalous else "  ok")
-        mods = res.components.extra.get("modalities_text", "")
+        mods = res.modalities
         src = ", ".join(str(p) for k, p in sorted(sample.paths.items()) if k in ("rgb", "points"))
+        if str(res.params.get("weights", "")).lower() == "random":
+            verdict += "  [RANDOM WEIGHTS: the score is meaningless]"
         line = (f"{src}: image score {res.image_score:.3f}{verdict} ({a.seconds:.2f} s)"
                 + (f" [{mods}]" if mods else "") + f" -> {', '.join(w.name for w in written)}")
         outcome.lines.append(line)
         on_line(line)
+        if on_analysis is not None:
+            on_analysis(a)
 
     def on_err(ref, e) -> None:
         key = getattr(ref, "key", str(ref))

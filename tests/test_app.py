@@ -40,7 +40,7 @@ def make_window(qtbot, settings, detector="fake-test", params=None, backend=None
 
 
 def wait_result(qtbot, win, timeout=15000):
-    qtbot.waitUntil(lambda: win._current_result is not None and not win.runner.busy, timeout=timeout)
+    qtbot.waitUntil(lambda: win.current_result is not None and not win.runner.busy, timeout=timeout)
 
 
 def close(win):
@@ -53,7 +53,7 @@ def test_run_then_alpha_repaints_both_views(qtbot, settings, fake_detector, tmp_
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
     assert win.cloud_view.backend == "offscreen"
     wait_result(qtbot, win)                       # auto-run on the first sample
-    key = win._current_key
+    key = win.current_key
     assert win.session.record(key).image_score is not None
     assert "Score" in [win.browser.model.headerData(i, Qt.Orientation.Horizontal) for i in range(5)]
     row = win.browser.model.row_of(key)
@@ -70,13 +70,13 @@ def test_run_then_alpha_repaints_both_views(qtbot, settings, fake_detector, tmp_
     assert FakeDetector.counters["extract"] == n_extract      # no backbone rerun
     # the heatmap shown is the fusion of the cached components with alpha = 1
     comps = win.session.components_of(key)
-    np.testing.assert_allclose(win._current_result.pixel_map, comps.maps["rgb"] * comps.extra["text"], rtol=1e-5)
+    np.testing.assert_allclose(win.current_result.pixel_map, comps.maps["rgb"] * comps.extra["text"], rtol=1e-5)
     assert win.fusion_panel.editor("alpha").spin.value() == pytest.approx(1.0)
     close(win)
 
 
 def test_fusion_drag_coalesces_and_previews_3d(qtbot, settings, fake_detector, tmp_path):
-    from app.main_window import PREVIEW_HOLD_MS
+    from app.controllers.analysis import PREVIEW_HOLD_MS
     from app.views.colormap import apply_colormap
     from core.session import score_range
 
@@ -102,7 +102,7 @@ def test_fusion_drag_coalesces_and_previews_3d(qtbot, settings, fake_detector, t
     qtbot.waitUntil(lambda: not win.cloud_view.preview_active, timeout=3000)
     assert win.cloud_view.displayed_count == n_full
     # the restored full subset shows the new fusion (alpha = 1), not the colours from before
-    res = win._current_result
+    res = win.current_result
     assert win.session.params["alpha"] == 1.0
     vmin, vmax = score_range(res)
     expected = apply_colormap(res.point_scores[win.cloud_view.display_indices], vmin, vmax,
@@ -129,7 +129,7 @@ def test_status_bar_shows_job_progress(qtbot, settings, fake_detector, tmp_path)
     win = make_window(qtbot, settings, params={"delay": 1.0})
     win.detector_panel.auto_run.setChecked(False)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: win._current_sample is not None)
+    qtbot.waitUntil(lambda: win.current_sample is not None)
     assert not win.status_progress.isVisible()
     assert win.run_current(force=True)
     qtbot.waitUntil(lambda: win.status_progress.isVisible() and win.status_progress.value() > 0, timeout=5000)
@@ -197,8 +197,8 @@ def test_verdict_keys_update_table_and_store(qtbot, settings, fake_detector, tmp
     win = make_window(qtbot, settings)
     win.detector_panel.auto_run.setChecked(False)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: win._current_sample is not None)
-    first = win._current_key
+    qtbot.waitUntil(lambda: win.current_sample is not None)
+    first = win.current_key
     win.review_panel.annotator.setText("ana")
     win.activateWindow()
     win.browser.table.setFocus()
@@ -207,13 +207,13 @@ def test_verdict_keys_update_table_and_store(qtbot, settings, fake_detector, tmp
     assert win.reviews.latest(first).annotator == "ana"
     model = win.browser.model
     assert "confirmed" in model.index(model.row_of(first), 4).data()
-    second = win._current_key
+    second = win.current_key
     assert second != first                                     # advanced to the next sample
     qtbot.keyClick(win.browser.table, Qt.Key.Key_R)
     assert win.reviews.verdict(second) == "rejected"
     qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
     qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
-    assert win._current_key == first
+    assert win.current_key == first
     qtbot.keyClick(win.browser.table, Qt.Key.Key_U)
     assert win.reviews.verdict(first) == "unsure"
     out = win.export_verdicts(tmp_path / "v.csv")
@@ -324,10 +324,10 @@ def test_real_detector_on_demo_and_screenshot(qtbot, settings, small_demo, tmp_p
     win.set_support(cls, win.session.support_candidates(cls)[:1])
     bad = next(r for r in win.session.refs if r.split == "test" and r.label in ("hole", "crack", "stain"))
     win.browser.select_key(bad.key)
-    qtbot.waitUntil(lambda: win._current_key == bad.key and win._current_result is not None
+    qtbot.waitUntil(lambda: win.current_key == bad.key and win.current_result is not None
                     and not win.runner.busy, timeout=120000)
-    res = win._current_result
-    sample = win._current_sample
+    res = win.current_result
+    sample = win.current_sample
     assert res.pixel_map.shape == sample.grid_shape and res.point_scores.shape == (sample.n_points,)
     img0 = win.image_view.composited().copy()
     col0 = win.cloud_view.point_colors().copy()
@@ -359,9 +359,9 @@ XCB_SCRIPT = textwrap.dedent("""
     win.resize(1400, 900); win.show()
     win.set_dataset(MemoryDataset({data!r}, classes=("disc",), size=48))
     t0 = time.time()
-    while (win._current_result is None or win.runner.busy) and time.time() - t0 < 30:
+    while (win.current_result is None or win.runner.busy) and time.time() - t0 < 30:
         app.processEvents()
-    assert win._current_result is not None, "no result"
+    assert win.current_result is not None, "no result"
     for _ in range(20):
         app.processEvents(); time.sleep(0.02)
     frame = win.cloud_view.render_image()
@@ -399,9 +399,9 @@ def test_linked_cursor_and_ground_truth_toggle(qtbot, settings, fake_detector, t
     win.set_dataset(ds)
     bad = ds.select(label="blob")[0]
     win.browser.select_key(bad.key)
-    qtbot.waitUntil(lambda: win._current_key == bad.key and win._current_result is not None
+    qtbot.waitUntil(lambda: win.current_key == bad.key and win.current_result is not None
                     and not win.runner.busy, timeout=10000)
-    s = win._current_sample
+    s = win.current_sample
     # 2D -> 3D: clicking a pixel marks its point; 3D -> 2D: picking a point marks its pixel
     win.image_view.pixelClicked.emit(10, 12)
     assert win.cloud_view.marked_index == pixel_to_point(s, 10, 12) is not None
@@ -431,7 +431,7 @@ def test_single_modality_samples_show_what_they_have(qtbot, settings, fake_detec
         assert win.cloud_view.n_points == 0 and "No point cloud" in win.cloud_pane.caption.text()
         assert win.image_view.composited() is not None
     else:
-        assert win.cloud_view.n_points == win._current_sample.n_points > 0
+        assert win.cloud_view.n_points == win.current_sample.n_points > 0
         assert "no RGB" in win.image_pane.caption.text()      # a shaded depth image is shown instead
         assert win.image_view.composited() is not None
     close(win)
@@ -457,3 +457,121 @@ def test_drop_folder_and_create_window(qtbot, settings, fake_detector, small_dem
     win2.dropEvent(ev)
     assert win2.session.dataset is not None and win2.windowTitle().startswith(Path(small_demo).name)
     close(win2)
+
+
+# ---------------------------------------------------------------------- the parts of the window
+def test_actions_table_drives_menus_toolbar_shortcuts_and_help(qtbot, settings, fake_detector):
+    from PySide6.QtWidgets import QToolBar
+    from app.actions import ACTIONS, resolve, shortcuts_text
+    win = make_window(qtbot, settings)
+    specs = [s for s in ACTIONS if s.id != "-"]
+    from PySide6.QtWidgets import QMenu
+    menu_actions = {a for m in win.menuBar().findChildren(QMenu) for a in m.actions()}
+    toolbar = win.findChild(QToolBar, "toolbarMain")
+    keys = []
+    for s in specs:
+        act = win.action_map[s.id]
+        assert callable(resolve(win, s.slot)), s.slot                  # every slot exists
+        assert act in menu_actions, s.id                               # every action is in a menu
+        assert (act in toolbar.actions()) == s.toolbar
+        if s.shortcut is not None:
+            keys.append(act.shortcut().toString())
+    assert len(keys) == len(set(keys))                                 # no shortcut bound twice
+    help_text = shortcuts_text()
+    assert all(k in help_text for k in keys)
+    before = win.gt_check.isChecked()
+    win.action_map["toggle_gt"].trigger()                              # the table's slot runs
+    assert win.gt_check.isChecked() != before
+    close(win)
+
+
+def test_inspector_shows_sample_and_result_without_a_session(qtbot, fake_detector, tmp_path):
+    from app.inspector import InspectorView
+    from core.colormaps import score_range
+    from core.detectors import create
+    from core.session import pixel_to_point
+    ds = MemoryDataset(tmp_path / "ds", classes=("disc",))
+    sample = ds.load(ds.select(label="blob")[0])
+    det = create("fake-test")
+    det.fit([ds.load(r) for r in ds.select(split="train")])
+    res = det.score(sample)
+    opts = {"opacity": 0.6, "colormap": "viridis", "show_gt": False, "point_size": 3}
+    view = InspectorView(opts)
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    view.show_sample(sample)
+    plain, own = view.image_view.composited().copy(), view.cloud_view.point_colors().copy()
+    view.show_result(res)
+    assert not np.array_equal(view.cloud_view.point_colors(), own)
+    assert view.result is res and not np.array_equal(view.image_view.composited(), plain)
+    assert view.colorbar.range == pytest.approx(score_range(res))
+    hover = []
+    view.hoverText.connect(hover.append)
+    view.image_view.pixelClicked.emit(10, 12)
+    assert view.cloud_view.marked_index == pixel_to_point(sample, 10, 12)
+    view.cloud_view.pointPicked.emit(5)
+    assert hover and "point #5" in hover[-1]
+    view.clear_result()
+    assert view.result is None and np.array_equal(view.cloud_view.point_colors(), own)
+    assert np.array_equal(view.image_view.composited(), plain)
+
+
+def test_job_runner_continues_in_place_on_the_gui_thread(qtbot):
+    import threading
+    from core.errors import Cancelled
+    from app.jobs import JobRunner
+    runner = JobRunner()
+    gui = threading.get_ident()
+    seen = {}
+
+    def work(progress, cancel, emit):
+        seen["worker"] = threading.get_ident()
+        progress(1.0, "half")
+        emit("partial")
+        return 42
+
+    async def job():
+        seen["result"] = await runner.call(work, on_partial=lambda p: seen.setdefault("partial", threading.get_ident()))
+        seen["after"] = threading.get_ident()
+
+    progress = []
+    runner.progress.connect(lambda f, m, eta: progress.append((f, m, threading.get_ident())))
+    assert runner.launch("job", job()) and runner.busy
+    assert not runner.launch("second", job())                  # one job at a time
+    qtbot.waitUntil(lambda: not runner.busy, timeout=5000)
+    assert seen["result"] == 42 and seen["worker"] != gui
+    assert seen["after"] == gui and seen["partial"] == gui and progress == [(1.0, "half", gui)]
+
+    def slow(progress, cancel, emit):
+        while not cancel():
+            time.sleep(0.01)
+        raise Cancelled()
+
+    async def cancellable():
+        try:
+            await runner.call(slow)
+        except Cancelled:
+            seen["cancelled"] = True
+
+    assert runner.launch("slow", cancellable())
+    qtbot.wait(50)
+    runner.cancel()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=2000)
+    assert seen.get("cancelled") and runner.t_cancel is not None
+    runner.shutdown()
+
+
+def test_on_gui_thread_marshals_observer_calls(qtbot):
+    import threading
+    from app.jobs import on_gui_thread
+    gui = threading.get_ident()
+    calls = []
+    cb = on_gui_thread(lambda key: calls.append((key, threading.get_ident())))
+    cb("here")
+    assert calls == [("here", gui)]                          # on the GUI thread: at once
+    t = threading.Thread(target=cb, args=("there",))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(calls) == 2, timeout=2000)
+    assert calls[1] == ("there", gui)

@@ -13,7 +13,6 @@ from core.datasets import open_dataset
 from core.demo import generate_demo
 from core.detectors import Components, Detector, DetectorResult, Needs, Param, registry
 from core.evaluate import evaluate
-from core.sample import map_to_points
 
 
 @pytest.fixture(scope="module")

@@ -119,7 +119,7 @@ def test_mvtec_ad_folder_named_like_an_image_is_reported(tmp_path):
     ds = open_dataset(tmp_path)
     assert any("007.png" in w and "is a folder" in w for w in ds.warnings)
     ref = next(r for r in ds if r.id == "007")
-    with pytest.raises(SampleLoadError, match="is a folder") as ei:
+    with pytest.raises(SampleLoadError, match="folder") as ei:
         ds.load(ref)
     assert "007.png" in str(ei.value)
 
@@ -386,7 +386,7 @@ def test_plain_folder_named_like_a_file_and_mask_size(tmp_path):
     assert any("002.png" in w and "is a folder" in w for w in ds.warnings)
     r2 = next(r for r in ds if r.id == "002")
     assert set(r2.paths) == {"rgb", "points"}  # not silently xyz-only
-    with pytest.raises(SampleLoadError, match="is a folder"):
+    with pytest.raises(SampleLoadError, match="folder"):
         ds.load(r2)
     with pytest.raises(SampleLoadError, match=f"mask size {W}x{H + 1} .* image size {W}x{H}") as ei:
         ds.load(next(r for r in ds if r.id == "001"))
@@ -402,7 +402,7 @@ def test_mvtec3d_folder_named_like_an_image_and_mask_size(tmp_path):
     assert ds.layout == "mvtec3d" and any("001.png" in w for w in ds.warnings)
     ref = next(r for r in ds if r.key == "cookie/test/crack/001")
     assert "rgb" in ref.paths
-    with pytest.raises(SampleLoadError, match="is a folder"):
+    with pytest.raises(SampleLoadError, match="folder"):
         ds.load(ref)
     io.write_mask(d / "gt" / "000.png", np.ones((3, 3), bool))
     with pytest.raises(SampleLoadError, match="mask size 3x3") as ei:

@@ -1,4 +1,4 @@
-"""Tests of the built-in demo dataset generator (core/demo.py).
+"""Tests of the built-in demo dataset generator (core/demo/).
 
 Small sizes (64-128 px) and counts keep the whole file fast; every property is checked on the
 renderer itself (the same part rendered with and without a defect) or on the written files.
@@ -297,7 +297,7 @@ def test_replaces_a_previous_demo_atomically(tmp_path):
 def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("renderer crashed")
-    monkeypatch.setattr(demo, "render_part", boom)
+    monkeypatch.setattr(demo.writer, "render_part", boom)   # the writer calls it
     with pytest.raises(RuntimeError):
         demo.generate_demo(tmp_path / "demo", classes=["cookie"], **SMALL)
     assert list(tmp_path.iterdir()) == []
@@ -319,7 +319,7 @@ def test_ensure_demo_reuses_complete_dir(monkeypatch, tmp_path):
 
     calls = []
     real = demo.generate_demo
-    monkeypatch.setattr(demo, "generate_demo", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(demo.writer, "generate_demo", lambda *a, **k: calls.append(1) or real(*a, **k))
     stamp = (path / "demo.json").stat().st_mtime_ns
     assert demo.ensure_demo(**kw) == path
     assert calls == [] and (path / "demo.json").stat().st_mtime_ns == stamp
@@ -343,7 +343,7 @@ def test_ensure_demo_concurrent_callers(tmp_path):
     def worker():
         try:
             results.append(demo.ensure_demo(tmp_path, **kw))
-        except Exception as e:  # pragma: no cover - reported below
+        except Exception as e:  # pragma: no cover - reported below  # noqa: BLE001 - must never fail the caller
             errors.append(e)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]

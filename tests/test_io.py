@@ -67,7 +67,7 @@ def test_gray_rgba_16bit_and_planar_tiff_conversions(tmp_path):
 
     v16 = np.array([[0, 257 * 100, 65535, 257 * 7 + 200]], np.uint16)
     cv2.imwrite(str(tmp_path / "d.png"), v16)
-    out = io.read_rgb(tmp_path / "d.png")[..., 0]
+    out = io.read_rgb(tmp_path / "d.png", min_side=1)[..., 0]  # a 4 x 1 strip of values
     np.testing.assert_array_equal(out, np.round(v16 / 257.0).astype(np.uint8))
 
     planar = _rng(3).integers(0, 256, (3, 10, 12), dtype=np.uint8)
@@ -110,15 +110,19 @@ def test_truncated_and_garbage_tiff(tmp_path):
 
 
 # ====================================================================== masks
-def test_read_mask_any_positive_value_is_defect_and_resizes_nearest(tmp_path):
+def test_read_mask_any_positive_value_is_defect_and_size_mismatch(tmp_path):
     ids = np.zeros((4, 6), np.uint8)
     ids[1, 2], ids[3, 5], ids[0, 0] = 2, 7, 255
     cv2.imwrite(str(tmp_path / "m.png"), ids)
     m = io.read_mask(tmp_path / "m.png")
     assert m.dtype == bool
     np.testing.assert_array_equal(m, ids > 0)
-    # integer upscaling by 3 with nearest neighbour == Kronecker product with a 3x3 block
-    np.testing.assert_array_equal(io.read_mask(tmp_path / "m.png", shape=(12, 18)),
+    # a mask of another size than the image is an error naming both sizes ...
+    with pytest.raises(SampleLoadError, match=r"m.png: mask size 6 x 4 \(W x H\) does not match the image size 18 x 12"):
+        io.read_mask(tmp_path / "m.png", shape=(12, 18))
+    # ... unless an explicit resize is asked for: integer upscaling by 3 with nearest neighbour ==
+    # Kronecker product with a 3x3 block
+    np.testing.assert_array_equal(io.read_mask(tmp_path / "m.png", shape=(12, 18), resize=True),
                                   np.kron(ids > 0, np.ones((3, 3), bool)))
     # colour mask: red-only pixels count, black does not
     col = np.zeros((4, 6, 3), np.uint8)

@@ -7,11 +7,10 @@ for them through ``thumbnailWanted``; :meth:`SampleTableModel.set_thumbnail` sto
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
-from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QPersistentModelIndex,
-                            QSize, QSortFilterProxyModel, Qt, Signal)
+from PySide6.QtCore import (QAbstractTableModel, QItemSelectionModel, QModelIndex, QSize, QSortFilterProxyModel, Qt, Signal)
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QListView, QStackedWidget, QTableView, QToolButton, QVBoxLayout,
@@ -193,13 +192,14 @@ class SampleFilterProxy(QSortFilterProxyModel):
                    split: Optional[str] = None, text: Optional[str] = None) -> None:
         if class_name is not None:
             self.class_name = class_name
+        self.beginFilterChange()       # (Qt 6.10+: replaces the deprecated invalidateFilter())
         if label is not None:
             self.label = label
         if split is not None:
             self.split = split
         if text is not None:
             self.text = text.lower()
-        self.invalidateFilter()
+        self.endFilterChange()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
         model: SampleTableModel = self.sourceModel()
@@ -351,6 +351,9 @@ class BrowserPanel(QWidget):
     def _update_count(self) -> None:
         n, total = self.proxy.rowCount(), self.model.rowCount()
         self.count_label.setText(f"{n} of {total} samples" if n != total else f"{total} samples")
+
+    def toggle_grid_mode(self) -> None:
+        self.set_grid_mode(not self.model.grid_mode)
 
     def set_grid_mode(self, grid: bool) -> None:
         self.model.grid_mode = bool(grid)

@@ -2,7 +2,6 @@
 declaration), run on this sample / on all, progress with ETA, cancel."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -17,21 +16,10 @@ from ..workers import format_eta
 
 
 def cuda_available() -> bool:
-    """True when a CUDA device is usable.  Imports torch only when an NVIDIA driver is present
-    (importing torch costs seconds and hundreds of MB, the memory-bank detector does not need it)."""
-    import sys
-    torch = sys.modules.get("torch")
-    if torch is None:
-        if not (Path("/proc/driver/nvidia/version").exists() or os.environ.get("CUDA_VISIBLE_DEVICES")):
-            return False
-        try:
-            import torch  # noqa: F811
-        except Exception:  # noqa: BLE001 - no usable torch means no CUDA
-            return False
-    try:
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
-        return False
+    """True when a CUDA device is usable (probed by :mod:`core.devices` in a child process, so the
+    GUI process never imports torch for it)."""
+    from core.devices import cuda_available as _probe
+    return bool(_probe())
 
 
 def needs_text(det: Detector) -> str:
@@ -79,6 +67,21 @@ class DetectorPanel(QWidget):
         self.device_combo.addItem("CPU", "cpu")
         top.addRow("Detector", self.detector_combo)
         top.addRow("Device", self.device_combo)
+        # weights (only for detectors that declare a 'weights' parameter)
+        self.weights_row = QWidget()
+        wl = QHBoxLayout(self.weights_row)
+        wl.setContentsMargins(0, 0, 0, 0)
+        self.weights_label = QLabel()
+        self.weights_label.setObjectName("weightsLabel")
+        self.weights_label.setWordWrap(True)
+        self.weights_btn = QPushButton("Weights…")
+        self.weights_btn.setObjectName("weightsButton")
+        self.weights_btn.setToolTip("Choose the detector's weights file (or random weights for a demo)")
+        self.weights_btn.clicked.connect(self._choose_weights)
+        wl.addWidget(self.weights_label, 1)
+        wl.addWidget(self.weights_btn)
+        top.addRow("Weights", self.weights_row)
+        self._weights_field = top.labelForField(self.weights_row)
         lay.addLayout(top)
         # run controls and progress first: visible without scrolling past the parameters
         runs = QHBoxLayout()
@@ -157,8 +160,47 @@ class DetectorPanel(QWidget):
         self.device_combo.setCurrentIndex(max(j, 0))
         self.device_combo.blockSignals(False)
 
+    def _choose_weights(self) -> None:
+        from PySide6.QtWidgets import QFileDialog, QMessageBox
+        box = QMessageBox(self)
+        box.setWindowTitle("Detector weights")
+        box.setText("Use a weights file (e.g. open_clip_model.safetensors) or random weights?\n"
+                    "Random weights run the whole pipeline but their scores are MEANINGLESS.")
+        file_btn = box.addButton("Choose file…", QMessageBox.ButtonRole.AcceptRole)
+        rnd_btn = box.addButton("Random weights", QMessageBox.ButtonRole.DestructiveRole)
+        auto_btn = box.addButton("Find automatically", QMessageBox.ButtonRole.ResetRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is file_btn:
+            path, _ = QFileDialog.getOpenFileName(self, "Weights file", str(Path.home()),
+                                                  "Weights (*.safetensors *.pt *.bin *.pth);;All files (*)")
+            if path:
+                self.paramChanged.emit("weights", path)
+        elif clicked is rnd_btn:
+            self.paramChanged.emit("weights", "random")
+        elif clicked is auto_btn:
+            self.paramChanged.emit("weights", "")
+
+    def show_weights(self, det: Detector) -> None:
+        has = any(p.name == "weights" for p in det.params)
+        self.weights_row.setVisible(has)
+        if self._weights_field is not None:
+            self._weights_field.setVisible(has)
+        if not has:
+            return
+        w = str(det.get_params().get("weights", ""))
+        if w.lower() == "random":
+            self.weights_label.setText("<b style='color:#e0a020'>RANDOM weights: scores are meaningless</b>")
+        elif w:
+            self.weights_label.setText(Path(w).name)
+            self.weights_label.setToolTip(w)
+        else:
+            self.weights_label.setText("automatic (open_clip cache / weights folder)")
+
     def set_detector(self, det: Detector) -> None:
         """Show a detector's description and build editors for its fit/score parameters."""
+        self.show_weights(det)
         self.description.setText(f"{det.description}<br><span style='color:#8a8f98'>Needs: {needs_text(det)}</span>")
         params = [p for p in det.params if p.stage in (STAGE_FIT, STAGE_SCORE)]
         self.form.set_params(params)
@@ -172,6 +214,11 @@ class DetectorPanel(QWidget):
 
     def set_values(self, values: dict[str, Any]) -> None:
         self.form.set_values(values)
+        if "weights" in values:
+            w = str(values["weights"])
+            self.weights_label.setText("<b style='color:#e0a020'>RANDOM weights: scores are meaningless</b>"
+                                       if w.lower() == "random" else (Path(w).name if w else
+                                                                       "automatic (open_clip cache / weights folder)"))
 
     # ------------------------------------------------------------------ run state
     def set_running(self, running: bool, text: str = "") -> None:

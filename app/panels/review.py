@@ -1,14 +1,17 @@
 """Review panel: annotators confirm / reject / mark unsure the detector's decision on the current
-sample (keys C / R / U), with an optional note; the history of the sample and a CSV export."""
+sample (keys C / R / U), with an optional note; the history of the sample and a CSV export.
+
+:class:`VerdictRetry` keeps the review stores whose last write failed (disk full, read-only...)
+and retries them on a timer until every verdict is on disk, saying so in the window."""
 from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QPushButton, QVBoxLayout, QWidget)
 
-from core.review import CONFIRMED, REJECTED, UNSURE, Verdict
+from core.review import CONFIRMED, REJECTED, UNSURE, ReviewStore, ReviewWriteError, Verdict
 
 
 class ReviewPanel(QWidget):
@@ -83,3 +86,56 @@ class ReviewPanel(QWidget):
     def show_counts(self, counts: dict[str, int], total: int) -> None:
         done = sum(counts.values())
         self.counts.setText(f"reviewed {done}/{total}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+
+
+class VerdictRetry(QObject):
+    """Retries the stores holding unsaved verdicts every ``interval_ms`` (and on :meth:`retry`).
+
+    ``message(level, text)`` says what to show: an error while verdicts are not on disk, then an
+    info once they all are.  A store replaced by another dataset keeps being retried.
+    """
+
+    message = Signal(str, str)
+
+    def __init__(self, parent: Optional[QObject] = None, interval_ms: int = 5000):
+        super().__init__(parent)
+        self._stores: list[ReviewStore] = []
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.retry)
+
+    @property
+    def pending(self) -> int:
+        return sum(st.pending for st in self._stores)
+
+    def failed(self, store: ReviewStore, err: ReviewWriteError) -> None:
+        """A write of ``store`` failed: keep retrying it and tell the user."""
+        if store not in self._stores:
+            self._stores.append(store)
+        self.timer.start()
+        self._tell(err)
+
+    def retry(self) -> int:
+        """Try every store again now; returns how many verdicts are still not on disk."""
+        err: Optional[ReviewWriteError] = None
+        for st in list(self._stores):
+            try:
+                st.retry()
+            except ReviewWriteError as e:
+                err = e
+            if not st.pending:
+                self._stores.remove(st)
+        if not self._stores:
+            self.timer.stop()
+            self.message.emit("info", "All verdicts are saved.")
+        else:
+            self._tell(err)
+        return self.pending
+
+    def _tell(self, err: Optional[ReviewWriteError]) -> None:
+        n = self.pending
+        why = f" ({err.reason})" if err is not None else ""
+        where = f" to {err.path}" if err is not None else ""
+        self.message.emit("error", f"{n} verdict{'s' if n != 1 else ''} not saved yet{why}: kept in memory, "
+                                   f"retrying every {self.timer.interval() // 1000} s. Free some space or "
+                                   f"make{where} writable; nothing is lost while the window stays open.")

@@ -1,16 +1,10 @@
 """3D view: the point cloud coloured by RGB, by anomaly score or by ground truth.
 
-:class:`CloudView` picks one of two backends when it is built:
-
-``"interactor"``
-    a :class:`pyvistaqt.QtInteractor` (a QOpenGLWidget) with VTK's own trackball camera, used when
-    Qt runs on a real window system (xcb, wayland, windows, cocoa);
-``"offscreen"``
-    a :class:`pyvista.Plotter` rendering off screen, its frames shown in a :class:`QLabel`, with
-    the camera driven from Qt mouse events (left drag: orbit, wheel: zoom, right/middle drag: pan)
-    and re-rendering throttled to about 30 frames per second.  Used under
-    ``QT_QPA_PLATFORM=offscreen`` (where a QOpenGLWidget draws nothing) or when the environment
-    variable ``MMAD_FORCE_OFFSCREEN_3D`` is set.
+:class:`CloudView` draws through one of two render backends, chosen when it is built (see
+:mod:`app.views.cloud_backends`: a pyvistaqt ``QtInteractor`` on a real window system, an
+off-screen ``pyvista.Plotter`` shown in a QLabel under ``QT_QPA_PLATFORM=offscreen`` or with
+``MMAD_FORCE_OFFSCREEN_3D``); picking is in :mod:`app.views.picking`.  The view itself holds the
+data, the colours, the actors, the camera and the render throttle, the same for both.
 
 Large clouds are *displayed* decimated to :attr:`CloudView.max_display_points` (a fixed,
 deterministic random subset); scores, labels, picks and marks always refer to indices of the full
@@ -31,52 +25,29 @@ frame about 3-4 times slower on this project's machines.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QImage, QPixmap
-from PySide6.QtWidgets import QApplication, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, QTimer, Signal
+from PySide6.QtWidgets import QApplication, QSizePolicy, QVBoxLayout, QWidget
 
 from core.errors import InputError
 
-from .colormap import NAN_COLOR, alpha_ramp, apply_colormap, colormap_indices, contrast_color, lut
+from .cloud_backends import DEFAULT_SIZE, INTERACTIVE_PLATFORMS, RenderBackend, make_backend
+from .colormap import alpha_ramp, contrast_color, lut, score_colors
+from .picking import PickScene, project
 
 __all__ = ["CloudView", "GT_POINT_COLOR", "NON_GT_POINT_COLOR", "INTERACTIVE_PLATFORMS"]
 
-#: Qt platforms on which a QOpenGLWidget (QtInteractor) actually draws.
-INTERACTIVE_PLATFORMS = ("xcb", "wayland", "windows", "cocoa")
 #: Colours of ground-truth anomalous / other points while the GT is shown.
 GT_POINT_COLOR = (0, 220, 0)
 NON_GT_POINT_COLOR = (110, 110, 110)
 _BACKGROUND = (0.11, 0.11, 0.12)
 _FRAME_INTERVAL_MS = 33  # ~30 fps render throttle
-_PICK_RADIUS_PX = 6.0
-_CLICK_SLOP = 4
-_DEFAULT_SIZE = (640, 480)
 _KEEP = object()  # "leave unchanged" marker for keyword arguments
 #: Text shown while the view has no cloud (see ``CloudView.set_placeholder``).
 NO_CLOUD_TEXT = "no point cloud"
-
-
-def _use_interactor() -> bool:
-    if os.environ.get("MMAD_FORCE_OFFSCREEN_3D"):
-        return False
-    name = QGuiApplication.platformName().lower()
-    return any(name == p or name.startswith(p + "-") for p in INTERACTIVE_PLATFORMS)
-
-
-def _ensure_headless_gl_env() -> None:
-    """Let VTK pick EGL directly when there is no display (avoids a fallback warning)."""
-    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-
-
-def _vtk_matrix_to_numpy(m) -> np.ndarray:
-    return np.array([[m.GetElement(i, j) for j in range(4)] for i in range(4)], np.float64)
 
 
 class CloudView(QWidget):
@@ -105,39 +76,23 @@ class CloudView(QWidget):
         #: Points shown while :meth:`set_preview` is on (when the display subset is larger);
         #: takes effect at the next :meth:`set_cloud`.
         self.preview_points = int(preview_points)
-        self._backend = "interactor" if _use_interactor() else "offscreen"
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(64, 64)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self._closed = False
-
-        if self._backend == "interactor":
-            from pyvistaqt import QtInteractor  # noqa: PLC0415
-
-            self._plotter = QtInteractor(self, auto_update=False, multi_samples=0)
-            layout.addWidget(self._plotter)
-            self._plotter.installEventFilter(self)
-            self._label: Optional[QLabel] = None
-            # The widget renders in its paintGL; time every VTK render there.
-            self._vtk_t0 = 0.0
-            rw = self._plotter.render_window
-            rw.AddObserver("StartEvent", self._on_vtk_render_start)
-            rw.AddObserver("EndEvent", self._on_vtk_render_end)
-        else:
-            _ensure_headless_gl_env()
-            self._plotter = pv.Plotter(off_screen=True, window_size=list(_DEFAULT_SIZE))
-            self._label = QLabel(self)
-            self._label.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-            self._label.setAttribute(Qt.WA_TransparentForMouseEvents, True)
-            self._label.setMinimumSize(1, 1)
-            self._label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Ignored)
-            layout.addWidget(self._label)
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(_FRAME_INTERVAL_MS)
+        self._render_timer.timeout.connect(self._render_now)
+        self._backend: RenderBackend = make_backend(self, self, self._render_timer.stop, self._note_frame)
+        self._plotter = self._backend.plotter
+        layout.addWidget(self._backend.widget)
         self._plotter.render_window.SetMultiSamples(0)
         self._plotter.set_background(_BACKGROUND)
         self._renderer = self._plotter.renderer
 
-        from vtkmodules.vtkRenderingCore import vtkTextActor, vtkWindowToImageFilter  # noqa: PLC0415
+        from vtkmodules.vtkRenderingCore import vtkTextActor  # noqa: PLC0415
 
         self._text = vtkTextActor()
         tp = self._text.GetTextProperty()
@@ -148,12 +103,6 @@ class CloudView(QWidget):
         self._text.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
         self._text.SetPosition(0.5, 0.5)
         self._renderer.AddViewProp(self._text)
-        self._grabber = vtkWindowToImageFilter()
-        self._grabber.SetInput(self._plotter.render_window)
-        self._grabber.SetInputBufferTypeToRGB()
-        self._grabber.ReadFrontBufferOff()
-        self._grabber.ShouldRerenderOff()
-
         # Data (full resolution).
         self._points: Optional[np.ndarray] = None  # N x 3 float32
         self._colors: Optional[np.ndarray] = None  # N x 3 uint8
@@ -187,17 +136,8 @@ class CloudView(QWidget):
         self._diag = 1.0
 
         # Rendering state.
-        self._frame: Optional[np.ndarray] = None  # last offscreen frame (keeps the QImage's memory)
-        self._qimage: Optional[QImage] = None
         self._last_frame_ms = float("nan")
         self._last_frame_end = -1e9  # perf_counter() at the end of the latest render
-        self._render_timer = QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.setInterval(_FRAME_INTERVAL_MS)
-        self._render_timer.timeout.connect(self._render_now)
-        self._drag_button = None
-        self._drag_last: Optional[QPointF] = None
-        self._press_pos: Optional[QPointF] = None
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._shutdown)
@@ -210,7 +150,12 @@ class CloudView(QWidget):
     @property
     def backend(self) -> str:
         """``"interactor"`` or ``"offscreen"``."""
-        return self._backend
+        return self._backend.name
+
+    @property
+    def backend_hint(self) -> str:
+        """A caption hint for the backend ("" for the interactive widget)."""
+        return self._backend.hint
 
     @property
     def plotter(self):
@@ -263,7 +208,7 @@ class CloudView(QWidget):
         return self._last_frame_ms
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(*_DEFAULT_SIZE)
+        return QSize(*DEFAULT_SIZE)
 
     # ------------------------------------------------------------------ data
     def set_cloud(self, points: Optional[np.ndarray], colors: Optional[np.ndarray] = None) -> None:
@@ -455,128 +400,47 @@ class CloudView(QWidget):
 
     def render_now(self) -> float:
         """Render now (skipping the throttle) and return the frame time in milliseconds."""
-        if self._backend == "interactor" and not self._closed:
-            # A synchronous VTK render (timed by the observers).  The widget's next paintGL
-            # renders once more to show it: use this for measurements and read-backs, not in
-            # the interactive path (which only schedules the widget's repaint).
-            self._render_timer.stop()
+        self._render_timer.stop()
+        if not self._closed:
             self._renderer.ResetCameraClippingRange()
-            self._plotter.render()
-            return self._last_frame_ms
-        self._render_now()
+            self._backend.render_sync()
         return self._last_frame_ms
 
     def render_image(self) -> np.ndarray:
         """Render now and return the frame as H x W x 3 uint8 (both backends)."""
-        if self._backend == "offscreen":
-            self._render_now()
-            return self._frame.copy()
         self._render_timer.stop()
-        self._renderer.ResetCameraClippingRange()
-        self._plotter.render()   # timed by the render window's observers
-        img = self._plotter.screenshot(None, return_img=True)
-        return np.ascontiguousarray(np.asarray(img)[..., :3], dtype=np.uint8)
+        if not self._closed:
+            self._renderer.ResetCameraClippingRange()
+        return self._backend.grab()
 
     # ------------------------------------------------------------------ picking
     def pick(self, x: float, y: float) -> Optional[int]:
         """Full-cloud index of the displayed point at widget position (x, y), or None.
 
-        Interactor backend: VTK's ``vtkPointPicker``.  Off-screen backend: the displayed points
-        are projected with the camera matrices; among those within a few pixels of (x, y) the
-        ones in front (not hidden in the last frame's z-buffer) win, then the nearest on screen.
+        The backend picks (:mod:`app.views.picking`): VTK's point picker on the interactor, the
+        projected points with a z-buffer visibility test off screen.
         """
         if self._mesh is None or self._mesh.n_points == 0:
             return None
         dpr = self.devicePixelRatioF()
-        if self._backend == "interactor":
-            return self._pick_vtk(x * dpr, y * dpr)
-        return self._pick_projected(x * dpr, y * dpr)
-
-    def project(self, full_indices: np.ndarray) -> np.ndarray:
-        """Widget coordinates (x, y) of points of the full cloud under the current camera (K x 2)."""
-        idx = np.asarray(full_indices, np.intp).reshape(-1)
-        xy, _, _ = self._project(self._points[idx])
-        return xy / self.devicePixelRatioF()
-
-    def _window_size(self) -> tuple[int, int]:
-        w, h = self._plotter.render_window.GetSize()
-        return int(w), int(h)
-
-    def _project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Device-pixel (x, y) from the top-left, window depth in [0, 1] and view distance."""
-        w, h = self._window_size()
-        cam = self._renderer.GetActiveCamera()
-        m = _vtk_matrix_to_numpy(cam.GetCompositeProjectionTransformMatrix(w / max(h, 1), -1.0, 1.0))
-        hom = np.empty((pts.shape[0], 4), np.float64)
-        hom[:, :3] = pts
-        hom[:, 3] = 1.0
-        clip = hom @ m.T
-        wc = clip[:, 3:4]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ndc = clip[:, :3] / wc
-        x = (ndc[:, 0] + 1.0) * 0.5 * w
-        y = h - (ndc[:, 1] + 1.0) * 0.5 * h
-        depth = (ndc[:, 2] + 1.0) * 0.5
-        view = hom @ _vtk_matrix_to_numpy(cam.GetViewTransformMatrix()).T
-        dist = -view[:, 2]
-        return np.stack([x, y], axis=1), depth, dist
-
-    def _pick_projected(self, xd: float, yd: float) -> Optional[int]:
-        pts = self._points[self._display_idx]
-        xy, depth, dist = self._project(pts)
-        # Pixel (i, j) spans [i, i + 1): compare with the click pixel's centre.
-        d2 = (xy[:, 0] - (np.floor(xd) + 0.5)) ** 2 + (xy[:, 1] - (np.floor(yd) + 0.5)) ** 2
-        radius = _PICK_RADIUS_PX * self.devicePixelRatioF()
-        cand = np.flatnonzero((d2 <= radius * radius) & (dist > 0) & (depth >= 0) & (depth <= 1))
-        if cand.size == 0:
-            return None
-        visible = self._visible(xy[cand], depth[cand])
-        if visible is not None and visible.any():
-            cand = cand[visible]
-        else:
-            near = dist[cand].min()
-            cand = cand[dist[cand] <= near + 0.02 * self._diag]
-        best = cand[np.argmin(d2[cand])]
-        return int(self._display_idx[best])
-
-    def _visible(self, xy: np.ndarray, depth: np.ndarray) -> Optional[np.ndarray]:
-        """Which projected points are not behind the last frame's z-buffer (None: unavailable)."""
-        from vtkmodules.vtkCommonCore import vtkFloatArray  # noqa: PLC0415
-        from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: PLC0415
-
-        w, h = self._window_size()
-        col = np.clip(np.floor(xy[:, 0]).astype(np.intp), 0, w - 1)
-        row = np.clip(np.floor(xy[:, 1]).astype(np.intp), 0, h - 1)
-        x0, x1 = int(col.min()), int(col.max())
-        r0, r1 = int(row.min()), int(row.max())
-        # VTK rows count from the bottom.
-        y0, y1 = h - 1 - r1, h - 1 - r0
-        arr = vtkFloatArray()
-        if not self._plotter.render_window.GetZbufferData(x0, y0, x1, y1, arr):
-            return None
-        z = vtk_to_numpy(arr).reshape(y1 - y0 + 1, x1 - x0 + 1)
-        zb = z[(h - 1 - row) - y0, col - x0]
-        # A point's own pixel holds its depth (or something nearer): allow a small tolerance.
-        return depth <= zb + 1e-4
-
-    def _pick_vtk(self, xd: float, yd: float) -> Optional[int]:
-        from vtkmodules.vtkRenderingCore import vtkPointPicker  # noqa: PLC0415
-
-        w, h = self._window_size()
-        picker = vtkPointPicker()
-        picker.SetTolerance(_PICK_RADIUS_PX / max(np.hypot(w, h), 1.0))
-        picker.PickFromListOn()
         if self.preview_active:
             actor, shown = self._preview_actor, self._display_idx[self._preview_pos]
         else:
             actor, shown = self._actor, self._display_idx
-        picker.AddPickList(actor)
-        if not picker.Pick(float(xd), float(h - 1 - yd), 0.0, self._renderer):
-            return None
-        pid = picker.GetPointId()
-        if pid < 0 or pid >= shown.size:
-            return None
-        return int(shown[pid])
+        scene = PickScene(self._points, self._display_idx, actor, shown, self._diag, dpr)
+        return self._backend.pick(scene, x * dpr, y * dpr)
+
+    def click(self, x: float, y: float) -> None:
+        """A click at widget position (x, y) (from the backend's input): emit ``pointPicked``."""
+        idx = self.pick(x, y)
+        if idx is not None:
+            self.pointPicked.emit(idx)
+
+    def project(self, full_indices: np.ndarray) -> np.ndarray:
+        """Widget coordinates (x, y) of points of the full cloud under the current camera (K x 2)."""
+        idx = np.asarray(full_indices, np.intp).reshape(-1)
+        xy, _, _ = project(self._renderer, self._plotter.render_window, self._points[idx])
+        return xy / self.devicePixelRatioF()
 
     # ------------------------------------------------------------------ display internals
     def _show_message(self, text: str) -> None:
@@ -650,25 +514,11 @@ class CloudView(QWidget):
             out[~g] = NON_GT_POINT_COLOR
             return out
         if self._scores is not None:
-            s = self._scores[idx]
-            nan = ~np.isfinite(s)
-            if not self._blending():
-                out = apply_colormap(s, self._vmin, self._vmax, self._cmap)
-                if nan.any():
-                    out[nan] = NAN_COLOR
-                return out
-            # Score-weighted: the colormap over the cloud's own colours (NaN: no overlay).
-            ci = colormap_indices(s, self._vmin, self._vmax)
-            w = np.take(alpha_ramp(self._blend_gamma), ci) * np.float32(self._blend_opacity)
-            w[nan] = 0.0
-            base = self._own_colors(idx).astype(np.float32)
-            top = np.take(lut(self._cmap), ci, axis=0).astype(np.float32)
-            base += w[:, None] * (top - base)
-            return np.rint(base, out=base).astype(np.uint8)
+            blend = self._blend_gamma > 0.0 or self._blend_opacity < 1.0
+            return score_colors(self._scores[idx], self._vmin, self._vmax, self._cmap,
+                                base=self._own_colors(idx) if blend else None, gamma=self._blend_gamma,
+                                opacity=self._blend_opacity)
         return self._own_colors(idx)
-
-    def _blending(self) -> bool:
-        return self._blend_gamma > 0.0 or self._blend_opacity < 1.0
 
     def _own_colors(self, idx: np.ndarray) -> np.ndarray:
         """The cloud's own colours of points ``idx``, else a grey ramp along z."""
@@ -741,7 +591,7 @@ class CloudView(QWidget):
             return
         since_ms = (time.perf_counter() - self._last_frame_end) * 1000.0
         delay = int(max(0.0, _FRAME_INTERVAL_MS - since_ms))
-        if delay == 0 and self._backend == "interactor":
+        if delay == 0 and self._backend.eager:
             self._render_now()
         else:
             self._render_timer.start(delay)
@@ -751,53 +601,21 @@ class CloudView(QWidget):
         self._last_frame_ms = (self._last_frame_end - t0) * 1000.0
         self.frameRendered.emit(self._last_frame_ms)
 
-    def _on_vtk_render_start(self, *_: Any) -> None:
-        self._vtk_t0 = time.perf_counter()
-        self._render_timer.stop()   # this render draws the current state: a pending one is moot
-
-    def _on_vtk_render_end(self, *_: Any) -> None:
-        if self._vtk_t0:
-            self._note_frame(self._vtk_t0)
-            self._vtk_t0 = 0.0
-
     def _render_now(self) -> None:
-        """Render immediately (cancels a pending throttled render).
-
-        Interactor backend: asks the QOpenGLWidget to repaint.  Its ``paintGL`` always renders
-        the VTK scene, so rendering here as well would draw every frame twice.
-        """
+        """Present the scene now (cancels a pending throttled render)."""
         self._render_timer.stop()
         if self._closed:
             return
         self._renderer.ResetCameraClippingRange()  # camera moves and new geometry change it
-        if self._backend == "interactor":
-            QWidget.update(self._plotter)   # (QWidget's, not pyvista's BasePlotter.update)
-            return
-        t0 = time.perf_counter()
-        from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: PLC0415
-
-        rw = self._plotter.render_window
-        rw.Render()
-        self._grabber.Modified()
-        self._grabber.Update()
-        img = self._grabber.GetOutput()
-        w, h, _ = img.GetDimensions()
-        frame = vtk_to_numpy(img.GetPointData().GetScalars()).reshape(h, w, -1)[::-1, :, :3]
-        self._frame = np.ascontiguousarray(frame)
-        self._qimage = QImage(self._frame.data, w, h, 3 * w, QImage.Format_RGB888)
-        pix = QPixmap.fromImage(self._qimage)
-        pix.setDevicePixelRatio(self.devicePixelRatioF())
-        self._label.setPixmap(pix)
-        self._note_frame(t0)
+        self._backend.present()
 
     def _sync_window_size(self) -> None:
-        if self._backend != "offscreen" or self._closed:
+        if self._closed:
             return
         dpr = self.devicePixelRatioF()
         w = max(int(round(self.width() * dpr)), 16)
         h = max(int(round(self.height() * dpr)), 16)
-        if (w, h) != self._window_size():
-            self._plotter.render_window.SetSize(w, h)
+        if self._backend.resize(w, h):
             self._schedule_render()
 
     # ------------------------------------------------------------------ Qt events
@@ -810,70 +628,7 @@ class CloudView(QWidget):
         self._sync_window_size()
         self._schedule_render()
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
-        """Interactor backend: watch clicks on the VTK widget (VTK still gets every event)."""
-        if obj is self._plotter and self._backend == "interactor":
-            et = event.type()
-            if et == QEvent.MouseButtonPress and event.button() == Qt.LeftButton:
-                self._press_pos = event.position()
-            elif et == QEvent.MouseButtonRelease and event.button() == Qt.LeftButton and self._press_pos is not None:
-                d = event.position() - self._press_pos
-                self._press_pos = None
-                if abs(d.x()) + abs(d.y()) <= _CLICK_SLOP:
-                    idx = self.pick(event.position().x(), event.position().y())
-                    if idx is not None:
-                        self.pointPicked.emit(idx)
-        return False
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802
-        if self._backend != "offscreen":
-            return super().mousePressEvent(event)
-        self._drag_button = event.button()
-        self._drag_last = event.position()
-        self._press_pos = event.position()
-        event.accept()
-
-    def mouseMoveEvent(self, event) -> None:  # noqa: N802
-        if self._backend != "offscreen" or self._drag_last is None:
-            return super().mouseMoveEvent(event)
-        pos = event.position()
-        dx, dy = pos.x() - self._drag_last.x(), pos.y() - self._drag_last.y()
-        self._drag_last = pos
-        if self._drag_button == Qt.LeftButton:
-            self.orbit(dx, dy)
-        elif self._drag_button in (Qt.RightButton, Qt.MiddleButton):
-            self.pan(dx, dy)
-        event.accept()
-
-    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
-        if self._backend != "offscreen":
-            return super().mouseReleaseEvent(event)
-        if event.button() == Qt.LeftButton and self._press_pos is not None:
-            d = event.position() - self._press_pos
-            if abs(d.x()) + abs(d.y()) <= _CLICK_SLOP:
-                idx = self.pick(event.position().x(), event.position().y())
-                if idx is not None:
-                    self.pointPicked.emit(idx)
-        self._drag_button = None
-        self._drag_last = None
-        self._press_pos = None
-        event.accept()
-
-    def wheelEvent(self, event) -> None:  # noqa: N802
-        if self._backend != "offscreen":
-            return super().wheelEvent(event)
-        steps = event.angleDelta().y() / 120.0
-        if steps:
-            self.zoom(1.1 ** steps)
-        event.accept()
-
-    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802
-        if self._backend != "offscreen":
-            return super().mouseDoubleClickEvent(event)
-        self.reset_view()
-        event.accept()
-
-    # ------------------------------------------------------------------ camera moves (off-screen UI)
+    # ------------------------------------------------------------------ camera moves (off-screen input, tests)
     def orbit(self, dx: float, dy: float) -> None:
         """Rotate the camera about the focal point for a drag of (dx, dy) widget pixels."""
         cam = self._renderer.GetActiveCamera()
@@ -916,8 +671,8 @@ class CloudView(QWidget):
         self._closed = True
         self._render_timer.stop()
         try:
-            self._plotter.close()
-        except Exception:  # already torn down by Qt
+            self._backend.close()
+        except Exception:  # already torn down by Qt  # noqa: BLE001 - must never fail the caller
             pass
 
     def closeEvent(self, event) -> None:  # noqa: N802

@@ -141,6 +141,7 @@ class DetectorResult:
     image_score: float
     threshold: Optional[float] = None    # decision threshold on the fused scores (fusion stage)
     params: dict[str, Any] = field(default_factory=dict)
+    modalities: str = ""                 # what was used, in words: "RGB ✓ 3D ✓ fused at image level"
 
     @property
     def is_anomalous(self) -> Optional[bool]:

@@ -11,7 +11,7 @@ _REGISTRY: dict[str, Type[Detector]] = {}
 # modules imported lazily the first time the registry is queried
 _BUILTIN_MODULES = ("core.detectors.memory_bank",)
 # optional detectors: a missing optional dependency must not hide the others
-_OPTIONAL_MODULES: tuple[str, ...] = ()
+_OPTIONAL_MODULES: tuple[str, ...] = ("core.detectors.clip", "core.detectors.cross_modal", "core.detectors.unified_moe")
 _loaded = False
 
 

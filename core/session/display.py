@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..datasets.base import Dataset, SampleRef
-from ..detectors.base import DetectorResult
+from ..colormaps import score_range  # noqa: F401 - the one rule for GUI and CLI, re-exported here
 from ..sample import Sample
 
 
@@ -56,27 +56,6 @@ def point_to_pixel(sample: Sample, index: int) -> Optional[tuple[int, int]]:
     w = sample.points.shape[1]  # type: ignore[union-attr]
     r, c = divmod(int(idx[index]), w)
     return r, c
-
-
-def score_range(result: Optional[DetectorResult]) -> tuple[float, float]:
-    """Colour range shared by both views.
-
-    With a decision threshold ``t > 0`` the range is fixed to ``[0, 2 t]`` so colours mean the same
-    on every sample (paging through results compares like with like); otherwise the 1st-99.5th
-    percentile of the sample's own scores.
-    """
-    if result is None:
-        return 0.0, 1.0
-    t = result.threshold
-    if t is not None and np.isfinite(t) and t > 0:
-        return 0.0, 2.0 * float(t)
-    vals = [a[np.isfinite(a)] for a in (result.pixel_map, result.point_scores) if a is not None]
-    vals = [v for v in vals if v.size]
-    if not vals:
-        return 0.0, 1.0
-    v = np.concatenate([x.ravel() for x in vals])
-    lo, hi = np.percentile(v, [1, 99.5])
-    return float(lo), float(hi if hi > lo else lo + 1e-6)
 
 
 def thumbnail(dataset: Dataset, ref: SampleRef, size: int = 96, sample: Optional[Sample] = None) -> np.ndarray:

@@ -162,7 +162,11 @@ class Session:
         self.backend: Backend = backend if backend is not None else ThreadBackend()
         if fit_store == "auto":
             from ..paths import fits_dir
-            fit_store = FitStore(fits_dir())
+            try:
+                fit_store = FitStore(fits_dir())
+            except MMADError as e:   # no writable cache: fits are not saved, everything else works
+                log.warning("fits are not saved: %s", e)
+                fit_store = None
         elif isinstance(fit_store, (str, Path)):
             fit_store = FitStore(fit_store)
         self.fit_store: Optional[FitStore] = fit_store

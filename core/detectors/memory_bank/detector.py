@@ -606,11 +606,14 @@ class MemoryBankDetector(Detector):
 
     def fuse(self, components: Components, params: Optional[dict[str, Any]] = None) -> DetectorResult:
         p = self.merged_params(params)
-        pixel_map, point_scores, score = self._fused(components, p)
+        pixel_map, point_scores, score, modalities = self._fused(components, p)
         return DetectorResult(components=components, pixel_map=pixel_map, point_scores=point_scores,
-                              image_score=float(score), threshold=self.decision_threshold(p), params=p)
+                              image_score=float(score), threshold=self.decision_threshold(p), params=p,
+                              modalities=modalities)
 
-    def _fused(self, components: Components, p: dict[str, Any]):
+    def _fused(self, components: Components, p: dict[str, Any]) -> tuple[Optional[np.ndarray],
+                                                                        Optional[np.ndarray], float, str]:
+        """(pixel map, point scores, image score, modalities in words) of one sample."""
         alpha, beta = float(p["alpha"]), float(p["beta"])
         weights = {RGB: alpha, GEOMETRY: 1.0 - alpha}
         maps = {k: components.maps[k] for k in (RGB, GEOMETRY) if k in components.maps}
@@ -652,4 +655,30 @@ class MemoryBankDetector(Detector):
             score = _image_score(point_scores, p["image_top_fraction"])
         else:
             score = float("nan")
-        return pixel_map, point_scores, score
+        used = [k for k in (RGB, GEOMETRY) if k in maps or k in components.point_maps]
+        how = "fused per pixel" if len(maps) == 2 else ""
+        # an image with an unorganized cloud (e.g. part7.png + part7.ply): no pixel <-> point
+        # correspondence is known, so the 3D evidence is kept per point and fused at image level
+        loose = {k: v for k, v in components.point_maps.items() if k not in maps}
+        if maps and loose:
+            pm = loose[GEOMETRY] if GEOMETRY in loose else next(iter(loose.values()))
+            point_scores = np.asarray(pm, np.float32)
+            scores = {RGB: float(score), GEOMETRY: _image_score(point_scores, p["image_top_fraction"])}
+            present = {k: weights[k] for k in scores if np.isfinite(scores[k])}
+            if sum(present.values()) <= 0:
+                present = {k: 1.0 for k in present}
+            if present:
+                tot = sum(present.values())
+                mean = sum(w * scores[k] for k, w in present.items()) / tot
+                wmax = max(present.values())
+                mx = max((w / wmax) * scores[k] for k, w in present.items() if w > 0)
+                g = float(p["gamma"])
+                score = (1 - g) * mean + g * mx
+            how = "fused at image level (no camera model links the image to the cloud)"
+        names = {RGB: "RGB", GEOMETRY: "3D"}
+        modalities = " ".join(f"{names[k]} {'✓' if k in used else '✗'}" for k in (RGB, GEOMETRY))
+        if components.extra.get("geometry_skipped"):
+            modalities += f" (3D skipped: {components.extra['geometry_skipped']})"
+        if how:
+            modalities += " " + how
+        return pixel_map, point_scores, score, modalities

@@ -1,0 +1,521 @@
+"""Analysis controller: the detector, its parameters, the fusion sliders, few-shot support and the
+analysis jobs (one sample / every shown sample / cancel).
+
+Jobs are coroutines on the qasync loop (:mod:`app.jobs`): :meth:`run_current` launches
+:meth:`_analyse`, which awaits the session's work on the job thread and continues in place with
+the result; nothing dispatches on a job's kind.  A fusion slider re-fuses the cached components on
+the GUI thread (milliseconds) and repaints both views.
+
+Debounce timers: ``_fusion_timer`` (one re-fuse + repaint per event-loop turn), ``_preview_timer``
+(the 3D view's decimated preview until the sliders rest ``PREVIEW_HOLD_MS``), ``_refuse_delay`` /
+``_refuse_timer`` (the other cached samples' scores re-fused in slices once the sliders rest) and
+``_rerun_timer`` (a rerun after parameter edits).
+
+Session change events: :meth:`detector_changed`, :meth:`records_changed` and :meth:`fitted` here
+(and ``DatasetController.dataset_changed``) are the slots to connect, one line each, wrapped in
+:func:`app.jobs.on_gui_thread` when the session may emit from the job thread.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Optional
+
+from PySide6.QtCore import QObject, QTimer
+
+from core.detectors import registry
+from core.detectors.base import DetectorResult
+from core.errors import Cancelled
+from core.session import Analysis, RunSummary, describe_error
+
+
+if TYPE_CHECKING:
+    from ..main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DETECTOR = "memory-bank"
+REFUSE_SLICE_MS = 25       # re-fusing the other cached samples yields to the event loop this often
+PREVIEW_HOLD_MS = 200      # the 3D view shows its decimated preview subset until sliders rest this long
+RERUN_DELAY_MS = 300       # parameter edits are debounced this long before the rerun
+REFUSE_DELAY_MS = 400      # the other samples are re-fused once the sliders rest this long
+
+
+def _timer(parent: QObject, ms: int, slot, single: bool = True) -> QTimer:
+    t = QTimer(parent)
+    t.setSingleShot(single)
+    t.setInterval(ms)
+    t.timeout.connect(slot)
+    return t
+
+
+class AnalysisController(QObject):
+    def __init__(self, win: "MainWindow"):
+        super().__init__(win)
+        self.win = win
+        self.session = win.session
+        self.settings = win.settings
+        self.runner = win.runner
+        self.pending_run = False
+        self.analysing = False            # an analysis job (not the demo) is running
+        self.last_fusion_ms: Optional[float] = None
+        self.last_cancel_ms: Optional[float] = None
+        self._fewshot_class: Optional[str] = None
+        self._refuse_queue: list[str] = []
+        self._preview_wanted = False
+        self._fusion_timer = _timer(self, 0, self._refresh_fusion)
+        self._refuse_timer = _timer(self, 0, self._refuse_slice, single=False)
+        self._refuse_delay = _timer(self, REFUSE_DELAY_MS, self._start_refuse_all)
+        self._preview_timer = _timer(self, PREVIEW_HOLD_MS, self._end_preview)
+        self._rerun_timer = _timer(self, RERUN_DELAY_MS, lambda: self.auto_run())
+        self._connect()
+
+    def _connect(self) -> None:
+        w = self.win
+        dp = w.detector_panel
+        dp.detectorChosen.connect(self.choose_detector)
+        dp.deviceChosen.connect(self.choose_device)
+        dp.paramChanged.connect(lambda n, v: self.set_params({n: v}))
+        dp.resetRequested.connect(lambda: self._reset_params(dp.form.defaults()))
+        dp.runSample.connect(lambda: self.run_current(force=True))
+        dp.runAll.connect(self.run_all)
+        dp.cancelRequested.connect(self.cancel_run)
+        w.fusion_panel.paramChanged.connect(self.set_fusion_param)
+        w.fusion_panel.resetRequested.connect(lambda: self._reset_params(w.fusion_panel.form.defaults()))
+        w.prompt_panel.promptsApplied.connect(self.set_params)
+        w.prompt_panel.resetRequested.connect(lambda: self._reset_params(w.prompt_panel.form.defaults()))
+        w.fewshot_panel.supportApplied.connect(self.set_support)
+        w.dataset.currentChanged.connect(lambda _key: self.refresh_fewshot())
+        w.dataset.sampleShown.connect(self._on_sample_shown)
+        w.loader.done.connect(self._on_probe)
+        w.loader.error.connect(lambda kind, key, err: kind == "probe" and log.info("CUDA probe failed: %s", err))
+        self.runner.started.connect(self._on_job_started)
+        self.runner.progress.connect(dp.set_progress)
+        self.runner.progress.connect(self._on_job_progress)
+        self.runner.idle.connect(self._on_job_idle)
+
+    # ================================================================== detector
+    def init_detector(self) -> None:
+        ids = self._available_detectors()
+        self.win.detector_panel.set_devices(["cpu"], "cpu")
+        from core.devices import available_devices
+        self.win.loader.submit("probe", "cuda", available_devices)
+        if self.session.detector is None:
+            wanted = self.settings.detector_id
+            det_id = wanted if wanted in ids else DEFAULT_DETECTOR if DEFAULT_DETECTOR in ids else (ids[0] if ids else "")
+            if det_id:
+                self._set_detector(det_id, self.settings.device if self.settings.device == "cpu" else "cpu")
+        else:
+            self.detector_changed()
+
+    def _on_probe(self, kind: str, key: Any, obj: Any) -> None:
+        if kind == "probe" and obj and len(obj) > 1:
+            self.win.detector_panel.set_devices(list(obj), self.session.device)
+
+    def _available_detectors(self) -> list[str]:
+        try:
+            ids = registry.available()
+        except Exception as err:  # noqa: BLE001 - a broken detector module must not kill the window
+            self.win.banner.error(f"Could not load the built-in detectors: {err}")
+            ids = sorted(registry._REGISTRY)
+        names = {}
+        for i in ids:
+            try:
+                names[i] = registry.get(i).name or i
+            except KeyError:
+                names[i] = i
+        self.win.detector_panel.set_detectors(ids, names, self.session.detector_id or self.settings.detector_id or "")
+        return ids
+
+    def _set_detector(self, det_id: str, device: str) -> bool:
+        try:
+            self.session.set_detector(det_id, device, **self.settings.detector_params(det_id))
+        except Exception as err:  # noqa: BLE001
+            self.win.banner.error(f"Could not create detector '{det_id}': {describe_error(err)}")
+            return False
+        self.detector_changed()
+        return True
+
+    def detector_changed(self) -> None:
+        """The session's detector changed: panels, status bar, few-shot list, results."""
+        det = self.session.detector
+        if det is None:
+            return
+        w = self.win
+        w.detector_panel.set_detector(det)
+        w.fusion_panel.set_detector(det)
+        w.prompt_panel.set_detector(det)
+        w.prompt_dock.setWindowTitle("Prompts" if det.needs.text_prompts else "Prompts (n/a)")
+        w.status_detector.setText(f"detector: {det.name or det.id}")
+        w.status_device.setText(f"device: {self.session.device.upper()}")
+        self._fewshot_class = None
+        self.refresh_fewshot()
+        w.inspector.clear_result()
+        w.browser.model.refresh_all()
+
+    def choose_detector(self, det_id: str) -> None:
+        if not det_id or det_id == self.session.detector_id:
+            return
+        self.save_params()
+        self._cancel_and_wait()
+        if self._set_detector(det_id, self.session.device):
+            self.settings.detector_id = det_id
+            self.auto_run()
+
+    def choose_device(self, device: str) -> None:
+        if device == self.session.device:
+            return
+        self._cancel_and_wait()
+        self.session.set_device(device)
+        self.settings.device = device
+        self.win.status_device.setText(f"device: {device.upper()}")
+        self.win.inspector.clear_result()
+        self.win.browser.model.refresh_all()
+        self.auto_run()
+
+    def _cancel_and_wait(self) -> None:
+        if self.runner.busy:
+            self.runner.cancel()
+            self.runner.wait(2.0)
+
+    def dataset_changed(self) -> None:
+        self._fewshot_class = None
+        self.win.inspector.clear_result()
+
+    def fitted(self, class_name: str) -> None:
+        """The session fitted ``class_name``: its few-shot list and the browser's rows may change."""
+        if self._fewshot_class == class_name:
+            self._fewshot_class = None
+            self.refresh_fewshot()
+        self.win.browser.model.refresh_all()
+
+    def records_changed(self, keys: Iterable[str]) -> None:
+        """Records of ``keys`` changed (scores, errors): refresh their browser rows."""
+        for k in keys:
+            self.win.browser.model.refresh_key(k)
+
+    # ================================================================== parameters
+    def set_params(self, values: dict[str, Any]) -> set[str]:
+        """Apply fit/score/text parameter edits: stale results are re-analysed (auto-run)."""
+        w = self.win
+        try:
+            touched = self.session.set_params(**values)
+        except (ValueError, KeyError) as err:
+            w.banner.error(str(err).strip("'\""))
+            self._sync_param_widgets()
+            return set()
+        if not touched:
+            return touched
+        if touched - {"fusion"}:
+            what = ("the detector is refitted" if "fit" in touched else
+                    "text embeddings are recomputed" if touched == {"text"} else "samples are re-analysed")
+            w.status_timing.setText(f"parameters changed: {what}")
+            if self.analysing:
+                self.runner.cancel()   # its result would be stale anyway
+            w.browser.model.refresh_all()
+            if w.detector_panel.auto_run.isChecked():
+                self.pending_run = True
+                self._rerun_timer.start()
+        else:
+            self._fusion_timer.start()
+        self.save_params()
+        return touched
+
+    def set_fusion_param(self, name: str, value: Any) -> None:
+        """A fusion slider moved: re-fuse the cached maps and repaint (no backbone runs).
+
+        Slider events are coalesced: the re-fuse and repaint run once per event-loop turn
+        (``_fusion_timer``).  Meanwhile the 3D view draws its decimated preview subset (several
+        times faster to render); the full display subset returns once no fusion slider is held
+        and none has moved for ``PREVIEW_HOLD_MS``.
+        """
+        try:
+            self.session.set_params(**{name: value})
+        except ValueError as err:
+            self.win.banner.error(str(err))
+            return
+        self._preview_wanted = True      # switched on in _refresh_fusion: one 3D frame, not two
+        self._preview_timer.start()
+        self._fusion_timer.start()
+
+    def _fusion_slider_down(self) -> bool:
+        for ed in self.win.fusion_panel.form.editors.values():
+            slider = getattr(ed, "slider", None)
+            if slider is not None and slider.isSliderDown():
+                return True
+        return False
+
+    def _end_preview(self) -> None:
+        if self._fusion_slider_down():
+            self._preview_timer.start()      # still held: check again later
+            return
+        self.win.cloud_view.set_preview(False)
+
+    def _reset_params(self, defaults: dict[str, Any]) -> None:
+        self.set_params(defaults)
+        self._sync_param_widgets()
+
+    def _sync_param_widgets(self) -> None:
+        p = self.session.params
+        for panel in (self.win.detector_panel, self.win.fusion_panel, self.win.prompt_panel):
+            panel.set_values(p)
+
+    def save_params(self) -> None:
+        if self.session.detector is not None:
+            self.settings.set_detector_params(self.session.detector_id, self.session.params)
+
+    def _refresh_fusion(self) -> None:
+        """Re-fuse the current sample once and repaint both views (``_fusion_timer``)."""
+        w = self.win
+        t0 = time.perf_counter()
+        shown = False
+        if self._preview_wanted:
+            self._preview_wanted = False
+            w.cloud_view.set_preview(True)
+        key = w.dataset.current_key
+        if key is not None and w.inspector.sample is not None:
+            res = self.session.result(key)
+            if res is not None:
+                self.show_result(res)     # updates the title too
+                shown = True
+        self.last_fusion_ms = (time.perf_counter() - t0) * 1000
+        w.fusion_panel.set_timing(self.last_fusion_ms)
+        w.browser.model.refresh_key(key or "")
+        if not shown:
+            w.dataset.update_title()
+        # the table's scores of the other cached samples are re-fused once the slider rests
+        self._refuse_timer.stop()
+        self._refuse_delay.start()
+
+    def _start_refuse_all(self) -> None:
+        cur = self.win.dataset.current_key
+        self._refuse_queue = [k for k in self.session.components.keys() if k != cur]
+        self._refuse_timer.start()
+
+    def _refuse_slice(self) -> None:
+        t_end = time.perf_counter() + REFUSE_SLICE_MS / 1000
+        while self._refuse_queue and time.perf_counter() < t_end:
+            self.session.refuse(self._refuse_queue.pop())
+        if not self._refuse_queue:
+            self._refuse_timer.stop()
+            self.win.browser.model.refresh_all()
+
+    # ================================================================== support
+    def refresh_fewshot(self) -> None:
+        ref = self.win.dataset.current_ref()
+        det = self.session.detector
+        panel = self.win.fewshot_panel
+        if ref is None or det is None:
+            panel.set_candidates("", [], [], 0)
+            return
+        if ref.class_name == self._fewshot_class:
+            return
+        self._fewshot_class = ref.class_name
+        cands = self.session.support_candidates(ref.class_name)
+        panel.set_candidates(ref.class_name, cands, self.session.support(ref.class_name), det.needs.support,
+                             self.win.dataset.thumbs)
+
+    def set_support(self, class_name: str, items) -> None:
+        """Use ``items`` (None: the default) as the support set of a class; refits that class only."""
+        if not class_name:
+            return
+        w = self.win
+        det = self.session.detector
+        if items is not None and det is not None and len(items) < det.needs.support:
+            w.banner.warning(f"'{det.id}' needs at least {det.needs.support} support sample(s); "
+                             f"{len(items)} selected. Select more good samples or files.")
+            return
+        changed = self.session.set_support(class_name, items)
+        self._fewshot_class = None
+        self.refresh_fewshot()
+        if changed:
+            n = len(self.session.support(class_name))
+            w.banner.info(f"Support of '{class_name}' changed ({n} sample(s)): only this class is refitted.")
+            w.browser.model.refresh_all()
+            ref = w.dataset.current_ref()
+            if ref is not None and ref.class_name == class_name:
+                w.inspector.clear_result()
+                if self.runner.busy:
+                    self.runner.cancel()
+                self.pending_run = True
+                self.auto_run()
+
+    # ================================================================== results
+    def _on_sample_shown(self, key: str) -> None:
+        res = self.session.result(key)
+        if res is not None:
+            self.show_result(res)
+        else:
+            self.auto_run()
+
+    def show_result(self, res: DetectorResult) -> None:
+        w = self.win
+        w.inspector.show_result(res)
+        w.dataset.update_title()
+        w.review.show_review()
+        w.resultShown.emit(w.dataset.current_key or "")
+
+    def _show_current_if(self, key: str, res: Optional[DetectorResult] = None) -> None:
+        """Show ``res`` (default: the session's result of ``key``) if ``key`` is the sample on screen."""
+        w = self.win
+        if key != w.dataset.current_key or w.inspector.sample is None:
+            return
+        res = res if res is not None else self.session.result(key)
+        if res is not None:
+            self.show_result(res)
+
+    # ================================================================== running
+    def auto_run(self) -> None:
+        if self.win.detector_panel.auto_run.isChecked() or self.pending_run:
+            self.run_current()
+
+    def run_current(self, force: bool = False) -> bool:
+        """Analyse the selected sample (fit its class first if needed) as a job coroutine."""
+        ref = self.win.dataset.current_ref()
+        if ref is None or self.session.detector is None:
+            return False
+        if self.runner.busy:
+            self.pending_run = True
+            return False
+        self.pending_run = False
+        if not force and self.session.result(ref.key) is not None:
+            return False
+        rec = self.session.records.get(ref.key)
+        if not force and rec is not None and rec.error and not rec.stale and rec.image_score is None:
+            return False   # already failed with these parameters; F5 retries
+        return self.runner.launch(f"Analysing {ref.key}", self._analyse(ref, force))
+
+    async def _analyse(self, ref, force: bool) -> None:
+        w = self.win
+        session = self.session
+        name = self.runner.name
+
+        def support_skipped(item, err) -> None:   # on the GUI thread (marshalled by the runner)
+            w.browser.model.refresh_key(getattr(item, "key", str(item)))
+            w.banner.warning(f"A support sample was left out: {describe_error(err)}")
+
+        def job(progress, cancel, emit):
+            return session.analyze(ref, progress, cancel, on_error=lambda item, err: emit((item, err)), force=force)
+
+        self.analysing = True
+        try:
+            a: Analysis = await self.runner.call(job, on_partial=lambda p: support_skipped(*p))
+        except Cancelled:
+            self._cancelled(name)
+            return
+        except Exception as err:  # noqa: BLE001 - every failure is shown in the window
+            rec = session.records.get(ref.key)
+            if rec is not None:
+                rec.error = describe_error(err)
+                w.browser.model.refresh_key(ref.key)
+            w.dataset.update_title()
+            w.report_failure(name, err)
+            self.pending_run = False
+            return
+        finally:
+            self.analysing = False
+        w.browser.model.refresh_key(a.ref.key)
+        fit = f"fit {a.fit_seconds:.2f} s · " if a.fit_seconds else ""
+        w.status_timing.setText(f"{fit}extract {a.seconds:.2f} s")
+        if a.ref.key == w.dataset.current_key and w.inspector.sample is not None:
+            if a.stale:
+                self.pending_run = True
+            else:
+                self.show_result(a.result)
+        if not a.stale and w.banner.level == "error" and w.banner.isVisible():
+            w.banner.dismiss()
+
+    def run_all(self) -> bool:
+        """Analyse every sample the browser shows; bad files are listed as skipped, the run goes on."""
+        refs = self.win.browser.visible_refs()
+        if not refs or self.session.detector is None:
+            return False
+        if self.runner.busy:
+            self.win.banner.info("A run is in progress: cancel it first (Esc).")
+            return False
+        return self.runner.launch(f"Analysing {len(refs)} samples", self._run_all(refs))
+
+    async def _run_all(self, refs) -> None:
+        w = self.win
+        session = self.session
+        name = self.runner.name
+
+        def partial(obj) -> None:   # one sample done (an Analysis) or skipped (item, error)
+            if isinstance(obj, Analysis):
+                w.browser.model.refresh_key(obj.ref.key)
+                if not obj.stale:
+                    self._show_current_if(obj.ref.key, obj.result)
+            else:
+                item, _err = obj
+                w.browser.model.refresh_key(getattr(item, "key", str(item)))
+
+        def job(progress, cancel, emit):
+            return session.run(refs, progress, cancel, on_result=emit, on_error=lambda item, err: emit((item, err)))
+
+        self.analysing = True
+        try:
+            s: RunSummary = await self.runner.call(job, on_partial=partial)
+        except Cancelled:
+            self._cancelled(name)
+            return
+        except Exception as err:  # noqa: BLE001
+            w.report_failure(name, err)
+            self.pending_run = False
+            return
+        finally:
+            self.analysing = False
+        w.browser.model.refresh_all()
+        w.status_timing.setText(s.message())
+        if s.skipped:
+            w.banner.warning(f"{s.message()}. {len(s.skipped)} sample(s) could not be analysed and were "
+                             f"skipped (see Details); fix or remove those files and run again.",
+                             [f"{k}: {m}" for k, m in s.skipped])
+        elif s.cancelled:
+            w.banner.info(f"Run cancelled: {s.message()}.")
+        else:
+            w.banner.info(f"Done: {s.message()}.")
+        if w.dataset.current_key:
+            self._show_current_if(w.dataset.current_key)
+        self._note_cancel_latency(s.cancelled)
+
+    def cancel_run(self) -> None:
+        if self.runner.busy:
+            self.pending_run = False
+            self.runner.cancel()
+            self.win.detector_panel.progress_label.setText("cancelling…")
+
+    def stop(self) -> None:
+        """Stop a running analysis before the dataset changes (the demo job goes on)."""
+        if self.analysing:
+            self.pending_run = False
+            self.runner.cancel()
+            self.runner.wait(2.0)
+
+    def _cancelled(self, name: str) -> None:
+        self._note_cancel_latency(True)
+        if not self.pending_run:
+            self.win.banner.info(f"{name}: cancelled.")
+
+    def _note_cancel_latency(self, cancelled: bool) -> None:
+        if cancelled and self.runner.t_cancel is not None:
+            self.last_cancel_ms = (time.perf_counter() - self.runner.t_cancel) * 1000
+            self.win.status_timing.setText(f"cancelled in {self.last_cancel_ms:.0f} ms")
+
+    # ------------------------------------------------------------------ job chrome
+    def _on_job_started(self, name: str) -> None:
+        w = self.win
+        w.detector_panel.set_running(True, name)
+        w.show_job(name)
+        w.dataset.update_title()
+        w.set_running(True)
+
+    def _on_job_progress(self, fraction: float, message: str, eta_s: float) -> None:
+        self.win.show_progress(fraction, message, eta_s)
+
+    def _on_job_idle(self) -> None:
+        w = self.win
+        w.detector_panel.set_running(False, "cancelled" if self.runner.t_cancel else "done")
+        w.show_job(None)
+        w.set_running(False)
+        if self.pending_run:
+            QTimer.singleShot(0, self.run_current)

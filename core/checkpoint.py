@@ -1,0 +1,128 @@
+"""Checkpoints of trained detectors: ``<name>.safetensors`` (the tensors) + ``<name>.json`` (metadata).
+
+Loading never unpickles: safetensors holds raw tensors only, and the JSON sidecar is plain data.
+The JSON records the detector, its model and feature configuration, the classes trained on, the
+library versions, a hash of the training data and the SHA-256 of the tensor file; a checkpoint
+whose tensor file does not match that hash (changed, truncated, tampered) is refused, and so is
+one made for another detector, other features or other classes (:class:`CheckpointError`, an
+:class:`~core.errors.InputError` naming the file).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import InputError
+
+FORMAT = "mmad-checkpoint/1"
+SUFFIX = ".safetensors"
+
+
+class CheckpointError(InputError):
+    """A checkpoint cannot be used (missing, corrupt, tampered, foreign)."""
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def paths_for(path: str | Path) -> tuple[Path, Path]:
+    """(tensor file, JSON file) of a checkpoint given either of them or their common stem."""
+    p = Path(path)
+    if p.suffix in (SUFFIX, ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + SUFFIX), p.with_name(p.name + ".json")
+
+
+@dataclass
+class Checkpoint:
+    tensors: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Optional[Path] = None
+    sha256: str = ""
+
+    @property
+    def detector(self) -> str:
+        return str(self.meta.get("detector", ""))
+
+    @property
+    def classes(self) -> list[str]:
+        return [str(c) for c in self.meta.get("classes", [])]
+
+    def save(self, path: str | Path) -> Path:
+        """Write both files atomically (tensors first, JSON last); returns the tensor file."""
+        from safetensors.numpy import save_file
+        tpath, jpath = paths_for(path)
+        tpath.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=tpath.parent, prefix=tpath.name + ".", suffix=".part")
+        os.close(fd)
+        try:
+            save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, tmp)
+            sha = file_sha256(Path(tmp))
+            os.chmod(tmp, 0o644)   # mkstemp makes it private; a model file is ordinary data
+            os.replace(tmp, tpath)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        meta = dict(self.meta, format=FORMAT, tensors_sha256=sha, tensor_file=tpath.name)
+        tmp_j = jpath.with_name(jpath.name + ".part")
+        tmp_j.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        os.replace(tmp_j, jpath)
+        self.meta, self.path, self.sha256 = meta, tpath, sha
+        return tpath
+
+
+def load_checkpoint(path: str | Path, detector: Optional[str] = None, features: Optional[dict] = None,
+                    class_name: Optional[str] = None) -> Checkpoint:
+    """Read and verify a checkpoint.  ``detector``: refuse another detector's; ``features``: refuse
+    one trained on other features (their ``version`` and dimensions); ``class_name``: refuse one
+    not trained on that class."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    if not str(path).strip():
+        raise CheckpointError(None, f"detector '{detector or '?'}' needs a trained checkpoint: train one with "
+                                    f"'python main.py train --data DIR --detector {detector or 'ID'} --out CKPT' "
+                                    f"and pass it with --checkpoint CKPT")
+    tpath, jpath = paths_for(path)
+    if not jpath.is_file() or not tpath.is_file():
+        raise CheckpointError(Path(path), f"no checkpoint here (expected {tpath.name} and {jpath.name})")
+    try:
+        meta = json.loads(jpath.read_text())
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError(jpath, f"cannot read the checkpoint metadata ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(jpath, "is not a checkpoint of this application")
+    if detector is not None and meta.get("detector") != detector:
+        raise CheckpointError(jpath, f"is a checkpoint of detector '{meta.get('detector')}', not '{detector}'")
+    if features is not None:
+        theirs = meta.get("features") or {}
+        for k in ("version", "d_rgb", "d_geo"):
+            if theirs.get(k) != features.get(k):
+                raise CheckpointError(jpath, f"was trained on other features ({k} = {theirs.get(k)!r}; "
+                                             f"this installation computes {features.get(k)!r}): retrain it")
+    classes = [str(c) for c in meta.get("classes", [])]
+    if class_name is not None and class_name not in classes:
+        raise CheckpointError(jpath, f"was trained on classes {', '.join(classes) or '(none)'}, not on "
+                                     f"'{class_name}': train a model that includes it")
+    try:
+        sha = file_sha256(tpath)
+    except OSError as e:
+        raise CheckpointError(tpath, f"cannot read the checkpoint ({e})") from None
+    if sha != meta.get("tensors_sha256"):
+        raise CheckpointError(tpath, "does not match the SHA-256 in its metadata (changed, truncated or tampered)")
+    try:
+        tensors = load_file(str(tpath))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(tpath, f"cannot read the checkpoint tensors ({type(e).__name__}: {e})") from None
+    return Checkpoint(tensors=tensors, meta=meta, path=tpath, sha256=sha)

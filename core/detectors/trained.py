@@ -1,0 +1,218 @@
+"""Common base of the trained detectors (``cross-modal``, ``unified-moe``).
+
+One model, trained on the good samples of several classes (:mod:`core.training`), is a
+**checkpoint** (:mod:`core.checkpoint`) named by the fit-stage parameter ``checkpoint``.
+``build_state`` loads and verifies it (detector, features, that the part class is one it was
+trained on, SHA-256) and calibrates the model's discrepancies on the class's good support samples
+(nominal scale: each modality's map is divided by the 99th percentile of its support discrepancies,
+so 1 means "as unusual as the top 1 % of good locations" and the fusion weights mean what they
+say; without support, the calibration made on the training data of that class is used).
+
+**The FitState holds the weights** (arrays ``net.*`` and ``std.*``, a few hundred kB): a state is
+self-contained, so a worker process or a saved fit needs no access to the checkpoint file.  Its
+meta records the checkpoint path and SHA-256; ``restore_state`` refuses a saved fit whose
+checkpoint file has since changed (a retrained model at the same path), so the session refits
+from the new one instead of using stale weights.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+
+from ..checkpoint import file_sha256, load_checkpoint
+from ..errors import InputError
+from ..features.grid import D_GEO, D_RGB, FEATURE_VERSION, FeatureConfig, GridFeatures, grid_features, upsample_map
+from ..fusion import image_score, nan_gaussian
+from ..sample import Sample
+from .base import STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Param, ProgressFn
+from .state import FitStateError
+
+CALIB_Q = 0.99
+TEXT_OFF = "off: no CLIP text features (no weights installed), the text term (OCTA) is not computed"
+
+
+def current_features() -> dict[str, Any]:
+    return {"version": FEATURE_VERSION, "d_rgb": D_RGB, "d_geo": D_GEO}
+
+
+def checkpoint_param() -> Param:
+    return Param("checkpoint", "", "text", stage=STAGE_FIT,
+                 help="trained model (.safetensors + .json) made by 'python main.py train'")
+
+
+def to_batch(feats: GridFeatures, std: dict[str, np.ndarray], class_index: int):
+    """Standardized torch batch of one sample's grid locations."""
+    import torch
+    n = feats.n
+    rgb = np.zeros((n, D_RGB), np.float32)
+    geo = np.zeros((n, D_GEO), np.float32)
+    has_rgb = np.zeros(n, bool)
+    has_geo = np.zeros(n, bool)
+    if feats.rgb is not None:
+        rgb = (feats.rgb - std["rgb.mean"]) / std["rgb.std"]
+        has_rgb[:] = True
+    if feats.geo is not None:
+        geo = np.where(feats.valid[:, None], (feats.geo - std["geo.mean"]) / std["geo.std"], 0.0)
+        has_geo = feats.valid.copy()
+    return {"rgb": torch.from_numpy(np.ascontiguousarray(rgb, np.float32)),
+            "geo": torch.from_numpy(np.ascontiguousarray(geo, np.float32)),
+            "has_rgb": torch.from_numpy(has_rgb), "has_geo": torch.from_numpy(has_geo),
+            "cls": torch.full((n,), int(class_index), dtype=torch.long)}
+
+
+class TrainedDetector(Detector):
+    """Subclasses set ``net_factory`` (a function ``(config) -> nn.Module``) and implement ``fuse``."""
+
+    state_version = "1"
+    modalities: ClassVar[tuple[str, ...]] = ("rgb", "geometry")
+
+    def __init__(self, device: str = "cpu", **params: Any):
+        self._net = None
+        self._std: dict[str, np.ndarray] = {}
+        self._calib: dict[str, float] = {}
+        self._cfg = FeatureConfig()
+        self._class_index = 0
+        super().__init__(device=device, **params)
+
+    # ------------------------------------------------------------------ model
+    @classmethod
+    def make_net(cls, config: dict[str, Any]):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def net_from_tensors(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]):
+        import torch
+        net = cls.make_net(config)
+        sd = {k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+        if missing or unexpected:
+            raise InputError(None, f"the checkpoint's tensors do not fit the '{cls.id}' model "
+                                   f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+        net.eval()
+        return net
+
+    def check_usable(self, feats: GridFeatures, sample: Sample) -> None:
+        """Raise InputError when the sample's features cannot be scored by this detector."""
+
+    # ------------------------------------------------------------------ fit
+    def build_state(self, support, class_name, progress, cancel):
+        ck = load_checkpoint(self["checkpoint"], detector=self.id, features=current_features(), class_name=class_name)
+        self.report(progress, 0.05, f"loaded {ck.path.name}")
+        classes = ck.classes
+        arrays = {k: v for k, v in ck.tensors.items() if k.startswith(("net.", "std."))}
+        self._net = self.net_from_tensors(ck.meta["model"], arrays)
+        self._std = {k[4:]: v for k, v in arrays.items() if k.startswith("std.")}
+        self._cfg = FeatureConfig.from_json(ck.meta["features"])
+        self._class_index = classes.index(class_name)
+        raw: dict[str, list] = {m: [] for m in self.modalities}
+        for i, s in enumerate(support):
+            self.check_cancel(cancel)
+            self.report(progress, 0.1 + 0.85 * i / max(len(support), 1), f"calibrating on support {i + 1}/{len(support)}")
+            try:
+                d = self._raw_scores(s)[0]
+            except InputError:
+                continue
+            for m, v in d.items():
+                raw[m].append(v[np.isfinite(v)])
+        calib, source = {}, {}
+        trained = (ck.meta.get("calibration") or {}).get(class_name, {})
+        for m in self.modalities:
+            v = np.concatenate(raw[m]) if raw[m] else np.zeros(0)
+            if v.size >= 20:
+                calib[m], source[m] = float(max(np.quantile(v, CALIB_Q), 1e-6)), "support"
+            elif m in trained:
+                calib[m], source[m] = float(trained[m]), "training data"
+        self._calib = calib
+        meta = {"checkpoint": str(Path(ck.path).resolve()), "checkpoint_sha256": ck.sha256,
+                "model": ck.meta["model"], "features": ck.meta["features"], "classes": classes,
+                "class_index": self._class_index, "calibration": calib, "calibrated_on": source,
+                "trained_epochs": ck.meta.get("epochs"), "training_data_sha256": ck.meta.get("training_data_sha256")}
+        return arrays, meta
+
+    def restore_state(self, state) -> None:
+        meta = state.meta
+        path = Path(str(meta.get("checkpoint", "")))
+        if path.is_file() and file_sha256(path) != meta.get("checkpoint_sha256"):
+            raise FitStateError(path, "the checkpoint changed since this fit was made (retrained?): refit")
+        self._net = self.net_from_tensors(meta["model"], state.arrays)
+        self._std = {k[4:]: np.asarray(v) for k, v in state.arrays.items() if k.startswith("std.")}
+        self._cfg = FeatureConfig.from_json(meta["features"])
+        self._class_index = int(meta["class_index"])
+        self._calib = {k: float(v) for k, v in meta.get("calibration", {}).items()}
+
+    def on_invalidate(self, stages: set[str]) -> None:
+        if STAGE_FIT in stages:
+            self._net = None
+
+    # ------------------------------------------------------------------ extract
+    def _raw_scores(self, sample: Sample) -> tuple[dict[str, np.ndarray], GridFeatures]:
+        import torch
+        feats = grid_features(sample, self._cfg)
+        self.check_usable(feats, sample)
+        batch = to_batch(feats, self._std, self._class_index)
+        with torch.no_grad():
+            d = self._net.discrepancies(batch)
+        return {m: v.numpy().astype(np.float32) for m, v in d.items() if bool(torch.isfinite(v).any())}, feats
+
+    def extract(self, sample: Sample, progress: Optional[ProgressFn] = None,
+                cancel: Optional[CancelFn] = None) -> Components:
+        self.require_fitted()
+        self.check_sample(sample)
+        t0 = time.perf_counter()
+        self.check_cancel(cancel)
+        self.report(progress, 0.1, "features on the common grid")
+        raw, feats = self._raw_scores(sample)
+        self.check_cancel(cancel)
+        grid = sample.grid_shape
+        comps = Components(shape=grid, valid=sample.valid_mask(),
+                           extra={"patch_grid": feats.grid, "text_term": TEXT_OFF})
+        if feats.geometry_note:
+            comps.extra["geometry_skipped"] = feats.geometry_note
+        for m, v in raw.items():
+            scale = self._calib.get(m, 1.0)
+            comps.maps[m] = upsample_map(v / scale, feats.grid, grid)
+            comps.image[m] = image_score(nan_gaussian(comps.maps[m], self._sigma_px(1.0, comps)))
+        comps.seconds = time.perf_counter() - t0
+        self.report(progress, 1.0, "done")
+        return comps
+
+    # ------------------------------------------------------------------ fuse helpers
+    @staticmethod
+    def _sigma_px(sigma_patches: float, comps: Components) -> float:
+        g = comps.extra.get("patch_grid") or (1, 1)
+        return float(sigma_patches) * comps.shape[0] / max(g[0], 1)
+
+    def finish(self, fused: Optional[np.ndarray], comps: Components, p: dict[str, Any], sample_extra: dict) -> DetectorResult:
+        """Smooth, fill, image score and per-point scores of a fused map."""
+        pixel = points = None
+        score = float("nan")
+        if fused is not None:
+            defined = np.isfinite(fused)
+            sm = nan_gaussian(fused, self._sigma_px(p["sigma"], comps), fill_holes=True, min_weight=1e-3)
+            score = image_score(np.where(defined, sm, np.nan), p["image_top_fraction"])
+            lo = float(np.nanmin(sm)) if np.isfinite(sm).any() else 0.0
+            pixel = np.where(np.isfinite(sm), sm, lo).astype(np.float32)
+            vm = comps.valid
+            if vm is not None:
+                import cv2
+                m = pixel if pixel.shape == vm.shape else cv2.resize(pixel, (vm.shape[1], vm.shape[0]),
+                                                                      interpolation=cv2.INTER_NEAREST)
+                points = m[vm].astype(np.float32)
+        params = dict(p, **sample_extra)
+        return DetectorResult(components=comps, pixel_map=pixel, point_scores=points, image_score=float(score),
+                              threshold=float(p["threshold"]), params=params)
+
+
+def fusion_common() -> tuple[Param, ...]:
+    from .base import STAGE_FUSION
+    return (
+        Param("sigma", 1.0, "float", min=0.0, max=8.0, step=0.25, stage=STAGE_FUSION,
+              help="Gaussian smoothing of the fused map, in patches of the feature grid"),
+        Param("threshold", 1.0, "float", min=0.0, max=1000.0, step=0.05, stage=STAGE_FUSION,
+              help="decision threshold on the image score (1 = 99th percentile of good locations)"),
+        Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
+              help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
+    )

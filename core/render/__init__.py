@@ -1,0 +1,6 @@
+"""Point cloud -> views (numpy z-buffer, no GL) and view maps -> point scores."""
+from .backproject import BackProjection, backproject
+from .views import MVTEC_VIEWS, Views, auto_radius, render_views, rotation, shade, view_rotations, zbuffer
+
+__all__ = ["render_views", "backproject", "BackProjection", "Views", "MVTEC_VIEWS", "view_rotations", "rotation", "zbuffer",
+           "shade", "auto_radius"]

@@ -1,0 +1,1 @@
+"""Application resources (stylesheet, icons, screenshot), installed with the package."""

@@ -1,0 +1,256 @@
+"""Trained detectors: common-grid features, GACM gating and MoE routing maths, training on good
+samples only, checkpoints (round trip, refusal of tampered / foreign ones), cancel."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoint import CheckpointError, load_checkpoint, paths_for
+from core.detectors import create
+from core.errors import Cancelled, InputError
+from core.features.grid import D_GEO, D_RGB, FeatureConfig, grid_features, upsample_map
+from core.detectors.cross_modal.model import CrossModalNet, GACM
+from core.detectors.unified_moe.model import SparseMoE, TopKRouter, UnifiedMoENet, load_balance
+from core.training import train
+
+from conftest import MemoryDataset, make_part
+
+CFG = FeatureConfig(working_size=64, stride=4)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return MemoryDataset(tmp_path_factory.mktemp("mem") / "mem", n_train=3, n_good=1, n_bad=1, size=48)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, tmp_path_factory):
+    """One model per detector on both classes of the tiny dataset (a few epochs)."""
+    out = {}
+    d = tmp_path_factory.mktemp("ck")
+    for det in ("cross-modal", "unified-moe"):
+        losses = []
+        r = train(tiny, det, epochs=6, out=d / det, features=CFG, batch_size=128,
+                  on_epoch=lambda e, l, losses=losses: losses.append(l))
+        out[det] = (r, losses)
+    return out
+
+
+# ---------------------------------------------------------------------- features
+def test_grid_features_shapes_and_mask():
+    s = make_part(3, size=48)
+    f = grid_features(s, CFG)
+    assert f.grid == (16, 16)
+    assert f.rgb.shape == (256, D_RGB) and f.geo.shape == (256, D_GEO) and f.valid.shape == (256,)
+    # valid patches lie on the disc (the object), not on the background plane
+    yy, xx = np.divmod(np.arange(256), 16)
+    r = np.hypot(yy + 0.5 - 8, xx + 0.5 - 8)
+    assert f.valid.any() and not f.valid[r > 16 * 0.35 + 1].any() and f.valid[r < 2].all()
+    assert np.all(f.geo[~f.valid] == 0) and np.isfinite(f.geo).all()
+
+
+def test_grid_features_rgb_only_and_refusal():
+    f = grid_features(make_part(1, size=48, points=False), CFG)
+    assert f.rgb is not None and f.geo is None and f.valid is None
+    s = make_part(1, size=48, rgb=False)
+    s.points = s.points.reshape(-1, 3)     # unorganized, no image: nothing to put on the grid
+    with pytest.raises(InputError, match="neither"):
+        grid_features(s, CFG)
+
+
+def test_upsample_map_keeps_undefined():
+    v = np.array([1.0, np.nan, 2.0, 3.0], np.float32)
+    m = upsample_map(v, (2, 2), (8, 8))
+    assert m.shape == (8, 8) and np.isnan(m[0, 7]) and np.isfinite(m[7, 0])
+
+
+# ---------------------------------------------------------------------- maths
+def test_gacm_gating_is_convex_mix_of_branches():
+    torch.manual_seed(0)
+    g = GACM(5, 4, 6, n_classes=1)
+    x = torch.randn(7, 5)
+    gate, f_geo, f_sem = g.gate(x)
+    assert torch.allclose(gate, torch.sigmoid(g.w_g(g.phi_g(x))))
+    assert bool(((gate > 0) & (gate < 1)).all())
+    # forcing the gate to 1 makes the fused feature the geometric branch alone
+    with torch.no_grad():
+        g.w_g.weight.zero_()
+        g.w_g.bias.fill_(50.0)
+    cls = torch.zeros(7, dtype=torch.long)
+    want = g.residual(x) + g.out(torch.nn.functional.gelu(g.ln(g.phi_g(x))))
+    assert torch.allclose(g(x, cls), want, atol=1e-5)
+
+
+def test_cross_modal_loss_masked_to_valid_points():
+    torch.manual_seed(0)
+    net = CrossModalNet(3, 2, 1, hidden=4)
+    b = {"rgb": torch.randn(6, 3), "geo": torch.randn(6, 2), "has_rgb": torch.ones(6, dtype=torch.bool),
+         "has_geo": torch.tensor([1, 1, 1, 0, 0, 0], dtype=torch.bool), "cls": torch.zeros(6, dtype=torch.long)}
+    l1, _ = net.loss(b)
+    b2 = dict(b, geo=b["geo"].clone())
+    b2["geo"][3:] = 1e3               # garbage at invalid locations changes nothing
+    l2, _ = net.loss(b2)
+    assert torch.allclose(l1, l2)
+    d = net.discrepancies(b)
+    assert torch.isnan(d["rgb"][3:]).all() and torch.isfinite(d["geometry"][:3]).all()
+
+
+def test_topk_router_selects_k_experts_and_gates_sum_to_one():
+    torch.manual_seed(0)
+    r = TopKRouter(4, n_experts=5, top_k=2)
+    x = torch.randn(9, 4)
+    gates, idx, probs = r(x)
+    assert idx.shape == (9, 2) and gates.shape == (9, 2)
+    assert torch.allclose(gates.sum(-1), torch.ones(9))
+    assert all(len(set(row.tolist())) == 2 for row in idx)
+    assert torch.equal(idx, r.lin(x).topk(2, -1).indices)
+    with pytest.raises(ValueError):
+        TopKRouter(4, 3, 4)
+
+
+def test_sparse_moe_runs_only_selected_experts():
+    torch.manual_seed(0)
+    moe = SparseMoE(3, 2, 4, n_experts=4, top_k=1, d_route=3)
+    x = torch.randn(5, 3)
+    out, idx, _ = moe(x, x)
+    want = torch.stack([moe.experts[int(idx[i, 0])](x[i:i + 1])[0] for i in range(5)])
+    assert torch.allclose(out, want, atol=1e-6)
+
+
+def test_load_balance_term():
+    e = 4
+    uniform = torch.full((8, e), 1 / e)
+    balanced = torch.arange(8).reshape(8, 1) % e
+    assert float(load_balance(balanced, uniform, e)) == pytest.approx(1.0)
+    collapsed = torch.zeros(8, 1, dtype=torch.long)
+    peaked = torch.tensor([[1.0, 0, 0, 0]]).repeat(8, 1)
+    assert float(load_balance(collapsed, peaked, e)) == pytest.approx(e)
+
+
+def test_unified_moe_handles_any_modality_combination():
+    torch.manual_seed(0)
+    net = UnifiedMoENet(3, 2, 2, width=8, bottleneck=4, n_experts=3, top_k=2)
+    n = 6
+    for has_rgb, has_geo in ((1, 0), (0, 1), (1, 1)):
+        b = {"rgb": torch.randn(n, 3), "geo": torch.randn(n, 2), "has_rgb": torch.full((n,), bool(has_rgb)),
+             "has_geo": torch.full((n,), bool(has_geo)), "cls": torch.tensor([0, 1] * 3)}
+        d = net.discrepancies(b)
+        assert bool(torch.isfinite(d["rgb"]).all()) == bool(has_rgb)
+        assert bool(torch.isfinite(d["geometry"]).all()) == bool(has_geo)
+        loss, stats = net.loss(b)
+        assert torch.isfinite(loss) and "balance" in stats
+
+
+# ---------------------------------------------------------------------- training
+@pytest.mark.parametrize("det", ["cross-modal", "unified-moe"])
+def test_training_lowers_loss_and_scores_defect_above_good(trained, tiny, det):
+    r, losses = trained[det]
+    assert len(losses) == 6 and losses[-1] < 0.7 * losses[0]
+    d = create(det, checkpoint=str(r.path))
+    d.fit([tiny.load(x) for x in tiny.support_refs("disc", 3)], class_name="disc")
+    bad = tiny.load(tiny.select(["disc"], split="test", label="blob")[0])
+    good = tiny.load(tiny.select(["disc"], split="test", label="good")[0])
+    rb, rg = d.score(bad), d.score(good)
+    assert rb.image_score > rg.image_score
+    on_obj = bad.valid_mask() & ~bad.gt_mask
+    assert np.nanmean(rb.pixel_map[bad.gt_mask]) > 2 * np.nanmean(rb.pixel_map[on_obj])
+    assert "off" in rb.params["text_term"] and "off" in rb.components.extra["text_term"]
+    # fusion is pure and cheap: a slider changes the map without extract
+    half = d.fuse(rb.components, {"alpha": 0.25} if det == "cross-modal" else {"rgb_weight": 1.0})
+    assert not np.allclose(half.pixel_map, rb.pixel_map)
+
+
+def test_training_is_reproducible_and_resumable(tiny, tmp_path):
+    a = train(tiny, "unified-moe", classes=["disc"], epochs=2, out=tmp_path / "a", features=CFG, batch_size=128)
+    b = train(tiny, "unified-moe", classes=["disc"], epochs=1, out=tmp_path / "b", features=CFG, batch_size=128)
+    b = train(tiny, "unified-moe", classes=["disc"], epochs=2, out=tmp_path / "b", features=CFG, batch_size=128,
+              resume=True)
+    ta, tb = load_checkpoint(a.path).tensors, load_checkpoint(b.path).tensors
+    assert set(ta) == set(tb)
+    for k in ta:
+        if k.startswith("net."):
+            np.testing.assert_allclose(ta[k], tb[k], rtol=1e-5, atol=1e-6)
+
+
+def test_cross_modal_refuses_rgb_only(trained, tiny):
+    d = create("cross-modal", checkpoint=str(trained["cross-modal"][0].path))
+    d.fit([], class_name="disc")          # no support: the training-data calibration is used
+    assert d.state.meta["calibrated_on"]["rgb"] == "training data"
+    s = make_part(9, size=48, points=False)
+    with pytest.raises(InputError, match="needs a point cloud"):
+        d.score(s)
+    u = create("unified-moe", checkpoint=str(trained["unified-moe"][0].path))
+    u.fit([], class_name="disc")
+    res = u.score(s)                        # unified-moe: RGB alone
+    assert set(res.components.maps) == {"rgb"} and np.isfinite(res.image_score)
+
+
+# ---------------------------------------------------------------------- checkpoints
+def test_checkpoint_round_trip_and_state_round_trip(trained, tiny, tmp_path):
+    r = trained["unified-moe"][0]
+    ck = load_checkpoint(r.path, detector="unified-moe", class_name="ring")
+    meta = json.loads(paths_for(r.path)[1].read_text())
+    for k in ("detector", "model", "features", "classes", "versions", "training_data_sha256", "tensors_sha256"):
+        assert k in meta
+    assert ck.classes == ["disc", "ring"]
+    d = create("unified-moe", checkpoint=str(r.path))
+    st = d.fit([tiny.load(x) for x in tiny.support_refs("ring", 2)], class_name="ring")
+    st.save(tmp_path / "fit")
+    from core.detectors.state import FitState
+    d2 = create("unified-moe", checkpoint=str(r.path))
+    d2.load_state(FitState.load(tmp_path / "fit"))
+    s = tiny.load(tiny.select(["ring"], split="test")[0])
+    np.testing.assert_allclose(d.score(s).pixel_map, d2.score(s).pixel_map, rtol=1e-5, atol=1e-6)
+
+
+def test_refuses_tampered_foreign_and_missing_checkpoints(trained, tmp_path):
+    src = trained["cross-modal"][0].path
+    with pytest.raises(CheckpointError, match="not 'unified-moe'"):
+        load_checkpoint(src, detector="unified-moe")
+    with pytest.raises(CheckpointError, match="not on 'cookie'"):
+        create("cross-modal", checkpoint=str(src)).fit([], class_name="cookie")
+    with pytest.raises(CheckpointError, match="needs a trained checkpoint"):
+        create("cross-modal").fit([], class_name="disc")
+    # tampered tensors
+    t, j = paths_for(tmp_path / "x")
+    t.write_bytes(src.read_bytes())
+    j.write_text(paths_for(src)[1].read_text())
+    raw = bytearray(t.read_bytes())
+    raw[-5] ^= 0xFF
+    t.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_checkpoint(t)
+    # other features
+    meta = json.loads(paths_for(src)[1].read_text())
+    meta["features"]["version"] = "clip-vit/1"
+    t.write_bytes(src.read_bytes())
+    j.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="other features"):
+        create("cross-modal", checkpoint=str(t)).fit([], class_name="disc")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_cancel_within_a_second(tiny, tmp_path):
+    flag = threading.Event()
+    out = {}
+
+    def run():
+        t = time.perf_counter()
+        try:
+            train(tiny, "unified-moe", epochs=10_000, out=tmp_path / "c", features=CFG, batch_size=16, cancel=flag.is_set)
+        except Cancelled:
+            out["dt"] = time.perf_counter() - t
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(1.5)
+    t_cancel = time.perf_counter()
+    flag.set()
+    th.join(5)
+    assert "dt" in out and not th.is_alive()
+    assert time.perf_counter() - t_cancel < 1.0
