@@ -114,7 +114,7 @@ def save_map_tiff(root: Path, sample: Sample, pixel_map: np.ndarray) -> Path:
 def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]] = None, shots: int = 5,
              params: Optional[dict[str, Any]] = None, device: str = "cpu", save_maps: Optional[Path] = None,
              on_event: Optional[EventFn] = None, cancel: Optional[Callable[[], bool]] = None,
-             fit_store: Any = "auto") -> EvalReport:
+             fit_store: Any = "auto", calibrate_on_validation: bool = True) -> EvalReport:
     """Few-shot evaluation of ``detector_id`` on every class of ``dataset``, through the same
     :class:`~core.session.Session` code the GUI uses (thread backend).
 
@@ -122,8 +122,10 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
     {key, seconds, image_score, done, total}), ("skip", {key, reason}).  Any failure of one sample
     (a bad file, a degenerate cloud, a detector error) skips that sample; a class that cannot be
     fitted (no good samples, ...) skips that class; the rest goes on and the report says what was
-    skipped.  Raises :class:`~core.errors.UsageError` for bad arguments (``shots < 1`` for a
-    few-shot detector, unknown classes).
+    skipped.  ``calibrate_on_validation``: detectors that calibrate a decision threshold do so on
+    the class's ``validation/good`` samples (see :meth:`Session.calibration_items`).  Raises
+    :class:`~core.errors.UsageError` for bad arguments (``shots < 1`` for a few-shot detector,
+    unknown classes).
     """
     from .detectors import get
     from .session import Session, ThreadBackend, describe_error
@@ -139,7 +141,8 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         raise UsageError(f"{dataset.root}: unknown class(es) {', '.join(unknown)}; the dataset has: "
                          f"{', '.join(dataset.classes)}")
     session = Session(dataset, detector_id, device=device, params=dict(params or {}), backend=ThreadBackend(),
-                      component_cache_bytes=0, sample_cache_bytes=256 << 20, fit_store=fit_store)
+                      component_cache_bytes=0, sample_cache_bytes=256 << 20, fit_store=fit_store,
+                      calibrate_on_validation=calibrate_on_validation)
     report.params = session.params
 
     def skip(key: str, reason: str) -> None:

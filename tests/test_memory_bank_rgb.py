@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.detectors import create
-from core.detectors.memory_bank.calibration import calibrate_threshold, false_alarm_rate
+from core.detectors.memory_bank.calibration import calibrate_threshold, false_alarm_rate, tolerance_threshold
 from core.detectors.memory_bank.coreset import Whitener
 from core.detectors.memory_bank.features_rgb import dominant_angles, rgb_descriptors
 from core.detectors.state import FitState
@@ -169,6 +169,38 @@ def test_calibration_normal_fit_on_few_scores():
         calibrate_threshold(v, 0.0)
 
 
+@pytest.mark.parametrize("n", [5, 60])
+def test_tolerance_bound_keeps_false_alarms_below_target_with_its_confidence(n):
+    # normal good scores: over many calibrations, the realised false-alarm rate of the threshold
+    # is at most the target in about `confidence` of them (the plain estimate: about half)
+    rng = np.random.default_rng(1)
+    q95 = 1.0 + 0.3 * 1.6448536   # true 95 % quantile of N(1, 0.3) (sd above the floor)
+    held = [tolerance_threshold(rng.normal(1.0, 0.3, n), 0.05, 0.9) >= q95 for _ in range(400)]
+    plain = [calibrate_threshold(rng.normal(1.0, 0.3, n), 0.05) >= q95 for _ in range(400)]
+    assert 0.85 <= np.mean(held) <= 0.97
+    assert np.mean(plain) < 0.75
+    # many scores: distribution-free, an order statistic of the scores
+    v = rng.normal(1.0, 0.2, 200)
+    assert tolerance_threshold(v, 0.05, 0.9) in set(v)
+
+
+def test_validation_parts_replace_leave_one_out_in_calibration(tmp_path):
+    det = create("memory-bank", **FAST)
+    det.fit(samples(texture, range(3)), class_name="tex")
+    loo = det.calibration_scores()
+    val = [det.extract(Sample(id=f"v{i}", class_name="c", rgb=texture(30 + i))) for i in range(6)]
+    val_scores = [det.fuse(c, {"sigma": 4.0}).image_score for c in val]
+    st = det.calibrate(val)
+    got = det.calibration_scores()
+    assert len(got) == 6 and len(loo) == 3
+    # the stored patch-grid maps give (nearly) the scores of the full-resolution maps
+    np.testing.assert_allclose(np.sort(got), np.sort(val_scores), rtol=0.05, atol=0.05)
+    assert det.calibrated_threshold() == pytest.approx(tolerance_threshold(got, 0.05, 0.9))
+    other = create("memory-bank", **FAST)
+    other.load_state(FitState.load(st.save(tmp_path / "fit")))
+    np.testing.assert_allclose(other.calibration_scores(), got, rtol=1e-6)
+
+
 def test_false_alarm_rate_counts_at_or_above():
     assert false_alarm_rate([0.1, 0.5, 1.0, 2.0], 1.0) == 0.5
     assert math.isnan(false_alarm_rate([], 1.0))
@@ -181,7 +213,10 @@ def test_result_threshold_is_calibrated_and_override_wins(tex_det):
     assert r.threshold == pytest.approx(tex_det.calibrated_threshold())
     loo = tex_det.calibration_scores()
     assert len(loo) == 4
-    assert r.threshold == pytest.approx(calibrate_threshold(loo, 0.05))
+    assert r.threshold == pytest.approx(tolerance_threshold(loo, 0.05, 0.9))
+    # confidence 0.5: the plain quantile estimate, lower than the upper confidence limit
+    plain = tex_det.fuse(comps, {"calibration_confidence": 0.5}).threshold
+    assert plain == pytest.approx(calibrate_threshold(loo, 0.05)) and plain < r.threshold
     assert tex_det.fuse(comps, {"false_alarm_rate": 0.01}).threshold > r.threshold
     assert tex_det.fuse(comps, {"threshold": 3.5}).threshold == 3.5
     # the calibration follows the fusion parameters (a stronger smoothing lowers the scores)

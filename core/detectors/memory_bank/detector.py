@@ -35,6 +35,7 @@ the support clouds' own point spacing: nothing depends on the unit of the coordi
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Optional, Sequence
@@ -48,9 +49,10 @@ from ...fusion import image_score as _image_score
 from ...fusion import nan_gaussian, weighted_mean, weighted_product
 from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ...sample import Sample
+from ..state import FitState
 from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
                     Param, ProgressFn)
-from .calibration import calibrate_threshold
+from .calibration import tolerance_threshold
 from .coreset import GroupScaler, Whitener, nn_distance
 from .features_3d import geometry_descriptors
 from .bank import (_Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts,  # noqa: F401
@@ -144,6 +146,10 @@ class MemoryBankDetector(Detector):
                    "parts (leave-one-out image scores) for the false alarm rate below"),
         Param("false_alarm_rate", 0.05, "float", min=0.001, max=0.5, step=0.01, stage=STAGE_FUSION,
               help="target fraction of good parts flagged at the calibrated threshold"),
+        Param("calibration_confidence", 0.9, "float", min=0.0, max=0.999, step=0.05, stage=STAGE_FUSION,
+              help="confidence that the realised false-alarm rate is at most the target: the "
+                   "calibrated threshold is this upper confidence limit of the good scores' quantile "
+                   "(0.5 or less: the plain quantile estimate)"),
         Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
               help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
     )
@@ -156,6 +162,7 @@ class MemoryBankDetector(Detector):
         self._rgb_mode: str = OBJECT
         self._calib: dict[str, np.ndarray] = {}     # modality -> n x gh x gw leave-one-out maps
         self._calib_cache: dict[str, float] = {}
+        self._val: dict[str, np.ndarray] = {}       # modality -> m x gh x gw maps of validation parts
         super().__init__(device=device, **params)
 
     def on_invalidate(self, stages: set[str]) -> None:
@@ -163,6 +170,7 @@ class MemoryBankDetector(Detector):
             self._banks = {}
             self._voxel = None
             self._calib = {}
+            self._val = {}
             self._calib_cache = {}
 
     # ------------------------------------------------------------------ geometry helpers
@@ -401,16 +409,39 @@ class MemoryBankDetector(Detector):
             out[f"calib.{GEOMETRY}"] = maps
         return out
 
+    def calibrate(self, components: Sequence[Components]) -> FitState:
+        """Add good parts the bank never saw (e.g. ``validation/good``), as their extracted
+        components: their maps join the fit state (``val.<modality>``, patch-grid resolution) and
+        replace the support's leave-one-out maps in threshold calibration.  Returns the new state
+        (same :attr:`FitState.key`: the caller's support hash must already cover these parts)."""
+        st = self.require_fitted()
+        gh, gw = patch_grid(self["working_size"], self["patch_stride"])
+        arrays = {k: v for k, v in st.arrays.items() if not k.startswith("val.")}
+        for k in (RGB, GEOMETRY):
+            maps = np.full((len(components), gh, gw), np.nan, np.float32)
+            for j, c in enumerate(components):
+                m = c.maps.get(k)
+                if m is not None:
+                    interp = cv2.INTER_AREA if k == RGB else cv2.INTER_NEAREST
+                    maps[j] = cv2.resize(np.asarray(m, np.float32), (gw, gh), interpolation=interp)
+            if np.isfinite(maps).any():
+                arrays[f"val.{k}"] = maps
+        new = dataclasses.replace(st, arrays=arrays, meta={**st.meta, "n_validation": len(components)})
+        self.load_state(new)
+        return new
+
     def calibration_scores(self, params: Optional[dict[str, Any]] = None) -> np.ndarray:
-        """Leave-one-out image scores of the support samples fused with these fusion parameters."""
+        """Good-part image scores fused with these fusion parameters: of the validation parts
+        (:meth:`calibrate`) when the fit has any, else the support's leave-one-out ones."""
         p = self.merged_params(params)
-        if not self._calib:
+        src = self._val or self._calib
+        if not src:
             return np.zeros(0)
-        n = len(next(iter(self._calib.values())))
-        shape = next(iter(self._calib.values())).shape[1:]
+        n = len(next(iter(src.values())))
+        shape = next(iter(src.values())).shape[1:]
         scores = []
         for j in range(n):
-            maps = {k: v[j] for k, v in self._calib.items() if np.isfinite(v[j]).any()}
+            maps = {k: v[j] for k, v in src.items() if np.isfinite(v[j]).any()}
             if not maps:
                 continue
             comps = Components(maps=maps, shape=tuple(shape), extra={"working_size": self["working_size"]})
@@ -426,7 +457,8 @@ class MemoryBankDetector(Detector):
         key = params_key({q.name: p[q.name] for q in self.fusion_params() if q.name != "threshold"})
         if key not in self._calib_cache:
             v = self.calibration_scores(p)
-            thr = calibrate_threshold(v, float(p["false_alarm_rate"])) if len(v) else float("nan")
+            thr = (tolerance_threshold(v, float(p["false_alarm_rate"]), float(p["calibration_confidence"]))
+                   if len(v) else float("nan"))
             self._calib_cache[key] = thr if math.isfinite(thr) else 1.0
         return self._calib_cache[key]
 
@@ -482,6 +514,7 @@ class MemoryBankDetector(Detector):
         self._orient = str(meta.get("orient", "auto"))
         self._rgb_mode = str(meta.get("rgb_mode", OBJECT))
         self._calib = {k: np.asarray(a[f"calib.{k}"], np.float32) for k in (RGB, GEOMETRY) if f"calib.{k}" in a}
+        self._val = {k: np.asarray(a[f"val.{k}"], np.float32) for k in (RGB, GEOMETRY) if f"val.{k}" in a}
         self._calib_cache = {}
         self._banks = banks
 
