@@ -46,21 +46,21 @@ from scipy.spatial import cKDTree
 
 from ...errors import InputError
 from ...fusion import image_score as _image_score
-from ...fusion import nan_gaussian, weighted_mean, weighted_product
+from ...fusion import nan_gaussian
 from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ...sample import Sample
 from ..state import FitState
-from ..base import (STAGE_FIT, STAGE_FUSION, CancelFn, Components, Detector, DetectorResult, Needs,
-                    Param, ProgressFn)
+from ..base import (STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Needs,
+                    ProgressFn)
 from .calibration import tolerance_threshold
+from .fuse import fuse_components
+from .params import GEOMETRY, OBJECT, PARAMS, RGB, TEXTURE
 from .coreset import GroupScaler, Whitener, nn_distance
 from .features_3d import geometry_descriptors
 from .bank import (_Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts,  # noqa: F401
                    _smooth_fill, _smooth_points, _weighted_max, build_bank)
 from .features_rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
 
-RGB, GEOMETRY = "rgb", "geometry"
-TEXTURE, OBJECT = "texture", "object"
 #: a support set whose patch statistics depend on position less than this is matched as a
 #: texture.  Measured: MVTec AD grid 0.01, hazelnut toy 0.16, demo parts 0.12; the position-free
 #: texture mode scored as well or better on all of them (demo bracket RGB I-AUROC 0.99 vs 0.76 in
@@ -85,74 +85,7 @@ class MemoryBankDetector(Detector):
                    "normalized on its leave-one-out nominal scores so the fusion weights are balanced.")
     needs = Needs(rgb="optional", points="optional", support=1, default_support=5)
     state_version = "2"     # 2: RGB texture/object modes, whitening, calibration maps
-    params = (
-        # ---- fit
-        Param("coreset_ratio", 0.25, "float", min=0.01, max=1.0, step=0.05, stage=STAGE_FIT,
-              help="fraction of the support descriptors kept in each memory bank (greedy k-center)"),
-        Param("coreset_max", 4000, "int", min=100, max=500000, step=1000, stage=STAGE_FIT,
-              help="upper bound on the size of each memory bank"),
-        Param("working_size", 256, "int", min=64, max=1024, step=32, stage=STAGE_FIT,
-              help="RGB working resolution in pixels (the bank's descriptors depend on it, so it is "
-                   "a fit-stage parameter)"),
-        Param("patch_stride", 4, "int", min=2, max=16, stage=STAGE_FIT,
-              help="RGB patch grid step in working pixels"),
-        Param("target_points", 4000, "int", min=1000, max=200000, step=1000, stage=STAGE_FIT,
-              help="typical number of working 3D points per sample; sets the voxel size from the "
-                   "support clouds' point spacing"),
-        Param("normal_radius_factor", 5.0, "float", min=1.5, max=20.0, step=0.5, stage=STAGE_FIT,
-              help="normal estimation radius, in working voxel sizes"),
-        Param("fpfh_radius_factor", 12.0, "float", min=3.0, max=40.0, step=1.0, stage=STAGE_FIT,
-              help="FPFH radius, in working voxel sizes"),
-        Param("remove_background", True, "bool", stage=STAGE_FIT,
-              help="remove the background plane of organized clouds (RANSAC on the border strips)"),
-        Param("boundary_aware", True, "bool", stage=STAGE_FIT,
-              help="normalize 3D scores separately for points near a data boundary (object outline, "
-                   "missing points), whose descriptors vary more between good parts"),
-        Param("noise_augment", 1.5, "float", min=0.0, max=5.0, step=0.25, stage=STAGE_FIT,
-              help="add to the 3D bank a copy of each organized support cloud with extra depth noise "
-                   "of this many times its own measured noise (0: off), so good parts scanned with "
-                   "more noise stay nominal"),
-        Param("image_calibration", True, "bool", stage=STAGE_FIT,
-              help="divide each modality's map by the typical maximum of a good sample's map "
-                   "(leave-one-out on the support), so image scores of both modalities are balanced"),
-        Param("plane_context", False, "bool", stage=STAGE_FIT,
-              help="describe the object's outline together with the background it stands on "
-                   "(only the object is scored)"),
-        Param("rgb_mode", "auto", "choice", choices=("auto", TEXTURE, OBJECT), stage=STAGE_FIT,
-              help="RGB matching: 'texture' (any position matches any position; orientations "
-                   "relative to the image's dominant one; the bank also holds the flipped and "
-                   "second-orientation copies of the support), 'object' (a patch matches only "
-                   "bank patches near the same position), or 'auto' (texture when the support's "
-                   "patch statistics do not depend on position)"),
-        Param("position_radius", 0.12, "float", min=0.01, max=1.0, step=0.01, stage=STAGE_FIT,
-              help="object mode: how far (fraction of the image side) a bank patch may lie from the "
-                   "test patch's position"),
-        Param("rgb_whiten", True, "bool", stage=STAGE_FIT,
-              help="PCA-whiten the RGB descriptors on the support patches (regularised Mahalanobis "
-                   "distance)"),
-        Param("seed", 0, "int", min=0, max=2**31 - 1, stage=STAGE_FIT, help="coreset / RANSAC seed"),
-        # ---- fusion
-        Param("alpha", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-              help="weight of RGB; geometry gets 1 - alpha"),
-        Param("gamma", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-              help="weight of the 'either modality' term: 0 = weighted mean of the modalities, "
-                   "1 = their weighted maximum (a defect seen in one modality only is not diluted)"),
-        Param("beta", 0.0, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-              help="weight of the agreement term (weighted geometric mean of both modalities)"),
-        Param("sigma", 4.0, "float", min=0.0, max=32.0, step=0.5, stage=STAGE_FUSION,
-              help="Gaussian smoothing of the fused map, in working pixels"),
-        Param("threshold", 0.0, "float", min=0.0, max=1000.0, step=0.1, stage=STAGE_FUSION,
-              help="decision threshold on the image score; 0 = calibrated on the support's good "
-                   "parts (leave-one-out image scores) for the false alarm rate below"),
-        Param("false_alarm_rate", 0.05, "float", min=0.001, max=0.5, step=0.01, stage=STAGE_FUSION,
-              help="target fraction of good parts flagged at the calibrated threshold"),
-        Param("calibration_confidence", 0.9, "float", min=0.0, max=0.999, step=0.05, stage=STAGE_FUSION,
-              help="confidence that the realised false-alarm rate is at most the target: the "
-                   "calibrated threshold is this upper confidence limit of the good scores' quantile "
-                   "(0.5 or less: the plain quantile estimate)"),
-        Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
-              help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
-    )
+    params = PARAMS
 
     def __init__(self, device: str = "cpu", **params: Any):
         self._banks: dict[str, _Bank] = {}
@@ -445,7 +378,7 @@ class MemoryBankDetector(Detector):
             if not maps:
                 continue
             comps = Components(maps=maps, shape=tuple(shape), extra={"working_size": self["working_size"]})
-            scores.append(self._fused(comps, p)[2])
+            scores.append(fuse_components(comps, p)[2])
         return np.asarray(scores, np.float64)
 
     def calibrated_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
@@ -629,89 +562,9 @@ class MemoryBankDetector(Detector):
         return float(np.max(v)) if v.size else float("nan")
 
     # ------------------------------------------------------------------ fuse
-    @staticmethod
-    def _grid_sigma(sigma: float, comps: Components) -> float:
-        """Sigma in working pixels -> pixels of the sample's grid."""
-        if comps.shape is None:
-            return 0.0
-        ws = float(comps.extra.get("working_size", 256))
-        return float(sigma) * max(comps.shape) / ws
-
     def fuse(self, components: Components, params: Optional[dict[str, Any]] = None) -> DetectorResult:
         p = self.merged_params(params)
-        pixel_map, point_scores, score, modalities = self._fused(components, p)
+        pixel_map, point_scores, score, modalities = fuse_components(components, p)
         return DetectorResult(components=components, pixel_map=pixel_map, point_scores=point_scores,
                               image_score=float(score), threshold=self.decision_threshold(p), params=p,
                               modalities=modalities)
-
-    def _fused(self, components: Components, p: dict[str, Any]) -> tuple[Optional[np.ndarray],
-                                                                        Optional[np.ndarray], float, str]:
-        """(pixel map, point scores, image score, modalities in words) of one sample."""
-        alpha, beta = float(p["alpha"]), float(p["beta"])
-        weights = {RGB: alpha, GEOMETRY: 1.0 - alpha}
-        maps = {k: components.maps[k] for k in (RGB, GEOMETRY) if k in components.maps}
-        pixel_map = point_scores = None
-        if maps:
-            # a zero weight drops a modality (alpha = 0 / 1: single-modality maps) unless no
-            # modality of the sample has a positive weight (e.g. alpha = 1 on a 3D-only sample)
-            present = {k: w for k, w in weights.items() if k in maps}
-            if sum(present.values()) <= 0:
-                present = {k: 1.0 for k in present}
-            fused = weighted_mean(maps, present)
-            gamma = float(p["gamma"])
-            if gamma > 0 and len(maps) == 2:
-                # where a single modality is defined, mean and max are that modality's value
-                both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
-                fused = np.where(both, (1 - gamma) * fused + gamma * _weighted_max(maps, present), fused)
-            if beta > 0 and len(maps) == 2:
-                both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
-                agree = weighted_product(maps, present)
-                if agree is not None:
-                    fused = np.where(both, (1 - beta) * fused + beta * agree, fused)
-            defined = np.isfinite(fused)
-            smooth = _smooth_fill(fused, self._grid_sigma(p["sigma"], components))
-            pixel_map = smooth.astype(np.float32)
-            score = _image_score(np.where(defined, smooth, np.nan), p["image_top_fraction"])
-            if components.valid is not None:
-                vm = components.valid
-                m = pixel_map
-                if m.shape != vm.shape:
-                    m = cv2.resize(m, (vm.shape[1], vm.shape[0]), interpolation=cv2.INTER_NEAREST)
-                point_scores = m[vm].astype(np.float32)
-        elif components.point_maps:
-            pm = components.point_maps
-            present = {k: weights.get(k, 0.0) for k in pm}
-            if sum(present.values()) <= 0:
-                present = {k: 1.0 for k in pm}
-            num = sum(present[k] * np.asarray(v, np.float64) for k, v in pm.items())
-            point_scores = (num / sum(present.values())).astype(np.float32)
-            score = _image_score(point_scores, p["image_top_fraction"])
-        else:
-            score = float("nan")
-        used = [k for k in (RGB, GEOMETRY) if k in maps or k in components.point_maps]
-        how = "fused per pixel" if len(maps) == 2 else ""
-        # an image with an unorganized cloud (e.g. part7.png + part7.ply): no pixel <-> point
-        # correspondence is known, so the 3D evidence is kept per point and fused at image level
-        loose = {k: v for k, v in components.point_maps.items() if k not in maps}
-        if maps and loose:
-            pm = loose[GEOMETRY] if GEOMETRY in loose else next(iter(loose.values()))
-            point_scores = np.asarray(pm, np.float32)
-            scores = {RGB: float(score), GEOMETRY: _image_score(point_scores, p["image_top_fraction"])}
-            present = {k: weights[k] for k in scores if np.isfinite(scores[k])}
-            if sum(present.values()) <= 0:
-                present = {k: 1.0 for k in present}
-            if present:
-                tot = sum(present.values())
-                mean = sum(w * scores[k] for k, w in present.items()) / tot
-                wmax = max(present.values())
-                mx = max((w / wmax) * scores[k] for k, w in present.items() if w > 0)
-                g = float(p["gamma"])
-                score = (1 - g) * mean + g * mx
-            how = "fused at image level (no camera model links the image to the cloud)"
-        names = {RGB: "RGB", GEOMETRY: "3D"}
-        modalities = " ".join(f"{names[k]} {'✓' if k in used else '✗'}" for k in (RGB, GEOMETRY))
-        if components.extra.get("geometry_skipped"):
-            modalities += f" (3D skipped: {components.extra['geometry_skipped']})"
-        if how:
-            modalities += " " + how
-        return pixel_map, point_scores, score, modalities
