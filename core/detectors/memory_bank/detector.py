@@ -22,10 +22,12 @@ only (no pretrained network):
   99th percentile of those good scores.  The modalities are then on a common, meaningful scale and
   the fusion weights mean what they say.  3D points near a data boundary (object outline, missing
   points) are normalized on the nominal scores of such points (``boundary_aware``);
-* **decision threshold** (:mod:`.calibration`): the support's leave-one-out component maps are
-  kept (patch-grid resolution) and fused with the current fusion parameters; the threshold for a
-  target ``false_alarm_rate`` is calibrated on those good-part image scores (``threshold`` = 0,
-  the default) or set by hand (``threshold`` > 0);
+* **decision threshold** (:mod:`.calibration`): component maps of good parts are kept
+  (patch-grid resolution) and fused with the current fusion parameters: of validation parts the
+  bank never saw when the caller gives them (:meth:`MemoryBankDetector.calibrate`; the session
+  passes ``validation/good``), else the support's leave-one-out maps (optimistic).  The threshold
+  (``threshold`` = 0, the default) is the upper ``calibration_confidence`` limit of those scores'
+  ``1 - false_alarm_rate`` quantile; ``threshold`` > 0 sets it by hand;
 * **fusion** (pure, milliseconds): weighted mean, interpolated towards the weighted maximum
   (``gamma``: a defect seen by one modality only is not diluted by the other), optional agreement
   (product) term (``beta``), NaN-aware Gaussian smoothing, image score from the top of the map.
