@@ -120,7 +120,7 @@ def save_map_tiff(root: Path, sample: Sample, pixel_map: np.ndarray) -> Path:
 def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]] = None, shots: int = 5,
              params: Optional[dict[str, Any]] = None, device: str = "cpu", save_maps: Optional[Path] = None,
              on_event: Optional[EventFn] = None, cancel: Optional[Callable[[], bool]] = None,
-             fit_store: Any = "auto") -> EvalReport:
+             fit_store: Any = "auto", calibrate_on_validation: bool = True) -> EvalReport:
     """Few-shot evaluation of ``detector_id`` on every class of ``dataset``, through the same
     :class:`~core.session.Session` code the GUI uses (thread backend).
 
@@ -128,8 +128,10 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
     {key, seconds, image_score, done, total}), ("skip", {key, reason}).  Any failure of one sample
     (a bad file, a degenerate cloud, a detector error) skips that sample; a class that cannot be
     fitted (no good samples, ...) skips that class; the rest goes on and the report says what was
-    skipped.  Raises :class:`~core.errors.UsageError` for bad arguments (``shots < 1`` for a
-    few-shot detector, unknown classes).
+    skipped.  ``calibrate_on_validation``: detectors that calibrate a decision threshold do so on
+    the class's ``validation/good`` samples (see :meth:`Session.calibration_items`).  Raises
+    :class:`~core.errors.UsageError` for bad arguments (``shots < 1`` for a few-shot detector,
+    unknown classes).
     """
     from .detectors import get
     from .session import Session, ThreadBackend, describe_error
@@ -145,7 +147,8 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         raise UsageError(f"{dataset.root}: unknown class(es) {', '.join(unknown)}; the dataset has: "
                          f"{', '.join(dataset.classes)}")
     session = Session(dataset, detector_id, device=device, params=dict(params or {}), backend=ThreadBackend(),
-                      component_cache_bytes=0, sample_cache_bytes=256 << 20, fit_store=fit_store)
+                      component_cache_bytes=0, sample_cache_bytes=256 << 20, fit_store=fit_store,
+                      calibrate_on_validation=calibrate_on_validation)
     report.params = session.params
 
     def skip(key: str, reason: str) -> None:
@@ -180,6 +183,7 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         report.shots_used[cls] = used
         acc = EvalAccumulator(max_side=None)  # exact, at the original resolution
         times = []
+        thresholds, good_flags = [], []   # decision threshold and false alarms on good test parts
         for i, ref in enumerate(test_refs):
             if cancel is not None and cancel():
                 raise Cancelled("evaluation cancelled")
@@ -188,6 +192,10 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
                 a = session.analyze(ref, cancel=cancel, force=True)
                 sample, result = a.sample, a.result
                 acc.add_result(sample, result)
+                if result.threshold is not None:
+                    thresholds.append(float(result.threshold))
+                    if not sample.is_anomalous:
+                        good_flags.append(bool(result.is_anomalous))
             except Cancelled:
                 raise
             except MissingWeightsError:
@@ -223,6 +231,8 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
         metrics["fit_source"] = session.fit_sources.get(cls, "fitted")
         metrics["n_test"] = len(times)
         metrics["shots"] = used
+        metrics["threshold"] = float(np.median(thresholds)) if thresholds else float("nan")
+        metrics["false_alarm_rate"] = float(np.mean(good_flags)) if good_flags else float("nan")
         report.per_class[cls] = metrics
     report.mean = mean_metrics(report.per_class)
     session.close()

@@ -78,8 +78,12 @@ class Session:
                  component_cache_bytes: int = DEFAULT_COMPONENT_CACHE,
                  sample_cache_bytes: int = DEFAULT_SAMPLE_CACHE,
                  backend: Optional[Backend] = None,
-                 fit_store: Union[FitStore, str, Path, None] = "auto"):
+                 fit_store: Union[FitStore, str, Path, None] = "auto",
+                 calibrate_on_validation: bool = True):
         self._lock = threading.RLock()
+        #: give detectors that calibrate a decision threshold (``calibrate(components)``) the
+        #: class's ``validation/good`` samples not in the support, at fit time
+        self.calibrate_on_validation = bool(calibrate_on_validation)
         self.events = SessionEvents()
         self.backend: Backend = backend if backend is not None else ThreadBackend()
         if fit_store == "auto":
@@ -347,11 +351,24 @@ class Session:
         from ..datasets import load_sample
         return load_sample(Path(item))
 
+    def calibration_items(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> list[SampleRef]:
+        """Good parts the fit calibrates its threshold on: the class's ``validation/good`` samples
+        not in the support (none when the detector does not calibrate or the option is off)."""
+        inst = self.instance(class_name)
+        if not self.calibrate_on_validation or self.dataset is None or not callable(getattr(inst, "calibrate", None)):
+            return []
+        items = self.support(class_name) if items is None else items
+        taken = {(r.split, r.label, r.id) for r in items if isinstance(r, SampleRef)}
+        refs = [r for r in self.dataset.select([class_name]) if r.is_good and r.split == "validation"
+                and (r.split, r.label, r.id) not in taken]
+        return sorted(refs, key=lambda r: r.id)
+
     def expected_fit_key(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> str:
         """The :attr:`FitState.key` a fit of this class would have now (no sample is decoded)."""
         inst = self.instance(class_name)
         items = self.support(class_name) if items is None else items
-        return fit_key(inst.id, str(inst.state_version), inst.fit_params(), class_name, support_hash(items))
+        key_items = _fit_hash(items, self.calibration_items(class_name, items))
+        return fit_key(inst.id, str(inst.state_version), inst.fit_params(), class_name, key_items)
 
     def fit(self, class_name: str, progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
             on_error: Optional[ErrorFn] = None, reuse_saved: bool = True) -> float:
@@ -374,7 +391,8 @@ class Session:
                                     f"choose support samples in the Few-shot panel")
         inst = self.instance(class_name)
         Detector.report(progress, 0.0, "looking for a saved fit")
-        key_items = support_hash(items)
+        calib_items = self.calibration_items(class_name, items)
+        key_items = _fit_hash(items, calib_items)
         if reuse_saved and self.fit_store is not None:
             key = fit_key(inst.id, str(inst.state_version), inst.fit_params(), class_name, key_items)
             saved = self.fit_store.get(inst.id, str(inst.state_version), key)
@@ -398,11 +416,34 @@ class Session:
         if len(support) < need:
             raise InputError(None, f"only {len(support)} of the support samples of class '{class_name}' could be "
                                    f"loaded; detector '{det.id}' needs {need}")
-        if len(support) < len(items):   # what was actually fitted on
-            key_items = support_hash([it for it in items if not _failed(it, support)])
-        state = self.backend.fit(inst, class_name, support, key_items, _sub_progress(progress, 0.3, 1.0), cancel)
+        calib: list[Sample] = []
+        for item in calib_items:
+            Detector.check_cancel(cancel)
+            try:
+                calib.append(self._load_support_item(item))
+            except InputError as err:
+                if on_error is None:
+                    raise
+                on_error(item, err)
+        if len(support) < len(items) or len(calib) < len(calib_items):   # what was actually fitted on
+            key_items = _fit_hash([it for it in items if not _failed(it, support)],
+                                  [it for it in calib_items if not _failed(it, calib)])
+        end = 0.8 if calib else 1.0
+        state = self.backend.fit(inst, class_name, support, key_items, _sub_progress(progress, 0.3, end), cancel)
         if inst.state is not state:
             inst.load_state(state)
+        if calib:
+            comps = []
+            for i, smp in enumerate(calib):
+                Detector.report(progress, end + (1 - end) * i / len(calib),
+                                f"calibrating on validation {i + 1}/{len(calib)}")
+                try:
+                    comps.append(self.backend.extract(inst, class_name, smp, None, cancel))
+                except InputError as err:
+                    if on_error is None:
+                        raise
+                    on_error(smp, err)
+            state = inst.calibrate(comps)
         if self.fit_store is not None:
             self.fit_store.put(state)
         return self._fitted(class_name, gen, t0, "fitted")
@@ -607,6 +648,9 @@ class Session:
         if det is None:
             return None
         try:
+            fn = getattr(det, "decision_threshold", None)   # e.g. calibrated on the good support
+            if callable(fn) and det.fitted:
+                return float(fn())
             return float(det["threshold"])
         except (KeyError, TypeError, ValueError):
             return None
@@ -629,6 +673,14 @@ class Session:
 
 class _ClassFailed(MMADError):
     """Internal: a class's fit failed; its samples are skipped with this message."""
+
+
+def _fit_hash(items: Sequence[SupportItem], calibration: Sequence[SupportItem]) -> str:
+    """What a fit depends on: the support set's content, and the calibration parts' when any."""
+    if not calibration:
+        return support_hash(items)
+    import hashlib
+    return hashlib.sha256(f"{support_hash(items)}|calibration|{support_hash(calibration)}".encode()).hexdigest()
 
 
 def _failed(item: SupportItem, loaded: Sequence[Sample]) -> bool:

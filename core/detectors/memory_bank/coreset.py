@@ -108,10 +108,15 @@ class GroupScaler:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, groups: np.ndarray) -> "GroupScaler":
+    def fit(cls, x: np.ndarray, groups: np.ndarray, min_std: Optional[np.ndarray] = None) -> "GroupScaler":
+        """``min_std``: per-channel floors of the standard deviation (in the channels' own
+        units), so that a channel that barely varies on the support (the chroma of a grey image:
+        rounding noise) is not blown up to unit variance."""
         x = np.asarray(x, np.float64)
         mean = x.mean(0)
         std = x.std(0)
+        if min_std is not None:
+            std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max())), np.maximum(std, min_std), std)
         std = np.where(std > 1e-12 * max(1.0, float(np.abs(mean).max())), std, np.inf)  # constant: drop
         scale = 1.0 / std
         for g in np.unique(groups):
@@ -122,3 +127,46 @@ class GroupScaler:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return ((np.asarray(x, np.float32) - self.mean) * self.scale).astype(np.float32)
+
+
+@dataclass
+class Whitener:
+    """A :class:`GroupScaler` followed by PCA whitening fitted on the support descriptors.
+
+    ``x -> ((x - mean) * scale - centre) @ proj``; ``proj`` (D x k) holds the principal axes divided
+    by ``sqrt(eigenvalue + shrink * mean eigenvalue)`` (shrinkage keeps near-constant directions,
+    mostly noise, from being blown up).  Euclidean distance after it is a regularised Mahalanobis
+    distance under the good parts' patch covariance: a deviation along a direction in which good
+    patches barely vary counts more than one along a direction of normal variation.
+    """
+    mean: np.ndarray
+    scale: np.ndarray
+    centre: np.ndarray
+    proj: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, groups: np.ndarray, shrink: float = 0.1, max_rows: int = 50_000,
+            seed: int = 0, min_std: Optional[np.ndarray] = None) -> "Whitener":
+        gs = GroupScaler.fit(x, groups, min_std)
+        z = gs(x)
+        keep = np.isfinite(gs.scale) & (gs.scale > 0)
+        z = z[:, keep] if keep.any() else z
+        if len(z) > max_rows:
+            z = z[np.random.default_rng(seed).choice(len(z), max_rows, replace=False)]
+        centre_k = z.mean(0)
+        cov = np.cov((z - centre_k).T.astype(np.float64)) if len(z) > 1 else np.eye(z.shape[1])
+        cov = np.atleast_2d(cov)
+        w, v = np.linalg.eigh(cov)
+        w = np.clip(w, 0.0, None)
+        reg = w + shrink * max(float(w.mean()), 1e-12)
+        proj_k = v / np.sqrt(reg)[None, :]
+        proj = np.zeros((len(gs.scale), proj_k.shape[1]), np.float64)
+        proj[keep if keep.any() else slice(None)] = proj_k
+        centre = np.zeros(len(gs.scale), np.float64)
+        centre[keep if keep.any() else slice(None)] = centre_k
+        scale = np.where(keep, gs.scale, 0.0)
+        return cls(gs.mean, scale.astype(np.float32), centre.astype(np.float32), proj.astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = (np.asarray(x, np.float32) - self.mean) * self.scale - self.centre
+        return (z @ self.proj).astype(np.float32)

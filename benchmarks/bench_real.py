@@ -1,0 +1,161 @@
+"""Benchmark of ``memory-bank`` on real photographs (and the synthetic demo): quality per defect kind.
+
+For each data set, class and number of shots: fit on the first K ``train/good`` samples, score
+every test sample once (RGB only on RGB-only sets, the detector's default fusion on the demo), and
+report per defect kind (good test parts vs that kind) and for all kinds together:
+
+* I-AUROC, P-AUROC, AUPRO@30 % and @1 % (:mod:`core.metrics`);
+* ``max-in``: the fraction of defective maps whose maximum lies inside the defect mask;
+* ``FA``: the false-alarm rate of the good test parts at the threshold the detector reports
+  (``threshold`` = 0: calibrated on ``validation/good`` where the set has it, else on the
+  support's leave-one-out scores), and that threshold;
+* ``s/sample``: extract + fuse seconds per test sample (and the fit seconds).
+
+Usage::
+
+    python benchmarks/bench_real.py                                   # grid + hazelnut, 1/5/all shots
+    python benchmarks/bench_real.py --sets grid --shots 5 --set rgb_mode=texture
+    python benchmarks/bench_real.py --sets demo --demo-seed 7         # a demo made with another seed
+    python benchmarks/bench_real.py --json out.json
+
+Real sets are read by path from ``MMAD_REAL_DATA`` (default ``/work/shared/data/real``); they are
+never copied.  Timings are only comparable at low machine load (printed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core import metrics as M                      # noqa: E402
+from core.datasets import open_dataset             # noqa: E402
+from core.detectors import create                  # noqa: E402
+
+REAL = Path(os.environ.get("MMAD_REAL_DATA", "/work/shared/data/real"))
+SETS = {"grid": REAL / "mvtec_ad" / "grid", "hazelnut": REAL / "hazelnut_toy"}
+
+
+def _safe(fn, *a) -> float:
+    try:
+        return float(fn(*a))
+    except Exception:  # noqa: BLE001 - an undefined metric (one class only) is reported as NaN
+        return float("nan")
+
+
+def kind_metrics(rows: list[dict], kind: str | None) -> dict:
+    """Metrics of good parts vs one defect ``kind`` (None: every kind)."""
+    good = [r for r in rows if r["good"]]
+    bad = [r for r in rows if not r["good"] and (kind is None or r["kind"] == kind)]
+    sel = good + bad
+    labels = [0] * len(good) + [1] * len(bad)
+    scores = [r["score"] for r in sel]
+    masks = [r["mask"] for r in sel]
+    maps = [r["map"] for r in sel]
+    out = {"n_good": len(good), "n_bad": len(bad),
+           "image_auroc": _safe(M.image_auroc, labels, scores)}
+    if all(m is not None for m in maps) and all(m is not None for m in masks):
+        out["pixel_auroc"] = _safe(M.pixel_auroc, masks, maps)
+        out["aupro_30"] = _safe(M.aupro_30, masks, maps)
+        out["aupro_1"] = _safe(M.aupro_1, masks, maps)
+        inside = [bool(r["mask"].flat[int(np.nanargmax(r["map"]))]) for r in bad if r["mask"].any()]
+        out["max_in_defect"] = float(np.mean(inside)) if inside else float("nan")
+    thr = [r["threshold"] for r in sel if r["threshold"] is not None]
+    out["threshold"] = float(np.median(thr)) if thr else float("nan")
+    out["false_alarm_rate"] = (float(np.mean([r["score"] >= r["threshold"] for r in good]))
+                               if good and thr else float("nan"))
+    out["detection_rate"] = (float(np.mean([r["score"] >= r["threshold"] for r in bad]))
+                             if bad and thr else float("nan"))
+    out["seconds_per_sample"] = float(np.mean([r["seconds"] for r in sel])) if sel else float("nan")
+    return out
+
+
+def run_class(ds, cls: str, shots: int, params: dict, fuse_params: dict,
+              validation: bool = True) -> tuple[list[dict], float, int, dict]:
+    refs = ds.select([cls], split="train")
+    n_train = len([r for r in refs if r.is_good])
+    k = n_train if shots <= 0 else min(shots, n_train)
+    det = create("memory-bank", **params)
+    support = [ds.load(r) for r in ds.support_refs(cls, k)]
+    t0 = time.perf_counter()
+    det.fit(support, class_name=cls)
+    val = [r for r in ds.select([cls], split="validation") if r.is_good] if validation else []
+    if val:   # threshold calibration on good parts the bank never saw (as the Session does)
+        det.calibrate([det.extract(ds.load(r)) for r in val])
+    fit_s = time.perf_counter() - t0
+    rows = []
+    for ref in ds.select([cls], split="test"):
+        s = ds.load(ref)
+        t0 = time.perf_counter()
+        r = det.fuse(det.extract(s), fuse_params)
+        dt = time.perf_counter() - t0
+        mask = s.pixel_gt() if s.grid_shape is not None else None
+        pm = r.pixel_map
+        if pm is not None and mask is not None and pm.shape != mask.shape:
+            from core.sample import resize_map
+            pm = resize_map(pm, mask.shape)
+        rows.append({"good": not s.is_anomalous, "kind": ref.label, "score": float(r.image_score),
+                     "threshold": r.threshold, "mask": mask, "map": pm, "seconds": dt})
+    return rows, fit_s, k, dict(det.state.meta) if det.state is not None else {}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", nargs="+", default=["grid", "hazelnut"], help="grid, hazelnut, demo or folders")
+    ap.add_argument("--shots", nargs="+", type=int, default=[1, 5, 0], help="0 = every train/good sample")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
+    ap.add_argument("--demo-seed", type=int, default=None, help="generate the demo with this seed")
+    ap.add_argument("--no-validation", action="store_true",
+                    help="calibrate on the support's leave-one-out scores even where validation/good exists")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+    params = dict(a.split("=", 1) for a in args.set)
+    fuse_keys = {"alpha", "beta", "gamma", "sigma", "threshold", "image_top_fraction", "false_alarm_rate",
+                 "calibration_confidence"}
+    fit_params = {k: v for k, v in params.items() if k not in fuse_keys}
+    print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    results = []
+    for name in args.sets:
+        if name == "demo":
+            from core.demo import ensure_demo, generate_demo
+            if args.demo_seed is not None:
+                import tempfile
+                path = generate_demo(Path(tempfile.mkdtemp(prefix="mmad-demo-")) / "demo", seed=args.demo_seed)
+            else:
+                path = ensure_demo()
+            fuse = {k: v for k, v in params.items() if k in fuse_keys}
+        else:
+            path = SETS.get(name, Path(name))
+            if not path.exists():
+                print(f"skip {name}: {path} not found")
+                continue
+            fuse = {"alpha": 1.0, **{k: v for k, v in params.items() if k in fuse_keys}}
+        ds = open_dataset(path)
+        for shots in args.shots:
+            for cls in ds.classes:
+                rows, fit_s, k, meta = run_class(ds, cls, shots, fit_params, fuse, not args.no_validation)
+                kinds = sorted({r["kind"] for r in rows if not r["good"]})
+                for kind in [None] + kinds:
+                    m = kind_metrics(rows, kind)
+                    m.update(set=name, cls=cls, shots=k, kind=kind or "all", fit_seconds=fit_s,
+                             rgb_mode=meta.get("rgb_mode"))
+                    results.append(m)
+                    print(f"{name:9s} {cls:10s} {k:3d}-shot {m['kind']:20s} I {m['image_auroc']:.3f}  "
+                          f"P {m.get('pixel_auroc', float('nan')):.3f}  PRO30 {m.get('aupro_30', float('nan')):.3f}  "
+                          f"PRO1 {m.get('aupro_1', float('nan')):.3f}  max-in {m.get('max_in_defect', float('nan')):.2f}  "
+                          f"FA {m['false_alarm_rate']:.2f} @ {m['threshold']:.2f}  "
+                          f"det {m['detection_rate']:.2f}  {m['seconds_per_sample']:.2f} s/sample  "
+                          f"(fit {fit_s:.1f} s, {meta.get('rgb_mode')})", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
