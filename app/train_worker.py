@@ -36,12 +36,14 @@ class TrainJob:
     epochs: int
     out: str
     kwargs: dict[str, Any] = field(default_factory=dict)   # more keyword arguments of core.training.train
+    nice: int = 5                 # the child's niceness increment: the window stays responsive meanwhile
 
 
 def _child(conn, cancel_event, job: TrainJob) -> None:  # pragma: no cover - runs in the child process
     try:
-        os.nice(5)            # the window (and other work) stays responsive on a busy machine
-    except OSError:
+        if job.nice:
+            os.nice(job.nice)
+    except (OSError, AttributeError):
         pass
     last = {"progress": 0.0, "batch": 0.0}
 

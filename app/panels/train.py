@@ -111,7 +111,7 @@ class TrainPanel(QWidget):
         lay.addLayout(cls_head)
         self.class_list = QListWidget()
         self.class_list.setObjectName("trainClasses")
-        self.class_list.setMaximumHeight(110)
+        self.class_list.setMaximumHeight(96)
         lay.addWidget(self.class_list)
 
         btns = QHBoxLayout()
