@@ -8,6 +8,7 @@ child does the feature extraction and the torch work).  Analysis jobs go on mean
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -140,6 +141,7 @@ class TrainingController(QObject):
             return False
         self.proc, self.result, self.last_cancel_ms = proc, None, None
         self._t0, self._fraction = time.perf_counter(), 0.0
+        self._epochs, self._batch0, self._epoch_done = epochs, None, 0.0
         p.plot.clear_points()
         p.plot.getPlotItem().setTitle(f"{det} · {', '.join(classes)}", color="#aeb4bd", size="9pt")
         p.set_running(True)
@@ -162,6 +164,9 @@ class TrainingController(QObject):
             if kind == "progress":
                 self._progress(msg[1], msg[2])
             elif kind == "batch":
+                if self._batch0 is None:
+                    self._batch0 = (time.perf_counter(), msg[1])
+                self._epoch_done = msg[1]
                 self.panel.plot.add_batch(msg[1], msg[2])
             elif kind == "epoch":
                 self.panel.plot.add_epoch(msg[1], msg[2])
@@ -172,9 +177,16 @@ class TrainingController(QObject):
 
     def _progress(self, fraction: float, message: str) -> None:
         self._fraction = fraction
-        el = time.perf_counter() - self._t0
-        eta = el / fraction * (1.0 - fraction) if fraction > 0.02 and el > 0.3 else None
+        now = time.perf_counter()
+        if self._batch0 is not None and self._epoch_done > self._batch0[1]:
+            # training phase: the epochs left at the pace of the batches so far (features are done)
+            t_b, e_b = self._batch0
+            eta = (now - t_b) / (self._epoch_done - e_b) * (self._epochs - self._epoch_done)
+        else:
+            el = now - self._t0
+            eta = el / fraction * (1.0 - fraction) if fraction > 0.02 and el > 0.3 else None
         e = format_eta(eta)
+        message = re.sub(r", ETA [-\d.na]+ s$", "", message)     # one ETA, on the progress bar
         self.panel.set_progress(fraction, f"{fraction * 100:.0f}%" + (f" · {e}" if e else ""), message)
 
     def _end(self, msg: tuple) -> None:
