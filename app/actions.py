@@ -64,6 +64,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Analyse every sample shown in the browser (Shift+F5)", toolbar=True),
     ActionSpec("cancel", "run", "■ Cancel", "analysis.cancel_run", "Esc", "Stop the running analysis (Esc)",
                toolbar=True, enabled=False),
+    _sep("run"),
+    ActionSpec("train", "run", "&Train a model…", "training.show_panel", tip="Train a detector on the good samples (Train panel)"),
     ActionSpec("confirm", "review", "&Confirm detection", "review.set_verdict", "C", kwargs={"verdict": CONFIRMED}),
     ActionSpec("reject", "review", "&Reject detection", "review.set_verdict", "R", kwargs={"verdict": REJECTED}),
     ActionSpec("unsure", "review", "&Unsure", "review.set_verdict", "U", kwargs={"verdict": UNSURE}),

@@ -33,6 +33,7 @@ from core.session import ProcessBackend, Session
 
 from .actions import ACTIONS, build_actions, build_menus, shortcuts_text, toolbar_specs
 from .controllers import AnalysisController, DatasetController, ReviewController
+from .controllers.training import TrainingController
 from .controllers.dataset import APP_TITLE
 from .demo_mode import DemoMode
 from .inspector import InspectorView
@@ -41,6 +42,7 @@ from .jobs import JobRunner, on_gui_thread
 from .panels import (BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, MessageBanner, PromptPanel,
                      ReviewPanel)
 from .panels.evaluation import EvaluationPanel
+from .panels.train import TrainPanel
 from .settings import Settings
 from .workers import BackgroundLoader, format_eta
 
@@ -126,6 +128,8 @@ class MainWindow(QMainWindow):
         ev.dataset_changed.connect(on_gui_thread(self.dataset.dataset_changed))
         ev.records_changed.connect(on_gui_thread(self.analysis.records_changed))
         ev.fitted.connect(on_gui_thread(lambda class_name, *_: self.analysis.fitted(class_name)))
+        self.training = TrainingController(self)
+        ev.dataset_changed.connect(on_gui_thread(self.training.dataset_changed))
         self.action_map = build_actions(self, self)
         self._build_menus()
         self._build_toolbar()
@@ -214,8 +218,11 @@ class MainWindow(QMainWindow):
         self.fusion_dock = self._dock("Fusion", "dockFusion", self.fusion_panel, R, scroll=True)
         self.prompt_dock = self._dock("Prompts", "dockPrompts", self.prompt_panel, R, scroll=True)
         self.fewshot_dock = self._dock("Few-shot", "dockFewShot", self.fewshot_panel, R, scroll=True)
+        self.train_panel = TrainPanel()
+        self.train_dock = self._dock("Train", "dockTrain", self.train_panel, R, scroll=True)
         self.tabifyDockWidget(self.fusion_dock, self.prompt_dock)
         self.tabifyDockWidget(self.prompt_dock, self.fewshot_dock)
+        self.tabifyDockWidget(self.fewshot_dock, self.train_dock)
         self.fusion_dock.raise_()
         self.splitDockWidget(self.browser_dock, self.review_dock, Qt.Orientation.Vertical)
         self.resizeDocks([self.browser_dock, self.review_dock], [620, 260], Qt.Orientation.Vertical)
@@ -224,7 +231,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         docks = (self.browser_dock, self.review_dock, self.detector_dock, self.fusion_dock, self.prompt_dock,
-                 self.fewshot_dock)
+                 self.fewshot_dock, self.train_dock)
         for a in self.action_map.values():
             self.addAction(a)
         build_menus(self.menuBar(), self.action_map, ACTIONS, prefix={"view": [d.toggleViewAction() for d in docks]})
@@ -408,6 +415,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.runner.shutdown()
+        self.training.shutdown()
         self.loader.wait(2.0)
         self.analysis.save_params()
         self.project.close()               # saves scores / detector choice, releases the lock

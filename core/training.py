@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 EpochFn = Callable[[int, float], None]
+BatchFn = Callable[[float, float], None]
 
 
 @dataclass
@@ -182,11 +183,15 @@ def _calibration(net, data: _Data, classes: Sequence[str], batch_size: int) -> d
 
 def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, epochs: int = 20,
           out: str | Path = "model", progress: Optional[ProgressFn] = None, cancel: Optional[CancelFn] = None,
-          on_epoch: Optional[EpochFn] = None, *, resume: bool = False, seed: int = 0, batch_size: int = 2048,
+          on_epoch: Optional[EpochFn] = None, *, on_batch: Optional[BatchFn] = None, resume: bool = False,
+          seed: int = 0, batch_size: int = 2048,
           lr: float = 2e-3, model: Optional[dict[str, Any]] = None,
           features: Optional[FeatureConfig] = None) -> TrainResult:
     """Train ``detector_id`` on the good training samples of ``classes`` (default: all) of
-    ``dataset``; write the checkpoint ``out`` (``.safetensors`` + ``.json``) after every epoch."""
+    ``dataset``; write the checkpoint ``out`` (``.safetensors`` + ``.json``) after every epoch.
+
+    ``on_epoch(epoch, mean_loss)`` after every epoch; ``on_batch(epoch_float, running_loss)`` after
+    every batch (``epoch_float`` counts from 0: 0.5 is half-way through the first epoch)."""
     import torch
 
     from .detectors import get
@@ -269,6 +274,8 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
             opt.step()
             acc += float(loss.detach())
             cnt += 1
+            if on_batch is not None:
+                on_batch(ep + (b + 1) / n_batches, acc / cnt)
             if progress:
                 done = (ep - start) + (b + 1) / n_batches
                 el = time.perf_counter() - t1
