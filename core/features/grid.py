@@ -28,8 +28,8 @@ from ..preprocess import point_spacing, remove_background_plane, voxel_downsampl
 from ..sample import Sample
 
 #: bumped whenever what the features mean changes: a checkpoint trained on other features is refused
-FEATURE_VERSION = "grid-handcrafted/1"
-D_RGB = 39   # 13 pixel channels x 3 pooling windows
+FEATURE_VERSION = "grid-handcrafted/2"   # 2: the real-parts RGB descriptors of memory-bank v2
+D_RGB = 123  # memory-bank RGB descriptors (HOG/Hessian on normalised lightness + Lab), see test_trained
 D_GEO = 37   # 33 FPFH + 2 x (surface variation, signed height)
 
 
