@@ -28,5 +28,8 @@ done
 echo "[smoke] first window after ${first:-never} s"
 sleep "${HOLD:-40}"
 kill -0 "$APID" 2>/dev/null && echo "[smoke] still running after ${HOLD:-40} s" || { echo "[smoke] app died" >&2; exit 1; }
+if grep -E "^usage: |Traceback|invalid choice" /tmp/pkg_app.log >&2; then
+  echo "[smoke] errors in the app's log (/tmp/pkg_app.log)" >&2; exit 1
+fi
 DISPLAY="$DISP" xwd -root -silent | convert xwd:- "$SHOT"
 echo "[smoke] screenshot: $SHOT"

@@ -79,3 +79,14 @@ def test_icon_svg_is_well_formed_256_box():
     root = ET.parse(ROOT / "resources" / "icon.svg").getroot()
     assert root.tag.endswith("svg")
     assert root.get("viewBox") == "0 0 256 256"
+
+
+def test_main_script_calls_freeze_support_before_main():
+    # the detector worker process (spawn) and multiprocessing's resource tracker re-run the frozen executable;
+    # without freeze_support() in the script the CLI parser receives their arguments and the worker never starts
+    tree = ast.parse((ROOT / "main.py").read_text(encoding="utf-8"))
+    guard = next(n for n in tree.body if isinstance(n, ast.If) and "__main__" in _string_constants(n.test))
+    calls = [n.func for n in ast.walk(guard) if isinstance(n, ast.Call)]
+    names = [c.attr if isinstance(c, ast.Attribute) else getattr(c, "id", None) for c in calls]
+    assert "freeze_support" in names and "main" in names
+    assert names.index("freeze_support") < names.index("main")
