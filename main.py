@@ -23,4 +23,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    import multiprocessing
+    multiprocessing.freeze_support()  # a frozen build (packaging/) re-runs this executable for worker processes
     sys.exit(main())

@@ -12,7 +12,7 @@ PY="${PYTHON:-python3}"
 
 DEB_PKGS=(libusb-1.0-0 libgomp1 libgl1 libegl1 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1
           libxcb-cursor0 libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxrender1
-          libdbus-1-3 libfontconfig1 xvfb xauth)
+          libdbus-1-3 libfontconfig1 xvfb xauth desktop-file-utils)
 if command -v dpkg >/dev/null 2>&1; then
   missing=()
   for p in "${DEB_PKGS[@]}"; do
