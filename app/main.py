@@ -70,6 +70,10 @@ def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int
     app.setOrganizationName("MMAD")
     app.setStyle("Fusion")
     app.setStyleSheet(load_stylesheet())
+    icon = Path(__file__).resolve().parent.parent / "resources" / "icon.png"
+    if icon.is_file():
+        from PySide6.QtGui import QIcon
+        app.setWindowIcon(QIcon(str(icon)))
     loop = install_event_loop(app)    # job coroutines (app/jobs.py) run on this qasync loop
     settings = Settings(args.settings) if args.settings else Settings()
     win = create_window(data, settings, demo=args.demo, restore_layout=not args.reset_layout)
