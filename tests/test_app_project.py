@@ -86,7 +86,9 @@ def test_region_mark_from_a_click_and_undo(qtbot, settings, fake_detector, small
     assert win.project.mark_false_positive()
     marks = win.project.project.marks(key)
     assert len(marks) == 1 and marks[0].kind == "false_positive" and "polygon" in marks[0].geometry
+    assert win.inspector.image_view.marks_drawn()["false_positive"] > 0       # outlined on the heatmap
     assert win.project.undo_mark()
+    assert win.inspector.image_view.marks_drawn()["false_positive"] == 0
     assert win.project.project.marks(key) == []
     close(win)
 

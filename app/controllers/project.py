@@ -47,6 +47,7 @@ class ProjectController(QObject):
         win.inspector.image_view.pixelClicked.connect(lambda r, c: self._clicked(("pixel", r, c)))
         win.inspector.cloud_view.pointPicked.connect(lambda i: self._clicked(("point", i)))
         win.browser.proxy.disagree_fn = self.disagrees
+        win.inspector.resultShown.connect(self.show_marks)
         ev = self.session.events
         ev.records_changed.connect(on_gui_thread(lambda _keys: self._save_timer.start()))
         ev.support_changed.connect(on_gui_thread(self._support_changed))
@@ -216,10 +217,25 @@ class ProjectController(QObject):
             win.banner.error(f"The mark could not be saved: {e}")
             return False
         n = len(self.project.marks(key))
+        self.show_marks()
         what = "false positive" if kind == "false_positive" else "true defect"
         win.statusBar().showMessage(f"{key}: region marked as {what} (mark {mark.id}; {n} on this sample; "
                                     f"Ctrl+Z undoes)", 8000)
         return True
+
+    def show_marks(self) -> None:
+        """Outline the current sample's standing region marks on the heatmap."""
+        key = self.win.current_key
+        out: dict = {"false_positive": [], "true_defect": []}
+        if self.project is not None and key is not None:
+            for m in self.project.marks(key):
+                g = m.geometry
+                if "polygon" in g:
+                    out[m.kind].append(g["polygon"])
+                elif "bbox" in g:
+                    x0, y0, x1, y1 = g["bbox"]
+                    out[m.kind].append([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        self.win.inspector.image_view.set_marks(out)
 
     def mark_false_positive(self) -> bool:
         return self.mark_region("false_positive")
@@ -235,6 +251,7 @@ class ProjectController(QObject):
         if m is None:
             self.win.statusBar().showMessage(f"{key}: no region mark to undo", 5000)
             return False
+        self.show_marks()
         self.win.statusBar().showMessage(f"{key}: mark {m.id} undone", 5000)
         return True
 

@@ -216,7 +216,14 @@ class ImageView(QGraphicsView):
         self._threshold_item = QGraphicsPathItem()
         self._gt_item = QGraphicsPathItem()
         self._marker_items = (QGraphicsPathItem(), QGraphicsPathItem())
-        for z, item in enumerate((self._pixmap_item, self._gt_item, self._threshold_item, *self._marker_items)):
+        # reviewer's region marks: false positives (dashed light blue), true defects (dashed red)
+        self._mark_items = {"false_positive": QGraphicsPathItem(), "true_defect": QGraphicsPathItem()}
+        for kind, color in (("false_positive", (120, 200, 255)), ("true_defect", (255, 70, 70))):
+            pen = _cosmetic_pen(color, 2.5)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            self._mark_items[kind].setPen(pen)
+        for z, item in enumerate((self._pixmap_item, self._gt_item, self._threshold_item,
+                                  *self._mark_items.values(), *self._marker_items)):
             item.setZValue(z)
             self.scene().addItem(item)
         self._gt_item.setPen(_cosmetic_pen(GT_COLOR, 2.0))
@@ -374,6 +381,16 @@ class ImageView(QGraphicsView):
             item.setVisible(visible)
             if visible:
                 item.setPos(self._marker[1] + 0.5, self._marker[0] + 0.5)
+
+    def set_marks(self, marks: dict) -> None:
+        """Draw the reviewer's region marks: ``{"false_positive": [polygon, ...], "true_defect": [...]}``
+        with polygons as ``[[x, y], ...]`` pixel vertices (bounding boxes given as 4 corners)."""
+        for kind, item in self._mark_items.items():
+            polys = [np.asarray(p, np.float64).reshape(-1, 2) for p in marks.get(kind, []) if len(p) >= 3]
+            item.setPath(_contour_path(polys))
+
+    def marks_drawn(self) -> dict:
+        return {k: item.path().elementCount() for k, item in self._mark_items.items()}
 
     def set_placeholder(self, text: Optional[str]) -> None:
         """Text shown centred while there is neither an image nor a heatmap (None: the default
