@@ -94,7 +94,7 @@ def store_path_for(dataset_root: str | Path, cache_dir: str | Path | None = None
     return base / "reviews" / f"{name}-{digest}.jsonl"
 
 
-def _finite_or_none(x: Any) -> Optional[float]:
+def finite_or_none(x: Any) -> Optional[float]:
     """``float(x)`` when it is a finite number, else None (inf, nan, text, None...)."""
     if x is None or isinstance(x, bool):
         return None
@@ -103,6 +103,9 @@ def _finite_or_none(x: Any) -> Optional[float]:
     except (TypeError, ValueError, OverflowError):
         return None
     return f if math.isfinite(f) else None
+
+
+_finite_or_none = finite_or_none   # the name the store's own code uses
 
 
 def _plain(v: Any, depth: int = 0) -> Any:
