@@ -7,8 +7,9 @@ report per defect kind (good test parts vs that kind) and for all kinds together
 * I-AUROC, P-AUROC, AUPRO@30 % and @1 % (:mod:`core.metrics`);
 * ``max-in``: the fraction of defective maps whose maximum lies inside the defect mask;
 * ``FA``: the false-alarm rate of the good test parts at the threshold the detector reports
-  (``threshold`` = 0: calibrated on ``validation/good`` where the set has it, else on the
-  support's leave-one-out scores), and that threshold;
+  (``threshold`` = 0: calibrated on held-out good parts, ``validation/good`` where the set has
+  it, else the ``train/good`` ones the support left out, else the support's leave-one-out
+  scores), and that threshold;
 * ``s/sample``: extract + fuse seconds per test sample (and the fit seconds).
 
 Usage::
@@ -82,10 +83,11 @@ def run_class(ds, cls: str, shots: int, params: dict, fuse_params: dict,
     n_train = len([r for r in refs if r.is_good])
     k = n_train if shots <= 0 else min(shots, n_train)
     det = create("memory-bank", **params)
-    support = [ds.load(r) for r in ds.support_refs(cls, k)]
+    support_refs = ds.support_refs(cls, k)
+    support = [ds.load(r) for r in support_refs]
     t0 = time.perf_counter()
     det.fit(support, class_name=cls)
-    val = [r for r in ds.select([cls], split="validation") if r.is_good] if validation else []
+    val = ds.calibration_refs(cls, support_refs) if validation else []
     if val:   # threshold calibration on good parts the bank never saw (as the Session does)
         det.calibrate([det.extract(ds.load(r)) for r in val])
     fit_s = time.perf_counter() - t0
@@ -112,7 +114,7 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
     ap.add_argument("--demo-seed", type=int, default=None, help="generate the demo with this seed")
     ap.add_argument("--no-validation", action="store_true",
-                    help="calibrate on the support's leave-one-out scores even where validation/good exists")
+                    help="calibrate on the support's leave-one-out scores even where held-out good parts exist")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     params = dict(a.split("=", 1) for a in args.set)

@@ -82,7 +82,7 @@ class Session:
                  calibrate_on_validation: bool = True):
         self._lock = threading.RLock()
         #: give detectors that calibrate a decision threshold (``calibrate(components)``) the
-        #: class's ``validation/good`` samples not in the support, at fit time
+        #: held-out good parts (:meth:`calibration_items`) at fit time
         self.calibrate_on_validation = bool(calibrate_on_validation)
         self.events = SessionEvents()
         self.backend: Backend = backend if backend is not None else ThreadBackend()
@@ -352,16 +352,14 @@ class Session:
         return load_sample(Path(item))
 
     def calibration_items(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> list[SampleRef]:
-        """Good parts the fit calibrates its threshold on: the class's ``validation/good`` samples
-        not in the support (none when the detector does not calibrate or the option is off)."""
+        """Good parts the fit calibrates its threshold on (:meth:`Dataset.calibration_refs`): the
+        class's ``validation/good`` samples, else the ``train/good`` ones the support left out;
+        none when the detector does not calibrate or the option is off."""
         inst = self.instance(class_name)
         if not self.calibrate_on_validation or self.dataset is None or not callable(getattr(inst, "calibrate", None)):
             return []
         items = self.support(class_name) if items is None else items
-        taken = {(r.split, r.label, r.id) for r in items if isinstance(r, SampleRef)}
-        refs = [r for r in self.dataset.select([class_name]) if r.is_good and r.split == "validation"
-                and (r.split, r.label, r.id) not in taken]
-        return sorted(refs, key=lambda r: r.id)
+        return self.dataset.calibration_refs(class_name, [r for r in items if isinstance(r, SampleRef)])
 
     def expected_fit_key(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> str:
         """The :attr:`FitState.key` a fit of this class would have now (no sample is decoded)."""
@@ -436,7 +434,7 @@ class Session:
             comps = []
             for i, smp in enumerate(calib):
                 Detector.report(progress, end + (1 - end) * i / len(calib),
-                                f"calibrating on validation {i + 1}/{len(calib)}")
+                                f"calibrating on held-out good part {i + 1}/{len(calib)}")
                 try:
                     comps.append(self.backend.extract(inst, class_name, smp, None, cancel))
                 except InputError as err:
