@@ -44,6 +44,9 @@ def modality_text(res: DetectorResult) -> str:
     if res.modalities:
         return res.modalities
     names = {n.lower() for n in list(res.components.maps) + list(res.components.point_maps)}
+    names |= {n.split("_", 1)[0] for n in names}     # "rgb_text", "3d_visual" name their modality first
+    if "3d" in names:
+        names.add("geometry")
     has_rgb = bool(names & {"rgb", "image", "color"})
     has_3d = bool(names & {"geometry", "points", "xyz", "depth"})
     if not names:

@@ -241,9 +241,16 @@ def test_zero_shot_scores_rgb_organized_and_cloud_only_samples():
     c = det.extract(s)
     assert set(c.maps) == {"rgb_text", "3d_text"} and set(c.point_maps) == {"3d_text"}
     assert c.maps["rgb_text"].shape == (48, 48) and c.point_maps["3d_text"].shape == (s.n_points,)
-    assert c.extra["views"].shape == (9, 96, 96, 3) and c.extra["views"].dtype == np.uint8
+    strip = c.extra["views"]
+    assert strip.images.shape == (9, 96, 96, 3) and strip.images.dtype == np.uint8
+    assert strip.masks.shape == (9, 96, 96) and strip.masks.any(axis=(1, 2)).all() and not strip.masks.all()
+    assert len(strip.labels) == 9 and strip.labels[2] == "front"
     assert c.extra["weights"] == "random"
     r = det.fuse(c)
+    # the strip the GUI shows: each view's map, on the part only
+    assert r.views is not None and r.views.maps.shape == (9, 96, 96)
+    assert r.modalities == "RGB ✓ 3D ✓ (9 views)"
+    assert np.isfinite(r.views.maps[strip.masks]).all() and np.isnan(r.views.maps[~strip.masks]).all()
     assert r.pixel_map.shape == (48, 48) and r.point_scores.shape == (s.n_points,)
     assert np.isfinite(r.image_score) and r.params["weights"] == "random"
     assert 0 <= np.nanmin(r.pixel_map) and np.nanmax(r.pixel_map) <= 1
@@ -269,11 +276,14 @@ def test_prompt_edit_rescore_reencodes_text_only_and_changes_the_maps():
     det.fit([], class_name="disc")
     c = det.extract(make_part(9, 48))
     before = c.maps["rgb_text"].copy()
+    views_before = det.fuse(c).views.maps.copy()
     n_img, n_txt = clip_dense.CALLS["image"], clip_dense.CALLS["text"]
     det.set_params(anomalous_states=("broken {}",), templates=("a photo of a {}.",))
     c2 = det.rescore(c)
     assert clip_dense.CALLS["image"] == n_img and clip_dense.CALLS["text"] == n_txt + 1
     assert not np.allclose(c2.maps["rgb_text"], before)
+    # the rendered views' maps in the GUI strip follow the prompt edit too
+    assert not np.allclose(det.fuse(c2).views.maps, views_before, equal_nan=True)
     # back to the defaults: the text pair comes from the cache (no encoder call), maps as at first
     det.set_params(anomalous_states=prompting.ANOMALOUS_STATES, templates=prompting.TEMPLATES)
     c3 = det.rescore(c2)

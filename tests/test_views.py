@@ -810,3 +810,43 @@ def test_cloud_marker_ring_is_drawn_over_points_that_hide_it(cloud_factory):
     assert picked is not None and picked != idx and abs(pts[picked, 2]) < 1e-6
     view.mark_point(None)
     assert not view.marker_on_top()
+
+
+# ---------------------------------------------------------------------- rendered-view strip
+def test_map_strip_shows_the_rendered_views_with_their_maps(qtbot):
+    """A view-based 3D result (CLIP on a cloud) shows its K rendered views under the maps, each
+    coloured by its own map over the part only; a result without views hides the row."""
+    from core.detectors.base import Components, DetectorResult
+    from core.render import render_views, view_label, view_rotations
+    from core.render.views import MVTEC_VIEWS
+    from app.views.map_strip import MapStrip
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(3000, 3)) * [1.0, 0.6, 0.2]
+    views = render_views(pts, view_rotations(MVTEC_VIEWS), size=64)
+    strip = views.strip([view_label(a, d) for a, d in MVTEC_VIEWS], 48)
+    maps = np.zeros((strip.k, 48, 48), np.float32)
+    maps[:, 20:28, 20:28] = 1.0                       # a "defect" in the middle of every view
+    res = DetectorResult(Components(shape=None), None, np.zeros(len(pts), np.float32), 0.5,
+                         views=strip.with_maps(maps))
+    ms = MapStrip()
+    qtbot.addWidget(ms)
+    ms.resize(1000, 260)
+    ms.show()
+    ms.set_result(res)
+    row = ms.views
+    assert row.isVisible() and row.labels() == [view_label(a, d) for a, d in MVTEC_VIEWS]
+    shown = [p for p in row.pictures if p.isVisible()]
+    assert len(shown) == 9 and all(p.caption.text() for p in shown)
+    pic = shown[2].rgb
+    m = strip.masks[2]
+    # the background stays the plain render; on the part the hot square differs from the cold rest
+    assert np.array_equal(pic[~m], strip.images[2][~m])
+    inside = m.copy()
+    inside[:20], inside[28:], inside[:, :20], inside[:, 28:] = False, False, False, False
+    cold = m & ~inside
+    assert inside.any() and cold.any()
+    assert np.abs(pic[inside].mean(0).astype(float) - pic[cold].mean(0)).sum() > 60
+    assert "9 rendered views" in row.title.text()
+    ms.set_result(DetectorResult(Components(shape=None), None, None, 0.1))
+    assert not row.isVisible()

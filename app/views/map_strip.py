@@ -1,6 +1,7 @@
 """A strip of small maps side by side: each per-modality component map of a result (RGB, 3D,
 other detector components) and the fused map, each coloured over its own range (shown in its
-caption), so one can see which modality found what."""
+caption), so one can see which modality found what; below them, for view-based 3D detectors, the
+rendered views with their own maps (:mod:`.view_strip`)."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -11,6 +12,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .colormap import NAN_COLOR, apply_colormap
+from .view_strip import ViewStripRow
 
 __all__ = ["MapStrip", "MapThumb", "component_title"]
 
@@ -86,9 +88,16 @@ class MapStrip(QWidget):
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.setObjectName("mapStrip")
-        self._lay = QHBoxLayout(self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(2)
+        self._lay = QHBoxLayout()
         self._lay.setContentsMargins(0, 2, 0, 0)
         self._lay.setSpacing(6)
+        outer.addLayout(self._lay, 3)
+        #: the rendered views of view-based 3D detectors (CLIP), under the maps
+        self.views = ViewStripRow()
+        outer.addWidget(self.views, 2)
         self.thumbs: list[MapThumb] = []
         self.empty = QLabel("Per-modality maps appear here once the sample is analysed.")
         self.empty.setObjectName("hint")
@@ -132,3 +141,4 @@ class MapStrip(QWidget):
             t.setVisible(False)
         self.empty.setVisible(not items)
         self._titles = [title for title, _m in items]
+        self.views.set_strip(getattr(res, "views", None), self.cmap)

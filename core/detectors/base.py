@@ -142,6 +142,7 @@ class DetectorResult:
     threshold: Optional[float] = None    # decision threshold on the fused scores (fusion stage)
     params: dict[str, Any] = field(default_factory=dict)
     modalities: str = ""                 # what was used, in words: "RGB ✓ 3D ✓ fused at image level"
+    views: Any = None                    # view-based 3D: core.render.ViewStrip (rendered views + per-view maps)
 
     @property
     def is_anomalous(self) -> Optional[bool]:

@@ -67,6 +67,47 @@ class Views:
         import cv2
         return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in self.images])
 
+    def strip(self, labels: Sequence[str], size: int = 96) -> "ViewStrip":
+        """Small copies of the views with their part masks, for showing how a 3D map was made."""
+        import cv2
+        masks = np.stack([cv2.resize((ix >= 0).astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+                          for ix in self.index])
+        return ViewStrip(self.thumbnails(size), masks, tuple(labels))
+
+
+@dataclass
+class ViewStrip:
+    """What a person needs to see how a view-based 3D map was made: the K rendered views (small),
+    where the part is in each, the views' names, and (after scoring) each view's anomaly map.
+
+    images: K x t x t x 3 uint8; masks: K x t x t bool (the part); labels: K names ("x -45°");
+    maps: K x t x t float32 per-view scores at the same size, or None before scoring.
+    """
+    images: np.ndarray
+    masks: np.ndarray
+    labels: tuple[str, ...]
+    maps: Optional[np.ndarray] = None
+
+    @property
+    def k(self) -> int:
+        return int(self.images.shape[0])
+
+    def with_maps(self, maps: np.ndarray) -> "ViewStrip":
+        """A copy holding ``maps`` (K x h x w, resized to the strip's size), NaN off the part."""
+        import cv2
+        m = np.asarray(maps, np.float32)
+        if m.shape[0] != self.k:
+            raise ValueError(f"{m.shape[0]} view maps for {self.k} views")
+        t = self.images.shape[1:3]
+        if m.shape[1:] != t:
+            m = np.stack([cv2.resize(v, (t[1], t[0]), interpolation=cv2.INTER_AREA) for v in m])
+        return ViewStrip(self.images, self.masks, self.labels, np.where(self.masks, m, np.nan).astype(np.float32))
+
+
+def view_label(axis: str, degrees: float) -> str:
+    """A view's name as shown under its picture: "x -45°", "y +15°", "front"."""
+    return "front" if not degrees else f"{axis} {degrees:+g}°"
+
 
 def auto_radius(n_points: int, size: int, fill: float = 0.45) -> int:
     """Splat radius so that N points cover about ``fill`` of the image: spacing ~ sqrt(area / N)."""

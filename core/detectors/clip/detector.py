@@ -176,7 +176,7 @@ class ClipZeroShot(Detector):
         return {l: np.concatenate(v, 0) for l, v in toks.items()}, np.concatenate(glob, 0), grid
 
     def _inputs(self, sample, size: int):
-        """(images, n_rgb, views: (BackProjection, thumbnails) or None)."""
+        """(images, n_rgb, views: (BackProjection, ViewStrip) or None)."""
         images, n_rgb, views = [], 0, None
         if sample.rgb is not None and self["use_rgb"]:
             images.append(sample.rgb)
@@ -231,6 +231,7 @@ class ClipZeroShot(Detector):
             shape = ex["grid_shape"] or (size, size)
             comps.maps[f"rgb_{kind}"] = resize_map(up[0], shape)
         if "backprojection" in ex:
+            ex.setdefault("view_maps", {})[kind] = _small(up[n_rgb:], ex["views"].images.shape[1:3])
             pts = ex["backprojection"].apply(up[n_rgb:])
             comps.point_maps[f"3d_{kind}"] = pts
             if ex.get("organized"):
@@ -375,7 +376,23 @@ class ClipZeroShot(Detector):
         out["weights"] = ex.get("weights", "")
         if out["weights"] == "random":
             out["note"] = "random weights: scores are meaningless"
-        return DetectorResult(c, pixel, points, score, p["threshold"], out)
+        views = self._view_strip(c, lam)
+        has_rgb = any(k.startswith("rgb_") for k in c.maps)
+        has_3d = any(k.startswith("3d_") for k in c.point_maps)
+        used = f"RGB {'✓' if has_rgb else '✗'} 3D {'✓' if has_3d else '✗'}"
+        if views is not None:
+            used += f" ({views.k} views)"
+        return DetectorResult(c, pixel, points, score, p["threshold"], out, modalities=used, views=views)
+
+    @staticmethod
+    def _view_strip(c: Components, lam: float):
+        """The rendered views with each view's map (the 3D branch's lambda mix), for the GUI."""
+        strip, vm = c.extra.get("views"), c.extra.get("view_maps") or {}
+        t = vm.get("text")
+        if strip is None or t is None:
+            return strip
+        v = vm.get("visual", t)
+        return strip.with_maps(lam * t + (1 - lam) * v)
 
 
 class ClipFewShot(ClipZeroShot):
@@ -414,6 +431,13 @@ class ClipFewShot(ClipZeroShot):
                 arrays[f"mem_{branch}_{l}"] = np.concatenate(chunks, 0).astype(np.float32)
         meta["n_memory"] = {k: int(v.shape[0]) for k, v in arrays.items()}
         return arrays, meta
+
+
+def _small(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """K x H x W maps -> K x size (area average), float32."""
+    import cv2
+    return np.stack([cv2.resize(np.asarray(m, np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA)
+                     for m in maps])
 
 
 register(ClipZeroShot)

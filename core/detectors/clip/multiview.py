@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...render import BackProjection, render_views, view_rotations
+from ...render import BackProjection, render_views, view_label, view_rotations
 from ...render.views import MVTEC_VIEWS
 
 VIEW_SETS = {
@@ -16,9 +16,11 @@ VIEW_SETS = {
 def prepare(points: np.ndarray, view_set: str, size: int, thumb: int = 96):
     """Render ``points`` into the views of ``view_set`` at ``size`` px.
 
-    Returns (images K x S x S x 3 uint8, BackProjection, thumbnails K x thumb x thumb x 3 uint8)."""
+    Returns (images K x S x S x 3 uint8, BackProjection, :class:`~core.render.views.ViewStrip` of
+    ``thumb`` px for the GUI)."""
     if view_set not in VIEW_SETS:
         raise ValueError(f"unknown view set {view_set!r} (one of {', '.join(VIEW_SETS)})")
     pts = np.asarray(points, np.float32)
     views = render_views(pts, view_rotations(VIEW_SETS[view_set]), size=size)
-    return views.images, BackProjection.from_views(views, pts), views.thumbnails(thumb)
+    strip = views.strip([view_label(a, d) for a, d in VIEW_SETS[view_set]], thumb)
+    return views.images, BackProjection.from_views(views, pts), strip
