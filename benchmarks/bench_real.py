@@ -7,9 +7,8 @@ report per defect kind (good test parts vs that kind) and for all kinds together
 * I-AUROC, P-AUROC, AUPRO@30 % and @1 % (:mod:`core.metrics`);
 * ``max-in``: the fraction of defective maps whose maximum lies inside the defect mask;
 * ``FA``: the false-alarm rate of the good test parts at the threshold the detector reports
-  (``threshold`` = 0: calibrated on held-out good parts, ``validation/good`` where the set has
-  it, else the ``train/good`` ones the support left out, else the support's leave-one-out
-  scores), and that threshold;
+  (``threshold`` = 0: calibrated on held-out good parts, ``validation/good`` and the
+  ``train/good`` ones the support left out, else the support's leave-one-out scores), and that threshold;
 * ``s/sample``: extract + fuse seconds per test sample (and the fit seconds).
 
 Usage::

@@ -129,7 +129,7 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
     (a bad file, a degenerate cloud, a detector error) skips that sample; a class that cannot be
     fitted (no good samples, ...) skips that class; the rest goes on and the report says what was
     skipped.  ``calibrate_on_validation``: detectors that calibrate a decision threshold do so on
-    held-out good parts: ``validation/good``, else the ``train/good`` samples the support left out
+    held-out good parts: ``validation/good`` and the ``train/good`` samples the support left out
     (see :meth:`Session.calibration_items`).  Raises
     :class:`~core.errors.UsageError` for bad arguments (``shots < 1`` for a few-shot detector,
     unknown classes).

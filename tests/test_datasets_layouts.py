@@ -89,6 +89,27 @@ def test_mvtec_ad_listing_loading_and_describe(tmp_path):
     assert one.layout == "mvtec-ad" and one.classes == ["screw"] and one.describe() == "MVTec AD, 1 class, 8 samples"
 
 
+def test_calibration_parts_are_held_out_good_parts_never_the_support(tmp_path):
+    """Threshold calibration takes good parts the bank never saw: validation/good first, then the
+    train/good parts the support left out, evenly spread up to the limit; never a test part."""
+    make_mvtec_ad(tmp_path / "ad", classes=("grid",), n_train=9)
+    ds = open_dataset(tmp_path / "ad")
+    sup = ds.support_refs("grid", 3)
+    cal = ds.calibration_refs("grid", sup)
+    assert [r.id for r in cal] == ["003", "004", "005", "006", "007", "008"]
+    assert all(r.split == "train" and r.is_good for r in cal)
+    assert [r.id for r in ds.calibration_refs("grid", sup, limit=3)] == ["003", "005", "008"]
+    assert ds.calibration_refs("grid", ds.support_refs("grid", 9)) == []      # all shots: nothing held out
+    assert ds.calibration_refs("grid", sup, limit=0) == []
+    # a set with validation/good: those come first, then the held-out train parts
+    make_mvtec(tmp_path / "m3d", classes=("cookie",), n=3)
+    d3 = open_dataset(tmp_path / "m3d")
+    cal = d3.calibration_refs("cookie", d3.support_refs("cookie", 2))
+    assert [(r.split, r.id) for r in cal] == [("validation", "000"), ("train", "002")]
+    assert [(r.split, r.id) for r in d3.calibration_refs("cookie", d3.support_refs("cookie", 2), limit=1)] == \
+        [("validation", "000")]
+
+
 def test_mvtec_ad_listing_is_lazy_and_a_defect_without_mask_loads(tmp_path, monkeypatch):
     make_mvtec_ad(tmp_path, classes=("bottle",))
     (tmp_path / "bottle" / "ground_truth" / "hole" / "000_mask.png").unlink()

@@ -91,21 +91,22 @@ class Dataset:
     def calibration_refs(self, class_name: str, exclude: Sequence[SampleRef] = (),
                          limit: int = MAX_CALIBRATION) -> list[SampleRef]:
         """Good parts a decision threshold can be calibrated on, none of them in ``exclude`` (the
-        support): the class's ``validation`` good samples; where the set has none, the
-        ``train``/``good`` samples the support left out (a user with 25 good parts and a 5-shot
-        support has 20 parts the bank never saw).  At most ``limit``, spread evenly over the id
-        order; none for ``limit`` <= 0."""
+        support): the class's ``validation`` good samples, then the ``train``/``good`` samples the
+        support left out (a user with 25 good parts and a 5-shot support has 20 parts the bank
+        never saw).  At most ``limit`` (validation first; train parts spread evenly over the id
+        order); none for ``limit`` <= 0."""
         if limit <= 0:
             return []
         taken = {(r.split, r.label, r.id) for r in exclude}
+        out: list[SampleRef] = []
         for split in ("validation", "train"):
             refs = sorted((r for r in self.select([class_name], split=split) if r.is_good
                            and (r.split, r.label, r.id) not in taken), key=lambda r: r.id)
-            if refs:
-                if len(refs) > limit:
-                    refs = [refs[int(i)] for i in np.linspace(0, len(refs) - 1, limit).round()]
-                return refs
-        return []
+            room = limit - len(out)
+            if len(refs) > room:
+                refs = [refs[int(i)] for i in np.linspace(0, len(refs) - 1, room).round()] if room > 0 else []
+            out.extend(refs)
+        return out
 
     def load(self, ref: SampleRef) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -353,7 +353,7 @@ class Session:
 
     def calibration_items(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> list[SampleRef]:
         """Good parts the fit calibrates its threshold on (:meth:`Dataset.calibration_refs`): the
-        class's ``validation/good`` samples, else the ``train/good`` ones the support left out;
+        class's ``validation/good`` samples and the ``train/good`` ones the support left out;
         none when the detector does not calibrate or the option is off."""
         inst = self.instance(class_name)
         if not self.calibrate_on_validation or self.dataset is None or not callable(getattr(inst, "calibrate", None)):

@@ -1,7 +1,7 @@
 """Decision thresholds from good parts.
 
 A per-class threshold on the fused image score is calibrated on image scores of *good* parts that
-the bank did not see (held-out good parts - ``validation/good``, or the ``train/good`` samples the support left out -
+the bank did not see (held-out good parts - ``validation/good`` and the ``train/good`` samples the support left out -
 or else leave-one-out scores of the support samples)
 for a target false-alarm rate ``rate``:
 

@@ -25,7 +25,7 @@ only (no pretrained network):
 * **decision threshold** (:mod:`.calibration`): component maps of good parts are kept
   (patch-grid resolution) and fused with the current fusion parameters: of good parts the bank
   never saw when the caller gives them (:meth:`MemoryBankDetector.calibrate`; the session passes
-  ``validation/good``, else the ``train/good`` parts the support left out), else the support's
+  ``validation/good`` and the ``train/good`` parts the support left out), else the support's
   leave-one-out maps (optimistic).  The threshold
   (``threshold`` = 0, the default) is the upper ``calibration_confidence`` limit of those scores'
   ``1 - false_alarm_rate`` quantile; ``threshold`` > 0 sets it by hand;
