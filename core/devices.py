@@ -13,8 +13,11 @@ there is no CUDA to find.  ``nvidia-smi`` is not used (it is absent on many mach
   there are several GPUs).
 * :func:`resolve_device` turns a user's choice (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``gpu``)
   into a concrete device, or raises :class:`DeviceError` saying why it cannot be used.
-* :func:`default_dtype` -> ``"float16"`` on CUDA, ``"float32"`` on the CPU; :func:`torch_dtype` gives the
-  torch object (imports torch: call it where the model runs).
+* :func:`default_dtype` -> ``"float16"`` on CUDA; on the CPU ``"bfloat16"`` where the processor computes
+  bf16 natively (AMX-BF16 or AVX512-BF16: measured ~2x faster for CLIP ViT-B-16, token cosine to
+  float32 >= 0.99995), else ``"float32"``; :func:`resolve_dtype` applies a user's choice
+  (``auto``/``float32``/``bfloat16``/``float16``); :func:`torch_dtype` gives the torch object (imports
+  torch: call it where the model runs).
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ except Exception as e:
 """
 
 __all__ = ["DeviceError", "DeviceInfo", "probe", "available_devices", "resolve_device", "default_dtype",
+           "resolve_dtype", "cpu_has_native_bf16", "DTYPES",
            "torch_dtype", "cuda_available", "clear_cache"]
 
 
@@ -210,9 +214,51 @@ def resolve_device(name: Optional[str] = "auto") -> str:
     raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
 
 
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+_cpu_bf16: Optional[bool] = None
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this processor computes bfloat16 in hardware (Linux ``/proc/cpuinfo`` flags
+    ``amx_bf16`` / ``avx512_bf16``; ``MMAD_CPU_BF16=0/1`` overrides; elsewhere False)."""
+    global _cpu_bf16
+    env = os.environ.get("MMAD_CPU_BF16")
+    if env in ("0", "1"):
+        return env == "1"
+    if _cpu_bf16 is None:
+        try:
+            flags = set()
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        flags = set(line.split(":", 1)[1].split())
+                        break
+            _cpu_bf16 = any(fl in flags for fl in _BF16_FLAGS)
+        except OSError:
+            _cpu_bf16 = False
+    return _cpu_bf16
+
+
 def default_dtype(device: str) -> str:
-    """The dtype name to run a model in: ``"float16"`` on CUDA, ``"float32"`` elsewhere."""
-    return "float16" if str(device).lower().startswith("cuda") else "float32"
+    """The dtype name to run a model in: ``"float16"`` on CUDA; on the CPU ``"bfloat16"`` where it is
+    native (:func:`cpu_has_native_bf16`), else ``"float32"``."""
+    if str(device).lower().startswith("cuda"):
+        return "float16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def resolve_dtype(choice: Optional[str], device: str) -> str:
+    """A user's precision choice for ``device``: ``auto``/empty -> :func:`default_dtype`; ``float16``
+    on the CPU is refused (slow and unsupported for many CPU kernels)."""
+    c = (choice or "auto").strip().lower()
+    if c == "auto":
+        return default_dtype(device)
+    if c not in DTYPES:
+        raise ValueError(f"unknown precision {choice!r}: one of {', '.join(DTYPES)}")
+    if c == "float16" and not str(device).lower().startswith("cuda"):
+        raise ValueError("float16 runs on CUDA only: use bfloat16 or float32 on the CPU")
+    return c
 
 
 def torch_dtype(device: str):

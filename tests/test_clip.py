@@ -23,7 +23,8 @@ from conftest import MemoryDataset, make_part  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny():
-    return backbones.get_clip(backbones.TINY_TEST, weights="random")
+    """The tiny random model in float32 (the parity tests compare against float32 references)."""
+    return backbones.get_clip(backbones.TINY_TEST, weights="random", dtype="float32")
 
 
 # ---------------------------------------------------------------------- prompts and text
@@ -232,6 +233,25 @@ def test_missing_pretrained_weights_say_what_and_how(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------- detectors end to end
 def _det(did, **kw):
     return registry.create(did, backbone="tiny-test", weights="random", **kw)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16"])
+def test_reduced_precision_gives_the_float32_maps(dtype):
+    """precision=bfloat16 (the CPU default where bf16 is native) runs the backbone in bf16; the maps
+    stay those of float32 up to bf16 rounding, and float16 on the CPU is refused with a clear message."""
+    s = make_part(3, 48, defect=True)
+    maps = {}
+    for p in ("float32", dtype):
+        det = _det("clip-zero-shot", precision=p)
+        det.fit([], class_name="disc")
+        assert det._handle().dtype == p
+        maps[p] = det.fuse(det.extract(s)).pixel_map
+    a, b = maps["float32"], maps[dtype]
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99 and np.nanmax(np.abs(a - b)) < 0.05
+    from core.errors import InvalidParameterError
+    det = _det("clip-zero-shot", precision="float16")
+    with pytest.raises(InvalidParameterError, match="CUDA only"):
+        det.fit([], class_name="disc")
 
 
 def test_zero_shot_scores_rgb_organized_and_cloud_only_samples():

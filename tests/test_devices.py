@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 import types
 
@@ -128,9 +129,21 @@ def test_unknown_device_name():
         devices.resolve_device("tpu")
 
 
-def test_default_dtype():
+def test_default_dtype(monkeypatch):
     assert devices.default_dtype("cuda") == "float16" and devices.default_dtype("cuda:1") == "float16"
+    monkeypatch.setenv("MMAD_CPU_BF16", "0")
     assert devices.default_dtype("cpu") == "float32"
+    monkeypatch.setenv("MMAD_CPU_BF16", "1")
+    assert devices.default_dtype("cpu") == "bfloat16"
+    assert devices.resolve_dtype("auto", "cpu") == "bfloat16" and devices.resolve_dtype("", "cuda") == "float16"
+    assert devices.resolve_dtype("float32", "cpu") == "float32"
+    with pytest.raises(ValueError, match="CUDA only"):
+        devices.resolve_dtype("float16", "cpu")
+    with pytest.raises(ValueError, match="unknown precision"):
+        devices.resolve_dtype("int4", "cpu")
+    monkeypatch.delenv("MMAD_CPU_BF16")
+    flags = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
+    assert devices.cpu_has_native_bf16() == ("amx_bf16" in flags or "avx512_bf16" in flags)
 
 
 def test_importing_devices_does_not_import_torch():
