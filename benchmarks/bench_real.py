@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", nargs="+", default=["grid", "hazelnut"], help="grid, hazelnut, demo or folders")
     ap.add_argument("--shots", nargs="+", type=int, default=[1, 5, 0], help="0 = every train/good sample")
+    ap.add_argument("--classes", nargs="+", help="only these classes")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="detector parameter")
     ap.add_argument("--demo-seed", type=int, default=None, help="generate the demo with this seed")
     ap.add_argument("--no-validation", action="store_true",
@@ -136,10 +137,11 @@ def main(argv=None) -> int:
             if not path.exists():
                 print(f"skip {name}: {path} not found")
                 continue
-            fuse = {"alpha": 1.0, **{k: v for k, v in params.items() if k in fuse_keys}}
+            rgb_only = path.name != "demo"       # a demo folder made earlier keeps the demo's fusion
+            fuse = {**({"alpha": 1.0} if rgb_only else {}), **{k: v for k, v in params.items() if k in fuse_keys}}
         ds = open_dataset(path)
         for shots in args.shots:
-            for cls in ds.classes:
+            for cls in [c for c in ds.classes if not args.classes or c in args.classes]:
                 rows, fit_s, k, meta = run_class(ds, cls, shots, fit_params, fuse, not args.no_validation)
                 kinds = sorted({r["kind"] for r in rows if not r["good"]})
                 for kind in [None] + kinds:
