@@ -83,7 +83,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("previous", "review", "&Previous sample", "browser.select_next", "P", kwargs={"step": -1}),
     ActionSpec("toggle_gt", "view", "Toggle &ground truth", "inspector.gt_check.toggle", "G"),
     ActionSpec("toggle_grid", "view", "&Thumbnails / table", "browser.toggle_grid_mode", "T"),
-    ActionSpec("toggle_components", "view", "&Modality maps (RGB / 3D / fused)", "inspector.toggle_components", "M",
+    ActionSpec("toggle_components", "view", "&Modality maps (RGB / 3D / fused, rendered views)", "inspector.toggle_components", "M",
                "Show the per-modality maps of the result side by side"),
     ActionSpec("fit_image", "view", "&Fit image", "image_view.fit_view", tip="Fit the image to its view"),
     ActionSpec("reset_3d", "view", "Reset 3D &camera", "reset_3d_view", tip="Reset the 3D camera"),

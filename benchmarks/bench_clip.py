@@ -1,6 +1,6 @@
 """CLIP detector speed on this machine (random weights: the timing is real, the scores mean nothing).
 
-    python benchmarks/bench_clip.py [--backbone ViT-B-16] [--n 3] [--device cpu]
+    python benchmarks/bench_clip.py [--backbone ViT-B-16] [--n 3] [--device cpu] [--precision auto]
 
 Reports seconds per sample (RGB 224 px + a 200k-point organized cloud in 9 views), peak RSS, one
 prompt edit (rescore: text only) and one support change (few-shot refit of the memory, 1 shot).
@@ -69,11 +69,16 @@ def main() -> None:
     ap.add_argument("--backbone", default="ViT-B-16")
     ap.add_argument("--n", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", help="auto | float32 | bfloat16 | float16 (CUDA)")
     a = ap.parse_args()
-    det = registry.create("clip-few-shot", device=a.device, backbone=a.backbone, weights="random")
+    import os
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    det = registry.create("clip-few-shot", device=a.device, backbone=a.backbone, weights="random",
+                          precision=a.precision)
     t = time.perf_counter()
     det.fit([part(100)], class_name="bump")
     print(f"first fit (build model + 1 support sample): {time.perf_counter() - t:.2f} s")
+    print(f"backbone {a.backbone} in {det._handle().dtype} on {a.device}")
     samples = [part(i) for i in range(a.n + 1)]
     det.extract(samples[0])     # warm-up
     ts, cs = [], []

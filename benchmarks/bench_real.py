@@ -76,8 +76,39 @@ def kind_metrics(rows: list[dict], kind: str | None) -> dict:
     return out
 
 
+def write_pictures(rows: list[dict], out: Path, n: int, tag: str) -> list[Path]:
+    """For the first ``n`` defective samples, one picture image | mask | map (the map coloured over
+    the sample's own range, the calibrated threshold drawn as the map's contour)."""
+    import cv2
+    from core.colormaps import apply_colormap
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    bad = [r for r in rows if not r["good"] and r["map"] is not None and r["mask"] is not None]
+    firsts = list({r["kind"]: r for r in reversed(bad)}.values())[::-1]     # one per defect kind first
+    chosen = (firsts + [r for r in bad if all(r is not f for f in firsts)])[:n]
+    for r in chosen:
+        h = 320
+        def fit(a):
+            return cv2.resize(a, (int(round(a.shape[1] * h / a.shape[0])), h), interpolation=cv2.INTER_AREA)
+        rgb = fit(r["rgb"] if r["rgb"].ndim == 3 else np.repeat(r["rgb"][..., None], 3, -1))
+        mask = fit((r["mask"].astype(np.uint8) * 255)[..., None].repeat(3, -1))
+        m = r["map"].astype(np.float32)
+        v = m[np.isfinite(m)]
+        heat = fit(apply_colormap(m, float(np.percentile(v, 1)), float(np.percentile(v, 99.5)), "inferno"))
+        if r["threshold"] is not None and np.isfinite(r["threshold"]):
+            over = fit((np.nan_to_num(m) >= r["threshold"]).astype(np.uint8) * 255)
+            cs, _ = cv2.findContours((over > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            heat = np.ascontiguousarray(heat)
+            cv2.drawContours(heat, cs, -1, (0, 255, 255), 1)
+        pic = np.hstack([rgb, np.full((h, 4, 3), 255, np.uint8), mask, np.full((h, 4, 3), 255, np.uint8), heat])
+        path = out / f"{tag}_{r['kind']}_{r['id']}.png"
+        cv2.imwrite(str(path), pic[..., ::-1])
+        written.append(path)
+    return written
+
+
 def run_class(ds, cls: str, shots: int, params: dict, fuse_params: dict,
-              validation: bool = True) -> tuple[list[dict], float, int, dict]:
+              validation: bool = True, keep_images: bool = False) -> tuple[list[dict], float, int, dict]:
     refs = ds.select([cls], split="train")
     n_train = len([r for r in refs if r.is_good])
     k = n_train if shots <= 0 else min(shots, n_train)
@@ -102,7 +133,8 @@ def run_class(ds, cls: str, shots: int, params: dict, fuse_params: dict,
             from core.sample import resize_map
             pm = resize_map(pm, mask.shape)
         rows.append({"good": not s.is_anomalous, "kind": ref.label, "score": float(r.image_score),
-                     "threshold": r.threshold, "mask": mask, "map": pm, "seconds": dt})
+                     "threshold": r.threshold, "mask": mask, "map": pm, "seconds": dt, "id": ref.id,
+                     "rgb": s.rgb if keep_images else None})
     return rows, fit_s, k, dict(det.state.meta) if det.state is not None else {}
 
 
@@ -116,6 +148,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-validation", action="store_true",
                     help="calibrate on the support's leave-one-out scores even where held-out good parts exist")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--pictures", help="write image | mask | map pictures of defective samples to this folder "
+                                       "(never commit pictures of licensed data)")
+    ap.add_argument("--n-pictures", type=int, default=3, help="pictures per class and shot count")
     args = ap.parse_args(argv)
     params = dict(a.split("=", 1) for a in args.set)
     fuse_keys = {"alpha", "beta", "gamma", "sigma", "threshold", "image_top_fraction", "false_alarm_rate",
@@ -142,7 +177,11 @@ def main(argv=None) -> int:
         ds = open_dataset(path)
         for shots in args.shots:
             for cls in [c for c in ds.classes if not args.classes or c in args.classes]:
-                rows, fit_s, k, meta = run_class(ds, cls, shots, fit_params, fuse, not args.no_validation)
+                rows, fit_s, k, meta = run_class(ds, cls, shots, fit_params, fuse, not args.no_validation,
+                                                 keep_images=bool(args.pictures))
+                if args.pictures:
+                    for p in write_pictures(rows, Path(args.pictures), args.n_pictures, f"{name}_{cls}_{k}shot"):
+                        print(f"picture: {p}")
                 kinds = sorted({r["kind"] for r in rows if not r["good"]})
                 for kind in [None] + kinds:
                     m = kind_metrics(rows, kind)

@@ -5,7 +5,7 @@
         [--detectors unified-moe,cross-modal] [--skip-train] [--json results.json]
 
 Every step runs the real CLI (``python main.py train`` / ``eval``) in a child process; its wall time
-and peak RSS (``ru_maxrss`` of the child) are reported.  ``--skip-train`` evaluates the existing
+and peak RSS (the child's own ``ru_maxrss``, from ``os.wait4``) are reported.  ``--skip-train`` evaluates the existing
 checkpoints ``<out-dir>/<data-name>_<detector>``.
 """
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(cmd: list[str]) -> tuple[float, float, str]:
     """(wall seconds, peak RSS MB of the child, stdout) of one CLI call; raises on failure."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t = time.perf_counter()
-    p = subprocess.run([sys.executable, str(ROOT / "main.py"), *cmd], capture_output=True, text=True, cwd=ROOT)
-    wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *cmd], stdout=out, stderr=err, text=True, cwd=ROOT)
+        _, status, usage = os.wait4(p.pid, 0)          # this child's own rusage (ru_maxrss in KB on Linux)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
-    # ru_maxrss of the children is the max over all of them: only a new maximum is this child's
-    return wall, (peak if peak > before else float("nan")) / 1024.0, p.stdout
+        raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}):\n{stderr[-2000:]}")
+    return wall, usage.ru_maxrss / 1024.0, stdout
 
 
 def per_class(metrics_json: Path) -> dict:
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--out-dir", default="/tmp/ck")
     ap.add_argument("--detectors", default="unified-moe,cross-modal")
-    ap.add_argument("--baseline", default="memory-bank")
+    ap.add_argument("--baseline", default="memory-bank", help="detector evaluated beside them ('' for none)")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--json", help="write all results here")
     args = ap.parse_args(argv)
@@ -69,9 +71,10 @@ def main(argv=None) -> int:
                             "--quiet"])
         results["eval"][det] = {"seconds": wall, "peak_rss_mb": rss, "metrics": per_class(j)}
         print(f"eval {det}: {wall:.0f} s")
-    j = tmp / "baseline.json"
-    wall, rss, _ = run(["eval", "--data", args.data, "--detector", args.baseline, "--json", str(j), "--quiet"])
-    results["eval"][args.baseline] = {"seconds": wall, "peak_rss_mb": rss, "metrics": per_class(j)}
+    if args.baseline:
+        j = tmp / "baseline.json"
+        wall, rss, _ = run(["eval", "--data", args.data, "--detector", args.baseline, "--json", str(j), "--quiet"])
+        results["eval"][args.baseline] = {"seconds": wall, "peak_rss_mb": rss, "metrics": per_class(j)}
     results["loadavg_end"] = os.getloadavg()[0]
     print(json.dumps(results["eval"], indent=1))
     if args.json:

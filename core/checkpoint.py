@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import InputError
+from .headers import read_header
 
 FORMAT = "mmad-checkpoint/1"
 SUFFIX = ".safetensors"
@@ -97,14 +98,7 @@ def load_checkpoint(path: str | Path, detector: Optional[str] = None, features: 
     tpath, jpath = paths_for(path)
     if not jpath.is_file() or not tpath.is_file():
         raise CheckpointError(Path(path), f"no checkpoint here (expected {tpath.name} and {jpath.name})")
-    try:
-        meta = json.loads(jpath.read_text())
-    except (OSError, ValueError, RecursionError) as e:
-        raise CheckpointError(jpath, f"cannot read the checkpoint metadata ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(jpath, "is not a checkpoint of this application")
-    if detector is not None and meta.get("detector") != detector:
-        raise CheckpointError(jpath, f"is a checkpoint of detector '{meta.get('detector')}', not '{detector}'")
+    meta = read_header(jpath, FORMAT, "checkpoint", CheckpointError, detector)
     if features is not None:
         theirs = meta.get("features") or {}
         for k in ("version", "d_rgb", "d_geo"):

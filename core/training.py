@@ -88,14 +88,45 @@ def _versions() -> dict[str, str]:
             "safetensors": st}
 
 
+#: fraction of a class's training good parts held out of training for threshold calibration when
+#: the class has no ``validation/good`` parts (at least 1 once the class has MIN_FOR_HOLD_OUT)
+HOLD_OUT = 0.2
+MIN_FOR_HOLD_OUT = 5
+MAX_HOLD_OUT = 20
+#: the trained detectors' default support is the first 5 training parts: held-out parts come after them
+SUPPORT_GUARD = 5
+
+
 def good_training_refs(dataset, classes: Sequence[str]) -> list:
     refs = []
     for c in classes:
         r = dataset.select([c], split="train", label="good")
         if not r:
-            r = [x for x in dataset.select([c], label="good") if x.split != "test"]
+            r = [x for x in dataset.select([c], label="good") if x.split not in ("test", "validation")]
         refs += sorted(r, key=lambda x: x.id)
     return refs
+
+
+def split_held_out(dataset, refs: Sequence, hold_out: float = HOLD_OUT) -> tuple[list, list]:
+    """(refs to train on, refs held out for calibration).  A class with ``validation/good`` parts
+    holds nothing out (those calibrate it); otherwise ``hold_out`` of its training parts, evenly
+    spread over the id order from the last one (at least one from :data:`MIN_FOR_HOLD_OUT` parts, at most
+    :data:`MAX_HOLD_OUT`).  ``hold_out`` <= 0: nothing."""
+    by_class: dict[str, list] = {}
+    for r in refs:
+        by_class.setdefault(r.class_name, []).append(r)
+    train_on, held = [], []
+    for c, rs in by_class.items():
+        has_val = any(x.is_good for x in dataset.select([c], split="validation"))
+        k = 0 if hold_out <= 0 or has_val or len(rs) < MIN_FOR_HOLD_OUT else \
+            min(MAX_HOLD_OUT, max(1, int(round(hold_out * len(rs)))))
+        # spread from the last part down to the first part after the default support (which the
+        # detector calibrates its location scale on, so it must not be one of them)
+        lo = min(SUPPORT_GUARD, len(rs) - 1)
+        pick = set(np.linspace(len(rs) - 1, lo, k).round().astype(int).tolist()) if k else set()
+        held += [r for i, r in enumerate(rs) if i in pick]
+        train_on += [r for i, r in enumerate(rs) if i not in pick]
+    return train_on, held
 
 
 def extract_training_features(dataset, refs, classes: Sequence[str], cfg: FeatureConfig,
@@ -186,9 +217,13 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
           on_epoch: Optional[EpochFn] = None, *, on_batch: Optional[BatchFn] = None, resume: bool = False,
           seed: int = 0, batch_size: int = 2048,
           lr: float = 2e-3, model: Optional[dict[str, Any]] = None,
-          features: Optional[FeatureConfig] = None) -> TrainResult:
+          features: Optional[FeatureConfig] = None, hold_out: float = HOLD_OUT) -> TrainResult:
     """Train ``detector_id`` on the good training samples of ``classes`` (default: all) of
     ``dataset``; write the checkpoint ``out`` (``.safetensors`` + ``.json``) after every epoch.
+
+    Classes without ``validation/good`` parts keep ``hold_out`` of their training parts out of
+    training (:func:`split_held_out`; listed in the checkpoint as ``held_out``): the detector
+    calibrates its decision threshold on them.
 
     ``on_epoch(epoch, mean_loss)`` after every epoch; ``on_batch(epoch_float, running_loss)`` after
     every batch (``epoch_float`` counts from 0: 0.5 is half-way through the first epoch)."""
@@ -211,7 +246,12 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
     refs = good_training_refs(dataset, classes)
     if not refs:
         raise InputError(getattr(dataset, "root", None), f"no good training samples for {', '.join(classes)}")
+    if det_cls.needs.points == "required" and not any(k in r.paths for r in refs for k in ("points", "tiff")):
+        raise InputError(getattr(dataset, "root", None), f"detector '{detector_id}' needs training samples with a "
+                                                          f"point cloud and none of {', '.join(classes)} has one "
+                                                          f"(RGB-only data: use unified-moe)")
     cfg = features or FeatureConfig(seed=seed)
+    refs, held = split_held_out(dataset, refs, hold_out)
     data_hash = support_hash(refs)
     tpath, _ = paths_for(out)
     prev: Optional[Checkpoint] = None
@@ -252,7 +292,8 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
     t1 = time.perf_counter()
     meta_base = {"detector": detector_id, "model": config, "features": cfg.to_json(), "classes": list(classes),
                  "versions": _versions(), "training_data_sha256": data_hash, "n_training_samples": n_samples,
-                 "seed": seed, "lr": lr, "batch_size": batch_size}
+                 "seed": seed, "lr": lr, "batch_size": batch_size,
+                 "held_out": [r.key for r in held]}
     total = epochs - start
     if total <= 0:
         log.warning("checkpoint already has %d epochs (asked %d): nothing to train", start, epochs)

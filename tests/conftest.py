@@ -206,8 +206,11 @@ class MemoryDataset(Dataset):
             for split, label, n in (("train", "good", n_train), ("test", "good", n_good), ("test", "blob", n_bad)):
                 for i in range(n):
                     seed += 1
-                    ref = SampleRef(id=f"{i:03d}", class_name=cls, split=split, label=label,
-                                    paths={"rgb": Path(root) / cls / split / label / f"{i:03d}.png"})
+                    where = Path(root) / cls / split / label
+                    paths = {"rgb": where / f"{i:03d}.png"}
+                    if points:
+                        paths["points"] = where / f"{i:03d}.ply"
+                    ref = SampleRef(id=f"{i:03d}", class_name=cls, split=split, label=label, paths=paths)
                     refs.append(ref)
                     self._make[ref.key] = (seed, label != "good")
         super().__init__(root, refs)

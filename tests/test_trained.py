@@ -254,3 +254,48 @@ def test_cancel_within_a_second(tiny, tmp_path):
     th.join(5)
     assert "dt" in out and not th.is_alive()
     assert time.perf_counter() - t_cancel < 1.0
+
+
+# ---------------------------------------------------------------------- threshold calibration
+def test_training_holds_parts_out_and_the_detector_calibrates_its_threshold_on_them(tmp_path):
+    """Without validation/good, a fifth of each class's training parts stay out of training (the
+    last ones, never the default support); the session calibrates the decision threshold on them:
+    threshold 0 = the tolerance bound of their fused image scores, a typed threshold wins."""
+    from core.calibration import tolerance_threshold
+    from core.session import Session
+    from core.training import split_held_out
+
+    ds = MemoryDataset(tmp_path / "mem", classes=("disc",), n_train=10, n_good=1, n_bad=1, size=48)
+    refs = ds.select(["disc"], split="train")
+    kept, held = split_held_out(ds, refs)
+    assert [r.id for r in held] == ["005", "009"] and len(kept) == 8
+    assert not {r.id for r in held} & {r.id for r in ds.support_refs("disc", 5)}
+    assert split_held_out(ds, refs[:4])[1] == [] and split_held_out(ds, refs, 0.0)[1] == []
+
+    r = train(ds, "unified-moe", epochs=2, out=tmp_path / "moe", features=CFG, batch_size=128)
+    meta = load_checkpoint(r.path).meta
+    assert meta["held_out"] == [h.key for h in held] and r.n_samples == 8
+
+    s = Session(detector="unified-moe", params={"checkpoint": str(r.path)}, fit_store=None)
+    s.set_dataset(ds)
+    assert [c.key for c in s.calibration_items("disc")] == [h.key for h in held]
+    s.fit("disc")
+    det = s.instance("disc")
+    assert det.state.meta["n_validation"] == 2 and "val.rgb" in det.state.arrays
+    scores = det.calibration_scores()
+    assert len(scores) == 2 and np.isfinite(scores).all()
+    p = det.merged_params(None)
+    expect = tolerance_threshold(scores, p["false_alarm_rate"], p["calibration_confidence"])
+    assert det.decision_threshold() == pytest.approx(expect)
+    res = det.score(ds.load(ds.select(["disc"], split="test", label="good")[0]))
+    assert res.threshold == pytest.approx(expect)
+    assert det.fuse(res.components, {"threshold": 3.5}).threshold == 3.5
+    # a looser target rate gives a lower threshold
+    assert det.decision_threshold({"false_alarm_rate": 0.3, "calibration_confidence": 0.5}) < expect
+
+
+def test_cross_modal_on_rgb_only_data_is_refused_before_any_feature_is_computed(tmp_path):
+    ds = MemoryDataset(tmp_path / "rgbonly", classes=("disc",), n_train=3, points=False, size=48)
+    with pytest.raises(InputError, match="needs training samples with a point cloud.*unified-moe"):
+        train(ds, "cross-modal", epochs=1, out=tmp_path / "cm", features=CFG)
+    assert ds.loads == 0

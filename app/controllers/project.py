@@ -117,7 +117,7 @@ class ProjectController(QObject):
         if not self.writable:
             return
         try:
-            self.project.set_support(class_name, self.session._support.get(class_name))
+            self.project.set_support(class_name, self.session.chosen_support(class_name))
         except (MMADError, OSError, ValueError) as e:
             log.warning("support not saved: %s", e)
 

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError, MMADError
+from ..headers import read_header
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +169,7 @@ class FitState:
         if base.suffix in (".json", ".npz"):
             base = base.with_suffix("")
         jpath, npath = base.with_suffix(".json"), base.with_suffix(".npz")
-        try:
-            header = json.loads(jpath.read_text())
-        except (OSError, ValueError, RecursionError) as e:
-            raise FitStateError(jpath, f"cannot read the saved fit ({type(e).__name__}: {e})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
-            raise FitStateError(jpath, "is not a saved fit of this application")
-        if detector is not None and header.get("detector") != detector:
-            raise FitStateError(jpath, f"is a fit of detector '{header.get('detector')}', not '{detector}'")
+        header = read_header(jpath, FORMAT, "saved fit", FitStateError, detector)
         if version is not None and str(header.get("version")) != str(version):
             raise FitStateError(jpath, f"was saved by version {header.get('version')} of the detector "
                                        f"(this is {version}); it is refitted")

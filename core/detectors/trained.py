@@ -66,13 +66,15 @@ def to_batch(feats: GridFeatures, std: dict[str, np.ndarray], class_index: int):
 class TrainedDetector(Detector):
     """Subclasses set ``net_factory`` (a function ``(config) -> nn.Module``) and implement ``fuse``."""
 
-    state_version = "1"
+    state_version = "2"     # 2: calibration parts' maps (val.*) for the decision threshold
     modalities: ClassVar[tuple[str, ...]] = ("rgb", "geometry")
 
     def __init__(self, device: str = "cpu", **params: Any):
         self._net = None
         self._std: dict[str, np.ndarray] = {}
         self._calib: dict[str, float] = {}
+        self._val: dict[str, np.ndarray] = {}          # modality -> n x gh x gw maps of calibration parts
+        self._thr_cache: dict[str, float] = {}
         self._cfg = FeatureConfig()
         self._class_index = 0
         super().__init__(device=device, **params)
@@ -132,6 +134,83 @@ class TrainedDetector(Detector):
                 "trained_epochs": ck.meta.get("epochs"), "training_data_sha256": ck.meta.get("training_data_sha256")}
         return arrays, meta
 
+    # ------------------------------------------------------------------ decision threshold
+    def calibration_refs(self, dataset, class_name: str, support=()) -> list:
+        """Good parts the model never learned from, to calibrate the decision threshold on: the
+        class's ``validation/good`` parts and the training parts the checkpoint held out of
+        training (its ``held_out`` keys), minus the support.  Reads only the checkpoint's JSON."""
+        from ..checkpoint import paths_for
+        import json
+        held: set[str] = set()
+        try:
+            meta = json.loads(paths_for(self["checkpoint"])[1].read_text())
+            held = {str(k) for k in meta.get("held_out", [])} if isinstance(meta, dict) else set()
+        except (OSError, ValueError, RecursionError):
+            pass      # no readable checkpoint: fit() reports it
+        taken = {(r.split, r.label, r.id) for r in support if hasattr(r, "split")}
+        refs = [r for r in dataset.select([class_name]) if r.is_good
+                and (r.split == "validation" or r.key in held) and (r.split, r.label, r.id) not in taken]
+        return sorted(refs, key=lambda r: (r.split != "validation", r.id))
+
+    def calibrate(self, components) -> Any:
+        """Add the image-level calibration parts (see :meth:`calibration_refs`) as their extracted
+        components: their maps (patch-grid resolution) join the fit state as ``val.<modality>``;
+        the decision threshold (``threshold`` = 0) is then calibrated on their fused image scores."""
+        import dataclasses
+        import cv2
+        st = self.require_fitted()
+        arrays = {k: v for k, v in st.arrays.items() if not k.startswith("val.")}
+        grids = [tuple(c.extra.get("patch_grid") or ()) for c in components]
+        if components and all(len(g) == 2 for g in grids):
+            gh, gw = grids[0]
+            for m in self.modalities:
+                maps = np.full((len(components), gh, gw), np.nan, np.float32)
+                for j, c in enumerate(components):
+                    v = c.maps.get(m)
+                    if v is not None:
+                        maps[j] = cv2.resize(np.asarray(v, np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+                if np.isfinite(maps).any():
+                    arrays[f"val.{m}"] = maps
+        new = dataclasses.replace(st, arrays=arrays, meta={**st.meta, "n_validation": len(components)})
+        self.load_state(new)
+        return new
+
+    def calibration_scores(self, params: Optional[dict[str, Any]] = None) -> np.ndarray:
+        """Image scores of the calibration parts fused with these fusion parameters."""
+        p = dict(self.merged_params(params), threshold=1.0)
+        if not self._val:
+            return np.zeros(0)
+        first = next(iter(self._val.values()))
+        n, shape = len(first), first.shape[1:]
+        out = []
+        for j in range(n):
+            maps = {m: v[j] for m, v in self._val.items() if np.isfinite(v[j]).any()}
+            if maps:
+                comps = Components(maps=maps, shape=tuple(shape), extra={"patch_grid": tuple(shape)})
+                s = self.fuse(comps, p).image_score
+                if np.isfinite(s):
+                    out.append(s)
+        return np.asarray(out, np.float64)
+
+    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
+        """The ``threshold`` parameter, or, when it is 0 (the default), the upper
+        ``calibration_confidence`` limit of the calibration parts' ``1 - false_alarm_rate``
+        quantile (cached per fusion-parameter set); 1.0 (the 99th percentile of good locations)
+        when the fit has no calibration parts."""
+        from ..calibration import tolerance_threshold
+        from .state import params_key
+        p = self.merged_params(params)
+        t = float(p["threshold"])
+        if t > 0:
+            return t
+        key = params_key({q.name: p[q.name] for q in self.fusion_params() if q.name != "threshold"})
+        if key not in self._thr_cache:
+            v = self.calibration_scores(p)
+            thr = tolerance_threshold(v, float(p["false_alarm_rate"]), float(p["calibration_confidence"])) \
+                if len(v) else float("nan")
+            self._thr_cache[key] = thr if np.isfinite(thr) else 1.0
+        return self._thr_cache[key]
+
     def restore_state(self, state) -> None:
         meta = state.meta
         path = Path(str(meta.get("checkpoint", "")))
@@ -142,10 +221,13 @@ class TrainedDetector(Detector):
         self._cfg = FeatureConfig.from_json(meta["features"])
         self._class_index = int(meta["class_index"])
         self._calib = {k: float(v) for k, v in meta.get("calibration", {}).items()}
+        self._val = {k[4:]: np.asarray(v, np.float32) for k, v in state.arrays.items() if k.startswith("val.")}
+        self._thr_cache = {}
 
     def on_invalidate(self, stages: set[str]) -> None:
         if STAGE_FIT in stages:
             self._net = None
+        self._thr_cache = {}
 
     # ------------------------------------------------------------------ extract
     def _raw_scores(self, sample: Sample) -> tuple[dict[str, np.ndarray], GridFeatures]:
@@ -202,8 +284,9 @@ class TrainedDetector(Detector):
                                                                       interpolation=cv2.INTER_NEAREST)
                 points = m[vm].astype(np.float32)
         params = dict(p, **sample_extra)
+        thr = float(p["threshold"]) if float(p["threshold"]) > 0 or not self.fitted else self.decision_threshold(p)
         return DetectorResult(components=comps, pixel_map=pixel, point_scores=points, image_score=float(score),
-                              threshold=float(p["threshold"]), params=params)
+                              threshold=thr, params=params)
 
 
 def fusion_common() -> tuple[Param, ...]:
@@ -211,8 +294,15 @@ def fusion_common() -> tuple[Param, ...]:
     return (
         Param("sigma", 1.0, "float", min=0.0, max=8.0, step=0.25, stage=STAGE_FUSION,
               help="Gaussian smoothing of the fused map, in patches of the feature grid"),
-        Param("threshold", 1.0, "float", min=0.0, max=1000.0, step=0.05, stage=STAGE_FUSION,
-              help="decision threshold on the image score (1 = 99th percentile of good locations)"),
+        Param("threshold", 0.0, "float", min=0.0, max=1000.0, step=0.05, stage=STAGE_FUSION,
+              help="decision threshold on the image score; 0 = calibrated on good parts the model never "
+                   "learned from (validation/good and the training parts held out of training) for the "
+                   "false-alarm rate below; without any, 1 (the 99th percentile of good locations)"),
+        Param("false_alarm_rate", 0.05, "float", min=0.001, max=0.5, step=0.01, stage=STAGE_FUSION,
+              help="target fraction of good parts flagged at the calibrated threshold"),
+        Param("calibration_confidence", 0.9, "float", min=0.0, max=0.999, step=0.05, stage=STAGE_FUSION,
+              help="confidence that the realised false-alarm rate is at most the target (0.5 or less: "
+                   "the plain quantile estimate)"),
         Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
               help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
     )

@@ -313,6 +313,11 @@ class Session:
         items = self._support.get(class_name)
         return list(items) if items is not None else self.default_support(class_name)
 
+    def chosen_support(self, class_name: str) -> Optional[list[SupportItem]]:
+        """The user's own support choice for a class, or None when the default set is used."""
+        items = self._support.get(class_name)
+        return list(items) if items is not None else None
+
     def support_candidates(self, class_name: str) -> list[SampleRef]:
         """Good samples of a class that may serve as support (train/validation first, never test)."""
         if self.dataset is None:
@@ -359,7 +364,11 @@ class Session:
         if not self.calibrate_on_validation or self.dataset is None or not callable(getattr(inst, "calibrate", None)):
             return []
         items = self.support(class_name) if items is None else items
-        return self.dataset.calibration_refs(class_name, [r for r in items if isinstance(r, SampleRef)])
+        refs = [r for r in items if isinstance(r, SampleRef)]
+        own = getattr(inst, "calibration_refs", None)     # e.g. trained detectors: parts held out of training
+        if callable(own):
+            return own(self.dataset, class_name, refs)
+        return self.dataset.calibration_refs(class_name, refs)
 
     def expected_fit_key(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> str:
         """The :attr:`FitState.key` a fit of this class would have now (no sample is decoded)."""

@@ -55,7 +55,7 @@ from ...sample import Sample
 from ..state import FitState
 from ..base import (STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Needs,
                     ProgressFn)
-from .calibration import tolerance_threshold
+from ...calibration import tolerance_threshold
 from .fuse import fuse_components
 from .params import GEOMETRY, OBJECT, PARAMS, RGB, TEXTURE
 from .coreset import GroupScaler, Whitener, nn_distance

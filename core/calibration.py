@@ -1,9 +1,9 @@
-"""Decision thresholds from good parts.
+"""Decision thresholds from good parts (shared by the detectors that calibrate one).
 
-A per-class threshold on the fused image score is calibrated on image scores of *good* parts that
-the bank did not see (held-out good parts - ``validation/good`` and the ``train/good`` samples the support left out -
-or else leave-one-out scores of the support samples)
-for a target false-alarm rate ``rate``:
+A per-class threshold on the fused image score is calibrated on image scores of *good* parts the
+detector did not learn from (memory-bank: ``validation/good`` and the ``train/good`` samples the
+support left out, else leave-one-out scores of the support; trained detectors: ``validation/good``
+and the training parts held out of training) for a target false-alarm rate ``rate``:
 
 * with enough scores to resolve the rate (``n * rate >= 1``), the empirical ``1 - rate`` quantile
   (linear interpolation);
