@@ -166,9 +166,12 @@ class TrainedDetector(Detector):
             for m in self.modalities:
                 maps = np.full((len(components), gh, gw), np.nan, np.float32)
                 for j, c in enumerate(components):
-                    v = c.maps.get(m)
-                    if v is not None:
-                        maps[j] = cv2.resize(np.asarray(v, np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+                    v = (c.extra.get("patch_maps") or {}).get(m)
+                    if v is not None and v.shape == (gh, gw):
+                        maps[j] = v
+                    elif c.maps.get(m) is not None:     # NaN-safe: nearest, not area (NaN would spread)
+                        maps[j] = cv2.resize(np.asarray(c.maps[m], np.float32), (gw, gh),
+                                             interpolation=cv2.INTER_NEAREST)
                 if np.isfinite(maps).any():
                     arrays[f"val.{m}"] = maps
         new = dataclasses.replace(st, arrays=arrays, meta={**st.meta, "n_validation": len(components)})
@@ -253,8 +256,11 @@ class TrainedDetector(Detector):
                            extra={"patch_grid": feats.grid, "text_term": TEXT_OFF})
         if feats.geometry_note:
             comps.extra["geometry_skipped"] = feats.geometry_note
+        patch: dict[str, np.ndarray] = {}
+        comps.extra["patch_maps"] = patch        # the same maps on the feature grid (threshold calibration)
         for m, v in raw.items():
             scale = self._calib.get(m, 1.0)
+            patch[m] = (v / scale).reshape(feats.grid).astype(np.float32)
             comps.maps[m] = upsample_map(v / scale, feats.grid, grid)
             comps.image[m] = image_score(nan_gaussian(comps.maps[m], self._sigma_px(1.0, comps)))
         comps.seconds = time.perf_counter() - t0
