@@ -66,7 +66,7 @@ def to_batch(feats: GridFeatures, std: dict[str, np.ndarray], class_index: int):
 class TrainedDetector(Detector):
     """Subclasses set ``net_factory`` (a function ``(config) -> nn.Module``) and implement ``fuse``."""
 
-    state_version = "2"     # 2: calibration parts' maps (val.*) for the decision threshold
+    state_version = "3"     # 2: calibration parts' maps (val.*); 3: taken on the feature grid
     modalities: ClassVar[tuple[str, ...]] = ("rgb", "geometry")
 
     def __init__(self, device: str = "cpu", **params: Any):
