@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     p.epochs.setValue(args.epochs)
     p.out_edit.setText(str(tmp / f"{args.detector}-model"))
     win.resizeDocks([win.train_dock], [440], Qt.Orientation.Horizontal)
+    # the loss plot is what the shot is for: give the Train dock the height (the sample list keeps a few rows)
+    win.resizeDocks([win.browser_dock, win.train_dock], [int(h * 0.3), int(h * 0.7)], Qt.Orientation.Vertical)
     if not win.training.start():
         print("training did not start:", win.banner.text())
         return 1

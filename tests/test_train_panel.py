@@ -129,3 +129,15 @@ def test_refuses_without_classes(win):
     win.train_panel.set_checked_classes([])
     assert not win.training.start()
     assert "class" in win.banner.text()
+
+
+def test_the_loss_plot_fits_in_the_dock_without_scrolling(win):
+    """The Train panel asks for no height-for-width (a wrapping status line did, and the dock's
+    scroll area then made the panel as tall as its size hint, pushing the plot out of view), and a
+    long status message stays whole in the tooltip."""
+    p = win.train_panel
+    assert not p.layout().hasHeightForWidth()
+    assert p.minimumSizeHint().height() < p.sizeHint().height()
+    msg = "error: " + "a long message naming a file and the problem " * 4
+    p.status.setText(msg)
+    assert p.status.toolTip() == msg and not p.layout().hasHeightForWidth()

@@ -18,6 +18,23 @@ _BG, _FG, _GRID = "#16181b", "#aeb4bd", "#33383f"
 _BATCH, _EPOCH = "#5b8fd1", "#e0a84a"
 
 
+class _StatusLabel(QLabel):
+    """A wrapping status line that does not ask for height-for-width: inside the dock's scroll area
+    such a child made the whole panel as tall as its size hint, pushing the loss plot out of view.
+    It keeps room for two lines; the full text is also its tooltip."""
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return False
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self):  # noqa: N802
+        from PySide6.QtCore import QSize
+        return QSize(50, 2 * self.fontMetrics().lineSpacing() + 2)
+
+
 class LossPlot(pg.PlotWidget):
     """Training loss: the running mean within each epoch (line) and each epoch's mean (dots)."""
 
@@ -131,7 +148,7 @@ class TrainPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("")
         lay.addWidget(self.progress)
-        self.status = QLabel("Open a dataset, choose the classes and start.")
+        self.status = _StatusLabel("Open a dataset, choose the classes and start.")
         self.status.setObjectName("hint")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
