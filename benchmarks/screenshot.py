@@ -69,6 +69,10 @@ def main(argv=None) -> int:
     if not win.open_folder(data):
         print("cannot open", data, ":", win.banner.text(), file=sys.stderr)
         return 2
+    if win.session.detector_id != args.detector or params:
+        # the dataset's project restores the detector and parameters last used on it: the shot's win
+        win.session.set_detector(args.detector, win.session.device, **params)
+        win.analysis.detector_changed()
 
     def pump(cond, timeout):
         t0 = time.time()

@@ -850,3 +850,17 @@ def test_map_strip_shows_the_rendered_views_with_their_maps(qtbot):
     assert "9 rendered views" in row.title.text()
     ms.set_result(DetectorResult(Components(shape=None), None, None, 0.1))
     assert not row.isVisible()
+
+
+def test_fusion_panel_says_which_decision_threshold_is_in_use(qtbot):
+    from app.panels.fusion import FusionPanel
+    p = FusionPanel()
+    qtbot.addWidget(p)
+    p.show()
+    p.set_decision(0.849, 0.0, 0.05)
+    assert p.decision.isVisible() and "0.849" in p.decision.text() and "5%" in p.decision.text()
+    assert "calibrated" in p.decision.text()
+    p.set_decision(2.0, 2.0, 0.05)                      # a typed threshold
+    assert "2" in p.decision.text() and "calibrated for" not in p.decision.text()
+    p.set_decision(None)
+    assert not p.decision.isVisible()

@@ -373,6 +373,8 @@ class AnalysisController(QObject):
     def show_result(self, res: DetectorResult) -> None:
         w = self.win
         w.inspector.show_result(res)
+        p = res.params or {}
+        w.fusion_panel.set_decision(res.threshold, p.get("threshold"), p.get("false_alarm_rate"))
         w.dataset.update_title()
         w.review.show_review()
         w.resultShown.emit(w.dataset.current_key or "")

@@ -31,6 +31,11 @@ class FusionPanel(QWidget):
         self.form = ParamForm()
         self.form.paramChanged.connect(self.paramChanged)
         lay.addWidget(self.form)
+        self.decision = QLabel()
+        self.decision.setObjectName("decisionThreshold")
+        self.decision.setWordWrap(True)
+        self.decision.setVisible(False)
+        lay.addWidget(self.decision)
         self.empty = QLabel("This detector declares no fusion parameters.")
         self.empty.setWordWrap(True)
         lay.addWidget(self.empty)
@@ -54,6 +59,21 @@ class FusionPanel(QWidget):
 
     def set_values(self, values: dict[str, Any]) -> None:
         self.form.set_values(values)
+
+    def set_decision(self, threshold: Optional[float], typed: Optional[float] = None,
+                     rate: Optional[float] = None) -> None:
+        """Say which decision threshold the result on screen used: the typed one, or (``typed`` 0)
+        the one calibrated on good parts for the target false-alarm ``rate``; None hides it."""
+        if threshold is None or threshold != threshold:
+            self.decision.setVisible(False)
+            return
+        if typed is not None and typed <= 0 and rate is not None:
+            self.decision.setText(f"Decision threshold in use: <b>{threshold:.3g}</b>, calibrated for at most "
+                                  f"{rate:.0%} false alarms on good parts the detector did not learn from "
+                                  f"(threshold 0 = calibrated; type a value to override).")
+        else:
+            self.decision.setText(f"Decision threshold in use: <b>{threshold:.3g}</b>.")
+        self.decision.setVisible(True)
 
     def set_timing(self, ms: Optional[float]) -> None:
         self.timing.setText("" if ms is None else f"fuse + repaint {ms:.0f} ms")
