@@ -112,6 +112,20 @@ class Dataset:
         raise NotImplementedError
 
 
+def walk_split_labels(class_folders: Sequence[Path], splits: dict[str, str],
+                      label_dirs: Callable[[Path], list[Path]]) -> Iterator[tuple[Path, str, Path]]:
+    """``(class folder, split, label folder)`` of a ``<class>/<split>/<label>`` tree (MVTec AD,
+    MVTec 3D-AD): split folders named in ``splits`` (lower-case name -> split), label folders as
+    ``label_dirs`` finds them; folders only, no file is opened."""
+    for cdir in class_folders:
+        for split_dir in io.list_dir(cdir, dirs=True):
+            split = splits.get(split_dir.name.lower())
+            if split is None:
+                continue
+            for ldir in label_dirs(split_dir):
+                yield cdir, split, ldir
+
+
 def list_entries(folder: Path, exts: Sequence[str], warnings: Optional[list] = None) -> list[Path]:
     """Files of ``folder`` whose suffix is in ``exts`` (natural order, no file opened), plus any
     *folder* named like such a file (``002.png/``): it is kept so that loading its sample reports

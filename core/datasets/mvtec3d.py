@@ -20,7 +20,7 @@ import numpy as np
 from .. import io
 from ..errors import SampleLoadError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, list_entries, read_gt_mask
+from .base import Dataset, SampleRef, list_entries, read_gt_mask, walk_split_labels
 
 #: split folder name -> split name used in :class:`SampleRef`
 SPLITS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
@@ -68,13 +68,8 @@ class MVTec3DDataset(Dataset):
         root = Path(root)
         refs: list[SampleRef] = []
         warnings: list[str] = []
-        for cdir in class_dirs(root):
-            for split_dir in io.list_dir(cdir, dirs=True):
-                split = SPLITS.get(split_dir.name.lower())
-                if split is None:
-                    continue
-                for ldir in _label_dirs(split_dir):
-                    refs.extend(cls._list_label_dir(cdir.name, split, ldir, warnings))
+        for cdir, split, ldir in walk_split_labels(class_dirs(root), SPLITS, _label_dirs):
+            refs.extend(cls._list_label_dir(cdir.name, split, ldir, warnings))
         return cls(root, refs, warnings)
 
     @staticmethod

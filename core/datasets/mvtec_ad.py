@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import io
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, list_entries, read_gt_mask
+from .base import Dataset, SampleRef, list_entries, read_gt_mask, walk_split_labels
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: clouds beside the images mean a multimodal user folder, not MVTec AD
@@ -86,20 +86,15 @@ class MVTecADDataset(Dataset):
         root = Path(root)
         refs: list[SampleRef] = []
         warnings: list[str] = []
-        for cdir in class_dirs(root):
-            for split_dir in io.list_dir(cdir, dirs=True):
-                split = SPLITS.get(split_dir.name.lower())
-                if split is None:
-                    continue
-                for ldir in _label_dirs(split_dir):
-                    is_good = ldir.name.lower() == GOOD
-                    masks = {} if is_good else _mask_map(cdir / GT_DIR / ldir.name, warnings)
-                    for p in list_entries(ldir, IMAGE_EXTS, warnings):
-                        paths = {"rgb": p}
-                        if p.stem in masks:
-                            paths["gt"] = masks[p.stem]
-                        refs.append(SampleRef(id=p.stem, class_name=cdir.name, split=split,
-                                              label=GOOD if is_good else ldir.name, paths=paths))
+        for cdir, split, ldir in walk_split_labels(class_dirs(root), SPLITS, _label_dirs):
+            is_good = ldir.name.lower() == GOOD
+            masks = {} if is_good else _mask_map(cdir / GT_DIR / ldir.name, warnings)
+            for p in list_entries(ldir, IMAGE_EXTS, warnings):
+                paths = {"rgb": p}
+                if p.stem in masks:
+                    paths["gt"] = masks[p.stem]
+                refs.append(SampleRef(id=p.stem, class_name=cdir.name, split=split,
+                                      label=GOOD if is_good else ldir.name, paths=paths))
         return cls(root, refs, warnings)
 
     def load(self, ref: SampleRef) -> Sample:
