@@ -29,6 +29,7 @@ __all__ = [
     "colormap_indices",
     "colorbar_image",
     "contrast_color",
+    "percentile_range",
     "heatmap_overlay",
     "lut",
     "score_colors",
@@ -236,8 +237,13 @@ def score_range(result: Any) -> tuple[float, float]:
     t = getattr(result, "threshold", None)
     if t is not None and np.isfinite(t) and t > 0:
         return 0.0, 2.0 * float(t)
-    maps = (getattr(result, "pixel_map", None), getattr(result, "point_scores", None))
-    vals = [np.asarray(a)[np.isfinite(a)] for a in maps if a is not None]
+    return percentile_range(getattr(result, "pixel_map", None), getattr(result, "point_scores", None))
+
+
+def percentile_range(*arrays: Optional[np.ndarray]) -> tuple[float, float]:
+    """The 1st-99.5th percentile of the finite values of ``arrays`` together (None skipped);
+    ``(0, 1)`` without any; ``hi`` > ``lo`` always."""
+    vals = [np.asarray(a)[np.isfinite(a)] for a in arrays if a is not None]
     vals = [v for v in vals if v.size]
     if not vals:
         return 0.0, 1.0

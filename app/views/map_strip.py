@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from core.colormaps import percentile_range
+
 from .colormap import NAN_COLOR, apply_colormap
+from .picture import FitPicture
 from .view_strip import ViewStripRow
 
 __all__ = ["MapStrip", "MapThumb", "component_title"]
@@ -27,11 +28,7 @@ def component_title(name: str) -> str:
 
 def map_range(m: np.ndarray) -> tuple[float, float]:
     """The 1st-99.5th percentile of the finite values (0, 1 without any)."""
-    v = m[np.isfinite(m)]
-    if v.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(v, [1, 99.5])
-    return float(lo), float(hi if hi > lo else lo + 1e-6)
+    return percentile_range(m)
 
 
 class MapThumb(QWidget):
@@ -45,41 +42,26 @@ class MapThumb(QWidget):
         self.caption = QLabel()
         self.caption.setObjectName("viewCaption")
         self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.picture = QLabel()
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(60, 60)
-        self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.picture = FitPicture(60)
         lay.addWidget(self.caption)
         lay.addWidget(self.picture, 1)
-        self.rgb: Optional[np.ndarray] = None
-        self._pix: Optional[QPixmap] = None
+
+    @property
+    def rgb(self) -> Optional[np.ndarray]:
+        return self.picture.rgb
 
     def set_map(self, title: str, m: Optional[np.ndarray], cmap: str) -> None:
         if m is None:
             self.caption.setText(title)
+            self.picture.set_rgb(None)
             self.picture.setText("per-point scores only\n(see the 3D view)")
-            self.rgb, self._pix = None, None
-            self.picture.setPixmap(QPixmap())
             return
         m = np.asarray(m, np.float32)
         lo, hi = map_range(m)
         rgb = apply_colormap(m, lo, hi, cmap)
         rgb[~np.isfinite(m)] = NAN_COLOR
-        self.rgb = np.ascontiguousarray(rgb)
-        h, w = self.rgb.shape[:2]
-        self._pix = QPixmap.fromImage(QImage(self.rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+        self.picture.set_rgb(rgb)
         self.caption.setText(f"{title} · {lo:.3g} – {hi:.3g}")
-        self.picture.setText("")
-        self._fit()
-
-    def _fit(self) -> None:
-        if self._pix is not None:
-            self.picture.setPixmap(self._pix.scaled(self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                    Qt.TransformationMode.SmoothTransformation))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._fit()
 
 
 class MapStrip(QWidget):

@@ -7,10 +7,11 @@ from typing import Any, Optional
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from core.colormaps import heatmap_overlay
+from core.colormaps import heatmap_overlay, percentile_range
+
+from .picture import FitPicture
 
 __all__ = ["ViewStripRow", "view_pictures"]
 
@@ -24,46 +25,33 @@ def view_pictures(strip: Any, cmap: str) -> tuple[list[np.ndarray], tuple[float,
     maps = getattr(strip, "maps", None)
     if maps is None:
         return [np.ascontiguousarray(im) for im in strip.images], (0.0, 1.0)
-    v = np.asarray(maps)[np.isfinite(maps)]
-    lo, hi = (float(np.percentile(v, 1)), float(np.percentile(v, 99.5))) if v.size else (0.0, 1.0)
-    hi = hi if hi > lo else lo + 1e-6
+    lo, hi = percentile_range(maps)
     return [np.ascontiguousarray(heatmap_overlay(im, m, lo, hi, VIEW_OPACITY, cmap))
             for im, m in zip(strip.images, maps)], (lo, hi)
 
 
 class _ViewPicture(QWidget):
+    """One rendered view and its name under it."""
+
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
-        self.picture = QLabel()
-        self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(40, 40)
-        self.picture.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.picture = FitPicture(40)
         self.caption = QLabel()
         self.caption.setObjectName("viewCaption")
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         lay.addWidget(self.picture, 1)
         lay.addWidget(self.caption)
-        self.rgb: Optional[np.ndarray] = None
-        self._pix: Optional[QPixmap] = None
+
+    @property
+    def rgb(self) -> Optional[np.ndarray]:
+        return self.picture.rgb
 
     def set_picture(self, rgb: np.ndarray, label: str) -> None:
-        self.rgb = rgb
-        h, w = rgb.shape[:2]
-        self._pix = QPixmap.fromImage(QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+        self.picture.set_rgb(rgb)
         self.caption.setText(label)
-        self._fit()
-
-    def _fit(self) -> None:
-        if self._pix is not None:
-            self.picture.setPixmap(self._pix.scaled(self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                    Qt.TransformationMode.SmoothTransformation))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802
-        super().resizeEvent(event)
-        self._fit()
 
 
 class ViewStripRow(QWidget):
