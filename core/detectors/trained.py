@@ -28,6 +28,7 @@ from ..features.grid import D_GEO, D_RGB, FEATURE_VERSION, FeatureConfig, GridFe
 from ..fusion import image_score, nan_gaussian
 from ..sample import Sample
 from .base import STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Param, ProgressFn
+from .calibrated import CalibratedThreshold, calibration_params
 from .state import FitStateError
 
 CALIB_Q = 0.99
@@ -63,7 +64,7 @@ def to_batch(feats: GridFeatures, std: dict[str, np.ndarray], class_index: int):
             "cls": torch.full((n,), int(class_index), dtype=torch.long)}
 
 
-class TrainedDetector(Detector):
+class TrainedDetector(CalibratedThreshold, Detector):
     """Subclasses set ``net_factory`` (a function ``(config) -> nn.Module``) and implement ``fuse``."""
 
     state_version = "3"     # 2: calibration parts' maps (val.*); 3: taken on the feature grid
@@ -74,7 +75,6 @@ class TrainedDetector(Detector):
         self._std: dict[str, np.ndarray] = {}
         self._calib: dict[str, float] = {}
         self._val: dict[str, np.ndarray] = {}          # modality -> n x gh x gw maps of calibration parts
-        self._thr_cache: dict[str, float] = {}
         self._cfg = FeatureConfig()
         self._class_index = 0
         super().__init__(device=device, **params)
@@ -195,25 +195,6 @@ class TrainedDetector(Detector):
                     out.append(s)
         return np.asarray(out, np.float64)
 
-    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
-        """The ``threshold`` parameter, or, when it is 0 (the default), the upper
-        ``calibration_confidence`` limit of the calibration parts' ``1 - false_alarm_rate``
-        quantile (cached per fusion-parameter set); 1.0 (the 99th percentile of good locations)
-        when the fit has no calibration parts."""
-        from ..calibration import tolerance_threshold
-        from .state import params_key
-        p = self.merged_params(params)
-        t = float(p["threshold"])
-        if t > 0:
-            return t
-        key = params_key({q.name: p[q.name] for q in self.fusion_params() if q.name != "threshold"})
-        if key not in self._thr_cache:
-            v = self.calibration_scores(p)
-            thr = tolerance_threshold(v, float(p["false_alarm_rate"]), float(p["calibration_confidence"])) \
-                if len(v) else float("nan")
-            self._thr_cache[key] = thr if np.isfinite(thr) else 1.0
-        return self._thr_cache[key]
-
     def restore_state(self, state) -> None:
         meta = state.meta
         path = Path(str(meta.get("checkpoint", "")))
@@ -225,12 +206,12 @@ class TrainedDetector(Detector):
         self._class_index = int(meta["class_index"])
         self._calib = {k: float(v) for k, v in meta.get("calibration", {}).items()}
         self._val = {k[4:]: np.asarray(v, np.float32) for k, v in state.arrays.items() if k.startswith("val.")}
-        self._thr_cache = {}
+        self.forget_threshold()
 
     def on_invalidate(self, stages: set[str]) -> None:
         if STAGE_FIT in stages:
             self._net = None
-        self._thr_cache = {}
+        self.forget_threshold()
 
     # ------------------------------------------------------------------ extract
     def _raw_scores(self, sample: Sample) -> tuple[dict[str, np.ndarray], GridFeatures]:
@@ -304,11 +285,7 @@ def fusion_common() -> tuple[Param, ...]:
               help="decision threshold on the image score; 0 = calibrated on good parts the model never "
                    "learned from (validation/good and the training parts held out of training) for the "
                    "false-alarm rate below; without any, 1 (the 99th percentile of good locations)"),
-        Param("false_alarm_rate", 0.05, "float", min=0.001, max=0.5, step=0.01, stage=STAGE_FUSION,
-              help="target fraction of good parts flagged at the calibrated threshold"),
-        Param("calibration_confidence", 0.9, "float", min=0.0, max=0.999, step=0.05, stage=STAGE_FUSION,
-              help="confidence that the realised false-alarm rate is at most the target (0.5 or less: "
-                   "the plain quantile estimate)"),
+        *calibration_params(),
         Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
               help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
     )

@@ -55,7 +55,7 @@ from ...sample import Sample
 from ..state import FitState
 from ..base import (STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Needs,
                     ProgressFn)
-from ...calibration import tolerance_threshold
+from ..calibrated import CalibratedThreshold
 from .fuse import fuse_components
 from .params import GEOMETRY, OBJECT, PARAMS, RGB, TEXTURE
 from .coreset import GroupScaler, Whitener, nn_distance
@@ -79,7 +79,7 @@ TEXTURE_BLURS: tuple[float, ...] = ()
 
 
 # ============================================================================== the detector
-class MemoryBankDetector(Detector):
+class MemoryBankDetector(CalibratedThreshold, Detector):
     id = "memory-bank"
     name = "Memory bank (hand-crafted features)"
     description = ("Training-free, weight-free few-shot detector: colour/texture patch descriptors "
@@ -97,7 +97,6 @@ class MemoryBankDetector(Detector):
         self._orient: str = "auto"
         self._rgb_mode: str = OBJECT
         self._calib: dict[str, np.ndarray] = {}     # modality -> n x gh x gw leave-one-out maps
-        self._calib_cache: dict[str, float] = {}
         self._val: dict[str, np.ndarray] = {}       # modality -> m x gh x gw maps of validation parts
         super().__init__(device=device, **params)
 
@@ -107,7 +106,7 @@ class MemoryBankDetector(Detector):
             self._voxel = None
             self._calib = {}
             self._val = {}
-            self._calib_cache = {}
+            self.forget_threshold()
 
     # ------------------------------------------------------------------ geometry helpers
     @staticmethod
@@ -384,29 +383,6 @@ class MemoryBankDetector(Detector):
             scores.append(fuse_components(comps, p)[2])
         return np.asarray(scores, np.float64)
 
-    def calibrated_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
-        """The decision threshold calibrated on the support's good parts for the fusion
-        parameters' ``false_alarm_rate`` (cached per fusion-parameter set); 1.0 (the 99th
-        percentile of good patches) when the fit holds no calibration maps."""
-        from ..state import params_key
-        p = self.merged_params(params)
-        key = params_key({q.name: p[q.name] for q in self.fusion_params() if q.name != "threshold"})
-        if key not in self._calib_cache:
-            v = self.calibration_scores(p)
-            thr = (tolerance_threshold(v, float(p["false_alarm_rate"]), float(p["calibration_confidence"]))
-                   if len(v) else float("nan"))
-            self._calib_cache[key] = thr if math.isfinite(thr) else 1.0
-        return self._calib_cache[key]
-
-    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
-        """The threshold ``fuse`` uses: the ``threshold`` parameter, or, when it is 0, the
-        calibrated one."""
-        p = self.merged_params(params)
-        t = float(p["threshold"])
-        if t > 0:
-            return t
-        return self.calibrated_threshold(p) if self.fitted or self._calib else 1.0
-
     # ------------------------------------------------------------------ state <-> arrays
     def _pack(self, banks: dict[str, _Bank]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {}
@@ -451,7 +427,7 @@ class MemoryBankDetector(Detector):
         self._rgb_mode = str(meta.get("rgb_mode", OBJECT))
         self._calib = {k: np.asarray(a[f"calib.{k}"], np.float32) for k in (RGB, GEOMETRY) if f"calib.{k}" in a}
         self._val = {k: np.asarray(a[f"val.{k}"], np.float32) for k in (RGB, GEOMETRY) if f"val.{k}" in a}
-        self._calib_cache = {}
+        self.forget_threshold()
         self._banks = banks
 
     def _build_bank(self, *args: Any, cancel: Optional[CancelFn] = None, **kw: Any) -> _Bank:

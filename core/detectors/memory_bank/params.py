@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..base import STAGE_FIT, STAGE_FUSION, Param
+from ..calibrated import calibration_params
 
 RGB, GEOMETRY = "rgb", "geometry"
 TEXTURE, OBJECT = "texture", "object"
@@ -66,12 +67,7 @@ PARAMS: tuple[Param, ...] = (
     Param("threshold", 0.0, "float", min=0.0, max=1000.0, step=0.1, stage=STAGE_FUSION,
           help="decision threshold on the image score; 0 = calibrated on the support's good "
                "parts (leave-one-out image scores) for the false alarm rate below"),
-    Param("false_alarm_rate", 0.05, "float", min=0.001, max=0.5, step=0.01, stage=STAGE_FUSION,
-          help="target fraction of good parts flagged at the calibrated threshold"),
-    Param("calibration_confidence", 0.9, "float", min=0.0, max=0.999, step=0.05, stage=STAGE_FUSION,
-          help="confidence that the realised false-alarm rate is at most the target: the "
-               "calibrated threshold is this upper confidence limit of the good scores' quantile "
-               "(0.5 or less: the plain quantile estimate)"),
+    *calibration_params(),
     Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
           help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
 )
