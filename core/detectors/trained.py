@@ -139,13 +139,13 @@ class TrainedDetector(CalibratedThreshold, Detector):
         """Good parts the model never learned from, to calibrate the decision threshold on: the
         class's ``validation/good`` parts and the training parts the checkpoint held out of
         training (its ``held_out`` keys), minus the support.  Reads only the checkpoint's JSON."""
-        from ..checkpoint import paths_for
-        import json
+        from ..checkpoint import FORMAT, CheckpointError, paths_for
+        from ..headers import read_header
         held: set[str] = set()
         try:
-            meta = json.loads(paths_for(self["checkpoint"])[1].read_text())
-            held = {str(k) for k in meta.get("held_out", [])} if isinstance(meta, dict) else set()
-        except (OSError, ValueError, RecursionError):
+            meta = read_header(paths_for(self["checkpoint"])[1], FORMAT, "checkpoint", CheckpointError)
+            held = {str(k) for k in meta.get("held_out", [])}
+        except CheckpointError:
             pass      # no readable checkpoint: fit() reports it
         taken = {(r.split, r.label, r.id) for r in support if hasattr(r, "split")}
         refs = [r for r in dataset.select([class_name]) if r.is_good
