@@ -92,16 +92,26 @@ class ViewStrip:
     def k(self) -> int:
         return int(self.images.shape[0])
 
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[1:3])
+
     def with_maps(self, maps: np.ndarray) -> "ViewStrip":
         """A copy holding ``maps`` (K x h x w, resized to the strip's size), NaN off the part."""
-        import cv2
         m = np.asarray(maps, np.float32)
         if m.shape[0] != self.k:
             raise ValueError(f"{m.shape[0]} view maps for {self.k} views")
-        t = self.images.shape[1:3]
-        if m.shape[1:] != t:
-            m = np.stack([cv2.resize(v, (t[1], t[0]), interpolation=cv2.INTER_AREA) for v in m])
+        m = resize_maps(m, self.size)
         return ViewStrip(self.images, self.masks, self.labels, np.where(self.masks, m, np.nan).astype(np.float32))
+
+
+def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """K x H x W maps -> K x size[0] x size[1] float32 (area average; as they are when already that size)."""
+    m = np.asarray(maps, np.float32)
+    if m.shape[1:] == tuple(size):
+        return m
+    import cv2
+    return np.stack([cv2.resize(v, (size[1], size[0]), interpolation=cv2.INTER_AREA) for v in m])
 
 
 def view_label(axis: str, degrees: float) -> str:

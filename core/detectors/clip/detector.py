@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ...render.views import resize_maps
 from ...sample import resize_map
 from ..base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
                     Needs, Param)
@@ -241,7 +242,7 @@ class ClipZeroShot(Detector):
             shape = ex["grid_shape"] or (size, size)
             comps.maps[f"rgb_{kind}"] = resize_map(up[0], shape)
         if "backprojection" in ex:
-            ex.setdefault("view_maps", {})[kind] = _small(up[n_rgb:], ex["views"].images.shape[1:3])
+            ex.setdefault("view_maps", {})[kind] = resize_maps(up[n_rgb:], ex["views"].size)   # small: kept per sample
             pts = ex["backprojection"].apply(up[n_rgb:])
             comps.point_maps[f"3d_{kind}"] = pts
             if ex.get("organized"):
@@ -441,13 +442,6 @@ class ClipFewShot(ClipZeroShot):
                 arrays[f"mem_{branch}_{l}"] = np.concatenate(chunks, 0).astype(np.float32)
         meta["n_memory"] = {k: int(v.shape[0]) for k, v in arrays.items()}
         return arrays, meta
-
-
-def _small(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """K x H x W maps -> K x size (area average), float32."""
-    import cv2
-    return np.stack([cv2.resize(np.asarray(m, np.float32), (size[1], size[0]), interpolation=cv2.INTER_AREA)
-                     for m in maps])
 
 
 register(ClipZeroShot)
