@@ -340,10 +340,7 @@ class MainWindow(QMainWindow):
             self.evaluation.refresh()
 
     def _eval_threshold(self, refresh: bool = True) -> None:
-        det = self.session.detector
-        p = next((p for p in det.fusion_params() if p.name == "threshold"), None) if det is not None else None
-        self.evaluation.set_threshold(self.session.decision_threshold() if p is not None else None,
-                                      (p.min, p.max) if p is not None else (None, None))
+        self.evaluation.sync_threshold()
         if refresh:
             self._eval_timer.start()
 

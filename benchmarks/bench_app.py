@@ -334,7 +334,7 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
         results[f"{case}_qt_side_median_ms (total - fuse)"] = results[f"{case}_slider_to_views_median_ms"] - med(fuse_ms)
     results["window_fusion_ms_last"] = win.last_fusion_ms or float("nan")
     win.close()
-    registry._REGISTRY.pop(Precomputed.id, None)
+    registry.unregister(Precomputed.id)
 
 
 if __name__ == "__main__":

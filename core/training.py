@@ -232,11 +232,12 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
 
     from .detectors import get
     from .detectors.state import support_hash
-    from .detectors.trained import TrainedDetector
+    from .detectors import available
 
     det_cls = get(detector_id)
-    if not issubclass(det_cls, TrainedDetector):
-        raise UsageError(f"detector '{detector_id}' is not trainable (trainable: cross-modal, unified-moe)")
+    if not det_cls.trainable():
+        trainable = ", ".join(i for i in available() if get(i).trainable())
+        raise UsageError(f"detector '{detector_id}' is not trainable (trainable: {trainable})")
     if epochs < 1:
         raise UsageError(f"--epochs must be at least 1 (got {epochs})")
     all_classes = list(dataset.classes)

@@ -158,12 +158,12 @@ class FakeDetector(Detector):
 @pytest.fixture
 def fake_detector():
     """Register :class:`FakeDetector` for one test; reset its call counters."""
-    registry._load_builtins()
+    registry.discover()
     registry.register(FakeDetector)
     for k in FakeDetector.counters:
         FakeDetector.counters[k] = 0
     yield FakeDetector
-    registry._REGISTRY.pop(FakeDetector.id, None)
+    registry.unregister(FakeDetector.id)
 
 
 # ---------------------------------------------------------------------- an in-memory dataset

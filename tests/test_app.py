@@ -354,7 +354,7 @@ XCB_SCRIPT = textwrap.dedent("""
     from core.session import Session
     from app.main_window import MainWindow
     from app.settings import Settings
-    registry._load_builtins(); registry.register(FakeDetector)
+    registry.discover(); registry.register(FakeDetector)
     win = MainWindow(Settings({ini!r}), Session(detector="fake-test"), restore_layout=False)
     win.resize(1400, 900); win.show()
     win.set_dataset(MemoryDataset({data!r}, classes=("disc",), size=48))

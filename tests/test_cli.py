@@ -44,7 +44,7 @@ class _OracleDetector(Detector):
 def oracle():
     registry.register(_OracleDetector)
     yield _OracleDetector.id
-    registry._REGISTRY.pop(_OracleDetector.id, None)
+    registry.unregister(_OracleDetector.id)
 
 
 def test_oracle_detector_gets_perfect_metrics(tiny_demo, oracle):

@@ -118,7 +118,7 @@ class AnalysisController(QObject):
             ids = registry.available()
         except Exception as err:  # noqa: BLE001 - a broken detector module must not kill the window
             self.win.banner.error(f"Could not load the built-in detectors: {err}")
-            ids = sorted(registry._REGISTRY)
+            ids = []
         names = {}
         for i in ids:
             try:

@@ -17,7 +17,6 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from core.detectors import registry
-from core.detectors.base import STAGE_FIT
 
 from ..train_worker import TrainJob, TrainProcess
 from ..workers import format_eta
@@ -31,14 +30,14 @@ POLL_MS = 50
 
 
 def trainable_detectors() -> dict[str, str]:
-    """id -> name of the registered detectors that take a ``checkpoint`` fit parameter."""
+    """id -> name of the registered detectors that are trained (:meth:`Detector.trainable`)."""
     out = {}
     for i in registry.available():
         try:
             cls = registry.get(i)
         except KeyError:
             continue
-        if any(p.name == "checkpoint" and p.stage == STAGE_FIT for p in cls.params):
+        if cls.trainable():
             out[i] = cls.name or i
     return out
 

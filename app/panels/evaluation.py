@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
 from core import metrics
 from core.session import Session
 
-__all__ = ["ALL_CLASSES", "EvalData", "EvaluationPanel", "collect", "confusion", "roc_points"]
+__all__ = ["ALL_CLASSES", "EvalData", "EvaluationPanel", "collect", "confusion", "decisions", "roc_points"]
 
 ALL_CLASSES = "All classes (pooled)"
 GOOD_COLOR = (63, 174, 106)
@@ -46,6 +46,8 @@ class EvalData:
     keys: list[str] = field(default_factory=list)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    #: the threshold each score was decided with (NaN: none), as its result says
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
     unscored: int = 0          # labelled samples of the class without a score
     stale: int = 0             # scores computed with parameters that changed since
 
@@ -63,7 +65,7 @@ def collect(session: Session, class_name: str) -> EvalData:
     image score in the session's records (``stale`` counts those scored with older parameters);
     only the test split where the dataset has one."""
     out = EvalData(class_name)
-    labels, scores = [], []
+    labels, scores, thresholds = [], [], []
     refs = [r for r in session.refs if r.label and (class_name == ALL_CLASSES or r.class_name == class_name)]
     if any(r.split == "test" for r in refs):     # support (train / validation) samples are not evaluated
         refs = [r for r in refs if r.split == "test"]
@@ -77,9 +79,22 @@ def collect(session: Session, class_name: str) -> EvalData:
         out.keys.append(ref.key)
         labels.append(not ref.is_good)
         scores.append(float(s))
+        t = rec.threshold
+        thresholds.append(float(t) if t is not None and math.isfinite(t) else math.nan)
     out.labels = np.array(labels, bool)
     out.scores = np.array(scores, np.float64)
+    out.thresholds = np.array(thresholds, np.float64)
     return out
+
+
+def decisions(data: EvalData, threshold: Optional[float]) -> np.ndarray:
+    """Which scored samples are called anomalous: ``score >= threshold``, or, without one (the
+    pooled view of classes with thresholds of their own), at the threshold each result was decided
+    with (none: not anomalous)."""
+    if threshold is not None:
+        return data.scores >= threshold
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(data.thresholds) & (data.scores >= data.thresholds)
 
 
 def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,11 +113,14 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
 
 
-def confusion(labels: np.ndarray, scores: np.ndarray, threshold: Optional[float]) -> np.ndarray:
+def confusion(labels: np.ndarray, scores: np.ndarray, threshold: Optional[float],
+              pred: Optional[np.ndarray] = None) -> np.ndarray:
     """2 x 2 counts ``[[TN, FP], [FN, TP]]`` (rows: truth good / defective; columns: predicted
-    good / anomalous, anomalous when ``score >= threshold``)."""
+    good / anomalous, anomalous when ``score >= threshold``, or as ``pred`` says)."""
     y = np.asarray(labels, bool)
-    pred = np.zeros_like(y) if threshold is None else np.asarray(scores) >= threshold
+    if pred is None:
+        pred = np.zeros_like(y) if threshold is None else np.asarray(scores) >= threshold
+    pred = np.asarray(pred, bool)
     return np.array([[int((~y & ~pred).sum()), int((~y & pred).sum())],
                      [int((y & ~pred).sum()), int((y & pred).sum())]])
 
@@ -252,8 +270,19 @@ class EvaluationPanel(QWidget):
         if class_name and self.class_combo.findText(class_name) >= 0 and class_name != self.class_combo.currentText():
             self.class_combo.setCurrentText(class_name)
 
+    def sync_threshold(self) -> None:
+        """Take the decision threshold of the class on show from the session
+        (:meth:`Session.decision_threshold`: the class's calibrated one when ``threshold`` is 0);
+        the pooled view of several classes uses each result's own threshold (no line)."""
+        s = self.session
+        det = s.detector if s is not None else None
+        p = next((q for q in det.fusion_params() if q.name == "threshold"), None) if det is not None else None
+        cls = self.class_combo.currentText()
+        t = s.decision_threshold(cls) if p is not None and cls and cls != ALL_CLASSES else None
+        self.set_threshold(t, (p.min, p.max) if p is not None else (None, None))
+
     def set_threshold(self, t: Optional[float], bounds: tuple[Optional[float], Optional[float]] = (None, None)) -> None:
-        """The detector's decision threshold (None: it has none; the line is hidden)."""
+        """The detector's decision threshold (None: it has none, or each result's own; the line is hidden)."""
         self._bounds = bounds
         self.threshold = None if t is None or not math.isfinite(t) else float(t)
         self._place_line()
@@ -278,6 +307,8 @@ class EvaluationPanel(QWidget):
         """Recompute everything from the session's records."""
         cls = self.class_combo.currentText()
         self.data = collect(self.session, cls) if self.session is not None and cls else EvalData(cls)
+        if self.session is not None:
+            self.sync_threshold()
         d = self.data
         self.auroc = _quiet(metrics.image_auroc, d.labels, d.scores) if d.keys else math.nan
         self._draw_histogram()
@@ -319,14 +350,14 @@ class EvaluationPanel(QWidget):
         t = self.threshold
         if t is not None:
             self.hist.line.label.setFormat(f"threshold {t:.4g}")
-        self.matrix = confusion(d.labels, d.scores, t)
+        self.matrix = confusion(d.labels, d.scores, t, decisions(d, t))
         (tn, fp), (fn, tp) = self.matrix
         for (r, c), n in np.ndenumerate(self.matrix):
             it = self.table.item(r, c)
             it.setText(str(int(n)))
             ok = r == c
             it.setBackground(pg.mkColor(*(GOOD_COLOR if ok else BAD_COLOR), 60 + int(150 * n / max(len(d.keys), 1))))
-        if t is not None and d.n_good and d.n_bad:
+        if (t is not None or np.isfinite(d.thresholds).any()) and d.n_good and d.n_bad:
             self.roc_point.setData([fp / d.n_good], [tp / d.n_bad])
         else:
             self.roc_point.setData([], [])
@@ -341,9 +372,10 @@ class EvaluationPanel(QWidget):
                  + (f", {d.unscored} not yet" if d.unscored else "")
                  + (f", {d.stale} from older parameters" if d.stale else ""),
                  f"AUROC {_fmt(self.auroc)}", f"AP {_fmt(ap)}", f"F1-max {_fmt(f1)} at {_fmt(f1_t)}"]
-        if t is not None:
+        if t is not None or np.isfinite(d.thresholds).any():
             acc = (tn + tp) / len(d.keys)
-            parts.append(f"at {t:.3f}: {tp}/{d.n_bad} defects found, {fp}/{d.n_good} false alarms, accuracy {acc:.0%}")
+            at = f"at {t:.3f}" if t is not None else "at each class's threshold"
+            parts.append(f"{at}: {tp}/{d.n_bad} defects found, {fp}/{d.n_good} false alarms, accuracy {acc:.0%}")
         self.summary.setText(" · ".join(parts))
 
     # ------------------------------------------------------------------ interaction
@@ -387,8 +419,8 @@ class EvaluationPanel(QWidget):
 
     def cell_keys(self, row: int, col: int) -> list[str]:
         """Keys of the samples of a confusion cell (row: truth good/defective; col: predicted good/anomalous)."""
-        d, t = self.data, self.threshold
-        pred = np.zeros(len(d.keys), bool) if t is None else d.scores >= t
+        d = self.data
+        pred = decisions(d, self.threshold)
         sel = (d.labels if row else ~d.labels) & (pred if col else ~pred)
         return [k for k, s in zip(d.keys, sel) if s]
 
@@ -396,4 +428,5 @@ class EvaluationPanel(QWidget):
         keys = self.cell_keys(row, col)
         if keys:
             names = (("true negatives", "false positives"), ("false negatives", "true positives"))
-            self.filterRequested.emit(keys, f"{names[row][col]} at threshold {_fmt(self.threshold)}")
+            at = f"threshold {_fmt(self.threshold)}" if self.threshold is not None else "each class's threshold"
+            self.filterRequested.emit(keys, f"{names[row][col]} at {at}")

@@ -108,8 +108,25 @@ class Needs:
     text_prompts: bool = False
     support: int = 0            # minimum number of good support samples (0: zero-shot)
     default_support: int = 0    # the default number of shots
-    training: bool = False      # needs a training run beyond fit(support)
+    training: bool = False      # needs a training run beyond fit(support) (:mod:`core.training`);
+                                # the one answer to "is it trainable" (:meth:`Detector.trainable`)
     weights: bool = False       # needs downloaded/pretrained weights
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a detector does beyond the required ``fit`` / ``extract`` / ``fuse``; front ends ask
+    these flags and call the declared hooks, never probe with ``getattr``.
+
+    calibrates:    ``calibrate(components)`` learns the decision threshold from good parts it never
+                   saw (:meth:`Detector.calibration_refs` chooses them), and ``decision_threshold``
+                   depends on the fit (``threshold`` = 0 means "calibrated")
+    rescores_text: ``rescore`` re-derives text-dependent maps from cached tokens (prompt edits)
+    views:         results carry rendered views (:class:`core.render.ViewStrip`)
+    """
+    calibrates: bool = False
+    rescores_text: bool = False
+    views: bool = False
 
 
 @dataclass
@@ -170,6 +187,7 @@ class Detector(abc.ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     needs: ClassVar[Needs] = Needs()
+    capabilities: ClassVar[Capabilities] = Capabilities()
     params: ClassVar[tuple[Param, ...]] = ()
     #: bumped whenever the meaning of a saved FitState changes (old saved fits are then refitted)
     state_version: ClassVar[str] = "1"
@@ -234,6 +252,32 @@ class Detector(abc.ABC):
         """The :class:`core.weights.WeightSpec` s the detector needs with these parameters
         (none for weight-free detectors), so front-ends can say *before* a run what is missing."""
         return ()
+
+    @classmethod
+    def trainable(cls) -> bool:
+        """Whether the detector needs a training run (:func:`core.training.train`) before use."""
+        return bool(cls.needs.training)
+
+    # ------------------------------------------------------------------ decision threshold
+    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> Optional[float]:
+        """The threshold ``fuse`` decides with (an image is anomalous when its score is at least
+        this), for these fusion parameters (``params`` overrides): the declared ``threshold``
+        parameter, or None when the detector has none.  Detectors that calibrate override it
+        (``threshold`` = 0: the calibrated value; None while not fitted)."""
+        if not any(p.name == "threshold" for p in self.params):
+            return None
+        t = float(self.merged_params(params)["threshold"])
+        return t if math.isfinite(t) else None
+
+    def calibration_refs(self, dataset: Any, class_name: str, support: Sequence[Any] = ()) -> list:
+        """The held-out good parts to calibrate on (``capabilities.calibrates`` only): by default
+        :meth:`Dataset.calibration_refs <core.datasets.base.Dataset.calibration_refs>`."""
+        return list(dataset.calibration_refs(class_name, list(support)))
+
+    def calibrate(self, components: Sequence[Components]) -> FitState:
+        """Learn the decision threshold from the extracted ``components`` of held-out good parts
+        and return the (extended) fit state.  Only called when ``capabilities.calibrates``."""
+        raise NotImplementedError(f"detector '{self.id}' does not calibrate a threshold")
 
     # ------------------------------------------------------------------ fit state
     @property
@@ -358,6 +402,7 @@ class Detector(abc.ABC):
         return {
             "id": cls.id, "name": cls.name, "description": cls.description,
             "needs": cls.needs.__dict__,
+            "capabilities": cls.capabilities.__dict__,
             "params": [{k: v for k, v in p.__dict__.items()} for p in cls.params],
             "state_version": cls.state_version,
         }

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..calibration import tolerance_threshold
-from .base import STAGE_FUSION, Param
+from .base import STAGE_FUSION, Capabilities, Param
 from .state import params_key
 
 __all__ = ["CalibratedThreshold", "calibration_params"]
@@ -31,7 +31,10 @@ def calibration_params() -> tuple[Param, Param]:
 
 class CalibratedThreshold:
     """Mixin for a :class:`~core.detectors.base.Detector`: subclasses implement
-    :meth:`calibration_scores` and call :meth:`forget_threshold` when those scores may change."""
+    :meth:`calibration_scores` and :meth:`~core.detectors.base.Detector.calibrate`, and call
+    :meth:`forget_threshold` when those scores may change."""
+
+    capabilities = Capabilities(calibrates=True)
 
     def __init__(self, *args: Any, **kwargs: Any):
         self._thr_cache: dict[str, float] = {}
@@ -56,9 +59,11 @@ class CalibratedThreshold:
             cache[key] = thr if math.isfinite(thr) else 1.0
         return cache[key]
 
-    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> float:
+    def decision_threshold(self, params: Optional[dict[str, Any]] = None) -> Optional[float]:
         """The threshold ``fuse`` uses: the ``threshold`` parameter, or, when it is 0, the
-        calibrated one."""
+        calibrated one (None while the detector is not fitted: nothing to calibrate on yet)."""
         p = self.merged_params(params)
         t = float(p["threshold"])
-        return t if t > 0 else self.calibrated_threshold(p)
+        if t > 0:
+            return t
+        return self.calibrated_threshold(p) if self.fitted else None

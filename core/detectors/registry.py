@@ -1,18 +1,31 @@
-"""Registry of detectors by id (anomalib-style: one module per model, looked up by name)."""
+"""Registry of detectors by id (anomalib-style: one package per model, looked up by name).
+
+Detectors are *discovered*, not listed: every sub-package of :mod:`core.detectors` that registers
+a class with :func:`register` on import is found by walking the package, and installed plug-ins
+add theirs through the ``mmad_inspector.detectors`` entry-point group (the entry point names a
+module or a :class:`~core.detectors.base.Detector` subclass).  A package whose optional
+dependency is missing is logged and left out; the others stay available.
+"""
 from __future__ import annotations
 
 import importlib
+import logging
+import pkgutil
+from importlib.metadata import entry_points
 from typing import Type
 
 from ..errors import UnknownDetectorError
 from .base import Detector
 
+__all__ = ["ENTRY_POINT_GROUP", "available", "create", "discover", "get", "register", "unregister", "unavailable"]
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "mmad_inspector.detectors"
+
 _REGISTRY: dict[str, Type[Detector]] = {}
-# modules imported lazily the first time the registry is queried
-_BUILTIN_MODULES = ("core.detectors.memory_bank",)
-# optional detectors: a missing optional dependency must not hide the others
-_OPTIONAL_MODULES: tuple[str, ...] = ("core.detectors.clip", "core.detectors.cross_modal", "core.detectors.unified_moe")
-_loaded = False
+_UNAVAILABLE: dict[str, str] = {}     # module -> why it could not be imported
+_discovered = False
 
 
 def register(cls: Type[Detector]) -> Type[Detector]:
@@ -25,28 +38,55 @@ def register(cls: Type[Detector]) -> Type[Detector]:
     return cls
 
 
-def _load_builtins() -> None:
-    global _loaded
-    if _loaded:
+def unregister(detector_id: str) -> None:
+    """Remove a detector (plug-ins unloaded, test doubles); unknown ids are ignored."""
+    _REGISTRY.pop(detector_id, None)
+
+
+def _import(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as e:      # a missing optional dependency must not hide the other detectors
+        _UNAVAILABLE[module] = str(e)
+        log.warning("detector module %s unavailable: %s", module, e)
+
+
+def discover() -> None:
+    """Import every detector package under :mod:`core.detectors` and every entry-point plug-in
+    (once per process)."""
+    global _discovered
+    if _discovered:
         return
-    _loaded = True
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for mod in _OPTIONAL_MODULES:
+    _discovered = True
+    from .. import detectors as pkg
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.ispkg:
+            _import(f"{pkg.__name__}.{info.name}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            importlib.import_module(mod)
-        except ImportError as e:  # pragma: no cover - depends on the installation
-            import logging
-            logging.getLogger(__name__).warning("detector module %s unavailable: %s", mod, e)
+            obj = ep.load()
+        except Exception as e:  # noqa: BLE001 - a broken plug-in must not stop the app
+            _UNAVAILABLE[ep.value] = f"{type(e).__name__}: {e}"
+            log.warning("detector plug-in %s unavailable: %s", ep.value, e)
+            continue
+        if isinstance(obj, type) and issubclass(obj, Detector):
+            register(obj)
 
 
 def available() -> list[str]:
-    _load_builtins()
+    """The ids of the registered detectors, sorted."""
+    discover()
     return sorted(_REGISTRY)
 
 
+def unavailable() -> dict[str, str]:
+    """Detector modules that could not be imported, with the reason."""
+    discover()
+    return dict(_UNAVAILABLE)
+
+
 def get(detector_id: str) -> Type[Detector]:
-    _load_builtins()
+    discover()
     try:
         return _REGISTRY[detector_id]
     except KeyError:

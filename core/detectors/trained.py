@@ -271,9 +271,8 @@ class TrainedDetector(CalibratedThreshold, Detector):
                                                                       interpolation=cv2.INTER_NEAREST)
                 points = m[vm].astype(np.float32)
         params = dict(p, **sample_extra)
-        thr = float(p["threshold"]) if float(p["threshold"]) > 0 or not self.fitted else self.decision_threshold(p)
         return DetectorResult(components=comps, pixel_map=pixel, point_scores=points, image_score=float(score),
-                              threshold=thr, params=params)
+                              threshold=self.decision_threshold(p), params=params)
 
 
 def fusion_common() -> tuple[Param, ...]:

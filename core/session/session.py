@@ -361,14 +361,10 @@ class Session:
         class's ``validation/good`` samples and the ``train/good`` ones the support left out;
         none when the detector does not calibrate or the option is off."""
         inst = self.instance(class_name)
-        if not self.calibrate_on_validation or self.dataset is None or not callable(getattr(inst, "calibrate", None)):
+        if not self.calibrate_on_validation or self.dataset is None or not inst.capabilities.calibrates:
             return []
         items = self.support(class_name) if items is None else items
-        refs = [r for r in items if isinstance(r, SampleRef)]
-        own = getattr(inst, "calibration_refs", None)     # e.g. trained detectors: parts held out of training
-        if callable(own):
-            return own(self.dataset, class_name, refs)
-        return self.dataset.calibration_refs(class_name, refs)
+        return inst.calibration_refs(self.dataset, class_name, [r for r in items if isinstance(r, SampleRef)])
 
     def expected_fit_key(self, class_name: str, items: Optional[Sequence[SupportItem]] = None) -> str:
         """The :attr:`FitState.key` a fit of this class would have now (no sample is decoded)."""
@@ -650,17 +646,20 @@ class Session:
             self.events.records_changed.emit(keys)
         return n
 
-    def decision_threshold(self) -> Optional[float]:
+    def decision_threshold(self, class_name: Optional[str] = None) -> Optional[float]:
+        """The threshold a result of ``class_name`` is decided with now: the class's fitted
+        instance's (calibrated per class when ``threshold`` is 0), the typed one otherwise; None
+        when the detector has none or it is not known yet (a calibrating detector whose class is
+        not fitted)."""
         det = self.detector
         if det is None:
             return None
-        try:
-            fn = getattr(det, "decision_threshold", None)   # e.g. calibrated on the good support
-            if callable(fn) and det.fitted:
-                return float(fn())
-            return float(det["threshold"])
-        except (KeyError, TypeError, ValueError):
-            return None
+        if class_name and self.is_fitted(class_name):
+            return self.instance(class_name).decision_threshold()
+        if det.capabilities.calibrates and not det.fitted:
+            t = det.get_params().get("threshold")
+            return float(t) if t is not None and float(t) > 0 else None
+        return det.decision_threshold()
 
     @staticmethod
     def _update_record(rec: SampleRecord, result: DetectorResult) -> None:

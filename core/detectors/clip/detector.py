@@ -22,7 +22,7 @@ import numpy as np
 
 from ...render.views import resize_maps
 from ...sample import resize_map
-from ..base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
+from ..base import (Capabilities, STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
                     Needs, Param)
 from ..registry import register
 from . import multiview, scoring, zuma
@@ -100,6 +100,7 @@ class ClipZeroShot(Detector):
                    "on the RGB image and on the cloud rendered into views (back-projected to the points).")
     needs = Needs(rgb="optional", points="optional", text_prompts=True, support=0, default_support=0,
                   weights=True)
+    capabilities = Capabilities(rescores_text=True, views=True)
     params = COMMON_PARAMS
     state_version = "1"
     few_shot = False
