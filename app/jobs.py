@@ -230,11 +230,6 @@ class JobRunner(QObject):
         """A :data:`MAIN` job is queued or running (or its callbacks are still to run)."""
         return bool(self._jobs.get(MAIN))
 
-    @property
-    def cancelling(self) -> bool:
-        job = self.current()
-        return job is not None and job.cancelled
-
     # ------------------------------------------------------------------ control
     def cancel(self, lane: str = MAIN) -> None:
         """Cancel every job of the lane (queued ones never start: they end as cancelled)."""

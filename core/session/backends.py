@@ -107,10 +107,6 @@ class ProcessBackend:
         return self._child.kill_after_s
 
     @property
-    def restarts(self) -> int:
-        return self._child.restarts
-
-    @property
     def pid(self) -> Optional[int]:
         return self._child.pid
 

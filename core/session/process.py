@@ -254,9 +254,9 @@ class ChildProcess:
                     try:
                         kind, payload = conn.recv()
                     except (EOFError, OSError):
-                        if t_cancel is not None:
-                            self._shutdown(kill=True)
-                            raise Cancelled("cancelled by the user") from None
+                        if t_cancel is not None or (cancel is not None and cancel()):
+                            self._shutdown(kill=True)     # stopped after a cancel (killed, terminated)
+                            raise Cancelled(f"cancelled by the user (the {self.what} was stopped)") from None
                         raise self._gone("stopped unexpectedly (out of memory or a crash in native code?)") from None
                     if kind == "result":
                         return payload
