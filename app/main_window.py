@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
         if restore_layout:
             self.settings.restore_window(self)
             state = self.settings.value("window/splitter")
-            if state is not None and self.splitter.restoreState(state):
+            if state is not None and self.inspector.restoreState(state):
                 self._split_initialized = True
 
     def _build_controllers(self) -> None:
@@ -181,7 +181,6 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.sample_info)
         lay.addLayout(bar)
         self.inspector = InspectorView(self._opts, bool(self.settings.value("view/weighted_overlay", True, bool)))
-        self.splitter = self.inspector
         bar.insertWidget(1, self.inspector.badge)
         lay.addWidget(self.inspector, 1)
         lay.addWidget(self.inspector.map_strip)
@@ -389,7 +388,7 @@ class MainWindow(QMainWindow):
         if self.review.retry.pending:      # last chance for verdicts a full disk refused
             self.review.retry.retry()
         self.settings.save_window(self)
-        self.settings.set_value("window/splitter", self.splitter.saveState())
+        self.settings.set_value("window/splitter", self.inspector.saveState())
         self.settings.set_view_options(**self.inspector.options(),
                                        auto_run=self.detector_panel.auto_run.isChecked(),
                                        advance=self.review_panel.advance.isChecked(),

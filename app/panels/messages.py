@@ -16,6 +16,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QToolButton, QVBoxLayout,
                                QWidget)
 
+from core.errors import MMADError
+from core.session import describe_error
+
 log = logging.getLogger(__name__)
 
 LEVELS = ("info", "warning", "error")
@@ -107,8 +110,6 @@ class MessageBanner(QFrame):
 
     def failure(self, name: str, err: BaseException) -> None:
         """A job failed: one message (a traceback in Details, and in the log, only for a bug)."""
-        from core.errors import MMADError  # noqa: PLC0415
-        from core.session import describe_error  # noqa: PLC0415
         details = "" if isinstance(err, MMADError) else "".join(traceback.format_exception(err))
         if details:
             log.error("%s failed:\n%s", name, details)
