@@ -10,13 +10,17 @@ cycle (the user can then look around: the views stay interactive) and it resumes
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QMainWindow, QSizePolicy, QVBoxLayout, QWidget
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from core.session import Session
+
+from .controllers import AnalysisController, DatasetController
+from .inspector import InspectorView
+from .jobs import JobRunner
+from .panels import BrowserPanel, DetectorPanel, MessageBanner
 
 __all__ = ["DemoMode", "DWELL_S", "ORBIT_DEG_PER_S", "RESUME_AFTER_S"]
 
@@ -75,16 +79,25 @@ class DemoCaption(QWidget):
 
 
 class DemoMode(QObject):
-    """``DemoMode(win).start()`` / ``stop()``; signals ``started()``, ``stopped()``, ``advanced(key)``."""
+    """``DemoMode(window, ...).start()`` / ``stop()``; signals ``started()``, ``stopped()``, ``advanced(key)``.
+
+    It takes over ``window`` (its docks, toolbars, menu and status bar are hidden, the caption goes
+    above its central widget) and drives the browser, the inspector and the ``analysis`` of the
+    ``dataset``'s current sample (``MainWindow.new_demo_mode`` builds one for the window)."""
 
     started = Signal()
     stopped = Signal()
     advanced = Signal(str)
 
-    def __init__(self, win: "MainWindow", dwell_s: float = DWELL_S, orbit_deg_per_s: float = ORBIT_DEG_PER_S,
-                 resume_after_s: float = RESUME_AFTER_S, full_screen: bool = True):
-        super().__init__(win)
-        self.win = win
+    def __init__(self, window: QMainWindow, session: Session, jobs: JobRunner, dataset: DatasetController,
+                 analysis: AnalysisController, *, inspector: InspectorView, browser: BrowserPanel,
+                 detector_panel: DetectorPanel, banner: MessageBanner, dwell_s: float = DWELL_S,
+                 orbit_deg_per_s: float = ORBIT_DEG_PER_S, resume_after_s: float = RESUME_AFTER_S,
+                 full_screen: bool = True):
+        super().__init__(window)
+        self.win = window
+        self.session, self.jobs, self.dataset, self.analysis = session, jobs, dataset, analysis
+        self.inspector, self.browser, self.detector_panel, self.banner = inspector, browser, detector_panel, banner
         self.dwell_s = float(dwell_s)
         self.orbit_deg_per_s = float(orbit_deg_per_s)
         self.resume_after_s = float(resume_after_s)
@@ -114,7 +127,7 @@ class DemoMode(QObject):
             lay.insertWidget(0, self.caption)
         self._saved = dict(state=w.saveState(), full=w.isFullScreen(), maximized=w.isMaximized(),
                            menubar=w.menuBar().isVisible(), status=w.statusBar().isVisible(),
-                           auto_run=w.detector_panel.auto_run.isChecked())
+                           auto_run=self.detector_panel.auto_run.isChecked())
         self.active = True
         self.paused = False
         from PySide6.QtWidgets import QDockWidget, QToolBar  # noqa: PLC0415
@@ -122,12 +135,11 @@ class DemoMode(QObject):
             child.hide()
         w.menuBar().hide()
         w.statusBar().hide()
-        w.banner.dismiss()
+        self.banner.dismiss()
         self.caption.setVisible(True)
-        w.detector_panel.auto_run.setChecked(True)
-        w.resultShown.connect(self._on_result_shown)
-        w.sampleShown.connect(self._on_sample_shown)
-        w.datasetOpened.connect(self._on_dataset_opened)
+        self.detector_panel.auto_run.setChecked(True)
+        for sig, slot in self._signals():
+            sig.connect(slot)
         QApplication.instance().installEventFilter(self)
         if self.full_screen:
             w.showFullScreen()
@@ -144,19 +156,22 @@ class DemoMode(QObject):
         self._orbit.stop()
         QApplication.instance().removeEventFilter(self)
         w = self.win
-        for sig, slot in ((w.resultShown, self._on_result_shown), (w.sampleShown, self._on_sample_shown),
-                          (w.datasetOpened, self._on_dataset_opened)):
+        for sig, slot in self._signals():
             sig.disconnect(slot)
         self.caption.setVisible(False)
         s = self._saved
-        w.detector_panel.auto_run.setChecked(s["auto_run"])
+        self.detector_panel.auto_run.setChecked(s["auto_run"])
         if not s["full"] and w.isFullScreen():
             w.showMaximized() if s["maximized"] else w.showNormal()
         w.menuBar().setVisible(s["menubar"])
         w.statusBar().setVisible(s["status"])
         w.restoreState(s["state"])
-        w.reset_3d_view()
+        self.inspector.reset_3d_view()
         self.stopped.emit()
+
+    def _signals(self) -> tuple:
+        return ((self.analysis.resultShown, self._on_result_shown), (self.dataset.sampleShown, self._on_sample_shown),
+                (self.dataset.datasetOpened, self._on_dataset_opened))
 
     def toggle(self) -> None:
         self.stop() if self.active else self.start()
@@ -164,30 +179,29 @@ class DemoMode(QObject):
     # ------------------------------------------------------------------ cycling
     def advance(self) -> bool:
         """Show the next sample of the list (the first after the last); False without samples."""
-        b = self.win.browser
+        b = self.browser
         if b.proxy.rowCount() == 0:
             return False
         if not b.select_next(1):
             b.select_row(0)
         self._begin_sample()
-        key = self.win.current_key or ""
+        key = self.dataset.current_key or ""
         self.advanced.emit(key)
         return True
 
     def _begin_sample(self) -> None:
-        w = self.win
         self._since = time.monotonic()
         self._shown_at = None
-        if w.current_key is None:
-            if w.browser.proxy.rowCount():
-                w.browser.select_row(0)
+        if self.dataset.current_key is None:
+            if self.browser.proxy.rowCount():
+                self.browser.select_row(0)
             else:
                 self._caption_waiting("Preparing the demo data…")
                 return
-        if w.current_result is not None:
+        if self.inspector.result is not None:
             self._shown_at = time.monotonic()
-        elif not w.runner.busy:
-            w.run_current()
+        elif not self.jobs.busy:
+            self.analysis.run_current()
         self._update_caption()
 
     def _on_dataset_opened(self, _path: str) -> None:
@@ -197,9 +211,9 @@ class DemoMode(QObject):
         self._update_caption()
 
     def _on_result_shown(self, key: str) -> None:
-        if key == self.win.current_key and self._shown_at is None:
+        if key == self.dataset.current_key and self._shown_at is None:
             self._shown_at = time.monotonic()
-            self.win.reset_3d_view()
+            self.inspector.reset_3d_view()
         self._update_caption()
 
     def _on_tick(self) -> None:
@@ -210,20 +224,20 @@ class DemoMode(QObject):
             else:
                 self._update_hint()
             return
-        w = self.win
-        key = w.current_key
-        rec = w.session.records.get(key) if key else None
-        failed = rec is not None and rec.error and not w.runner.busy
-        if self._shown_at is not None and now - self._shown_at >= self.dwell_s and not w.runner.busy:
+        key = self.dataset.current_key
+        rec = self.session.records.get(key) if key else None
+        failed = rec is not None and rec.error and not self.jobs.busy
+        if self._shown_at is not None and now - self._shown_at >= self.dwell_s and not self.jobs.busy:
             self.advance()
         elif (failed and now - self._since >= self.dwell_s) or now - self._since >= MAX_WAIT_S:
             self.advance()
-        elif key is None and w.browser.proxy.rowCount():
+        elif key is None and self.browser.proxy.rowCount():
             self._begin_sample()
 
     def _on_orbit(self) -> None:
-        if not self.paused and self.win.cloud_view.n_points:
-            self.win.cloud_view.azimuth(self.orbit_deg_per_s * _ORBIT_MS / 1000.0)
+        cloud = self.inspector.cloud_view
+        if not self.paused and cloud.n_points:
+            cloud.azimuth(self.orbit_deg_per_s * _ORBIT_MS / 1000.0)
 
     # ------------------------------------------------------------------ pause
     def pause(self) -> None:
@@ -260,18 +274,17 @@ class DemoMode(QObject):
         self._update_hint()
 
     def _update_caption(self) -> None:
-        w = self.win
         c = self.caption
-        key = w.current_key
+        key = self.dataset.current_key
         if key is None:
             return
         try:
-            ref = w.session.ref(key)
+            ref = self.session.ref(key)
         except Exception:  # noqa: BLE001 - a stale key while the dataset changes
             return
         c.part.setText(f"{ref.class_name} · {ref.id}" + (f"   (truth: {ref.label})" if ref.label else ""))
-        res = w.current_result
-        rec = w.session.records.get(key)
+        res = self.inspector.result
+        rec = self.session.records.get(key)
         c.verdict.setVisible(True)
         if res is None:
             c.set_verdict("could not analyse" if rec is not None and rec.error else "analysing…", None)

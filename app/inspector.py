@@ -5,7 +5,8 @@ a :class:`core.detectors.base.DetectorResult` (:meth:`~InspectorView.show_result
 the RGB image with the anomaly heatmap (:class:`ImageView`), the shared colour bar and the 3D
 cloud coloured by per-point score (:class:`CloudView`), with the threshold, the ground-truth
 toggle and 2D <-> 3D linking (hovering / clicking a pixel marks its 3D point, picking a point
-marks its pixel).  It knows nothing of the session: the controllers feed it.
+marks its pixel).  It knows nothing of the session: the controllers feed it (:attr:`InspectorView.key`
+is the key of the sample selected for it, set as soon as it is selected).
 
 Its view-option widgets (overlay opacity, "fade low scores", colormap, ground truth, point size,
 fit / reset buttons) are built here and placed in the window's toolbar by the window, as are the
@@ -96,6 +97,7 @@ class InspectorView(QSplitter):
     def __init__(self, options: dict, weighted: bool = True, parent: Optional[QWidget] = None):
         super().__init__(Qt.Orientation.Horizontal, parent)
         self.setObjectName("viewSplitter")
+        self.key: Optional[str] = None            # the selected sample's key (set before it has loaded)
         self.sample: Optional[Sample] = None
         self.result: Optional[DetectorResult] = None
         self.clicked_point: Optional[int] = None

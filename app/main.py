@@ -53,7 +53,7 @@ def create_window(data: Optional[str] = None, settings=None, demo: bool = False,
 
 
 def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int:
-    """Create the QApplication and its qasync event loop, show the window, run; returns the exit code."""
+    """Create the QApplication, show the window, run Qt's event loop; returns the exit code."""
     args = _parse(argv)
     if data is None:
         data = args.data
@@ -62,7 +62,6 @@ def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     from PySide6.QtWidgets import QApplication
 
-    from .jobs import install_event_loop
     from .settings import Settings
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "mmad-inspector"])
@@ -74,14 +73,12 @@ def run(argv: Optional[Sequence[str]] = None, data: Optional[str] = None) -> int
     if icon.is_file():
         from PySide6.QtGui import QIcon
         app.setWindowIcon(QIcon(str(icon)))
-    loop = install_event_loop(app)    # job coroutines (app/jobs.py) run on this qasync loop
     settings = Settings(args.settings) if args.settings else Settings()
     win = create_window(data, settings, demo=args.demo, restore_layout=not args.reset_layout)
     win.show()
     if args.demo:
         win.demo_mode.start()
-    with loop:                         # runs app.exec() with the asyncio loop marked running
-        return int(loop.run_forever() or 0)
+    return int(app.exec() or 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,51 +15,45 @@ Layout (the default; docks can be moved and the layout is remembered):
 
 All state lives in a Qt-free :class:`core.session.Session`.  The menus, toolbar and shortcuts come
 from :mod:`app.actions`; the work is done by the controllers in :mod:`app.controllers` (dataset,
-analysis, review); long jobs are coroutines on a qasync loop (:mod:`app.jobs`).
+analysis, review, project, training), each given the session and the panels and views it drives;
+the window builds the widgets, the controllers, and wires them together.  Every job off the GUI
+thread goes through one :class:`app.jobs.JobRunner` (:attr:`MainWindow.runner`).
 """
 from __future__ import annotations
 
-import logging
-import traceback
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QProgressBar, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
+                               QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
-from core.errors import InputError, MMADError
+from core.errors import InputError
 from core.session import ProcessBackend, Session
 
 from .actions import ACTIONS, build_actions, build_menus, shortcuts_text, toolbar_specs
-from .controllers import AnalysisController, DatasetController, ReviewController
-from .controllers.training import TrainingController
-from .controllers.dataset import APP_TITLE
+from .controllers import (APP_TITLE, AnalysisController, DatasetController, ProjectController, ReviewController,
+                          TrainingController)
 from .demo_mode import DemoMode
 from .inspector import InspectorView
-from .controllers.project import ProjectController
 from .jobs import JobRunner, on_gui_thread
 from .panels import (BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, MessageBanner, PromptPanel,
                      ReviewPanel)
 from .panels.evaluation import EvaluationPanel
+from .panels.status import StatusFields
 from .panels.train import TrainPanel
 from .settings import Settings
-from .workers import BackgroundLoader, format_eta
-
-log = logging.getLogger(__name__)
 
 STYLESHEET_PATH = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
 COMPACT_WIDTH = 1700   # narrower windows start with one dock column (see MainWindow._fit_docks)
 
 
-def _alias(path: str) -> property:
-    """A read-only attribute of the window forwarded to one of its parts (``"inspector.image_view"``)."""
-    head, attr = path.split(".")
-    return property(lambda self: getattr(getattr(self, head), attr), doc=f"Same as ``{path}``.")
-
-
 class MainWindow(QMainWindow):
     """The workbench.  ``MainWindow(settings, session)``; then :meth:`open_folder` or :meth:`open_demo`.
+
+    Its parts are attributes: the views (``inspector`` with ``image_view``, ``cloud_view``...), the
+    panels (``browser``, ``detector_panel``...), ``status`` (the status bar's fields), ``runner``
+    (the jobs) and the controllers (``dataset``, ``analysis``, ``review``, ``project``, ``training``).
 
     Signals (useful to scripts and tests): ``sampleShown(key)`` once a sample is displayed,
     ``resultShown(key)`` once its result is painted in both views, ``datasetOpened(path)``.
@@ -69,37 +63,6 @@ class MainWindow(QMainWindow):
     resultShown = Signal(str)
     datasetOpened = Signal(str)
 
-    # the parts scripts and tests reach for
-    image_view = _alias("inspector.image_view")
-    cloud_view = _alias("inspector.cloud_view")
-    colorbar = _alias("inspector.colorbar")
-    image_pane = _alias("inspector.image_pane")
-    cloud_pane = _alias("inspector.cloud_pane")
-    gt_check = _alias("inspector.gt_check")
-    weighted_check = _alias("inspector.weighted_check")
-    cmap_combo = _alias("inspector.cmap_combo")
-    opacity_slider = _alias("inspector.opacity_slider")
-    point_size = _alias("inspector.point_size")
-    current_sample = _alias("inspector.sample")
-    current_result = _alias("inspector.result")
-    current_key = _alias("dataset.current_key")
-    reviews = _alias("review.store")
-    verdict_retry = _alias("review.retry")
-    last_fusion_ms = _alias("analysis.last_fusion_ms")
-    last_cancel_ms = _alias("analysis.last_cancel_ms")
-    # the commands
-    open_folder = _alias("dataset.open_folder")
-    open_demo = _alias("dataset.open_demo")
-    set_dataset = _alias("dataset.set_dataset")
-    run_current = _alias("analysis.run_current")
-    run_all = _alias("analysis.run_all")
-    cancel_run = _alias("analysis.cancel_run")
-    set_params = _alias("analysis.set_params")
-    set_support = _alias("analysis.set_support")
-    set_verdict = _alias("review.set_verdict")
-    export_verdicts = _alias("review.export_verdicts")
-    reset_3d_view = _alias("inspector.reset_3d_view")
-
     def __init__(self, settings: Optional[Settings] = None, session: Optional[Session] = None,
                  restore_layout: bool = True):
         super().__init__()
@@ -107,7 +70,6 @@ class MainWindow(QMainWindow):
         # detectors run in a worker process by default: their native code cannot stall the GUI
         self.session = session if session is not None else Session(backend=ProcessBackend())
         self.runner = JobRunner(self)
-        self.loader = BackgroundLoader(self)
         self._opts = self.settings.view_options()
         self._split_initialized = False
         self.setWindowTitle(APP_TITLE)
@@ -115,28 +77,17 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
         self._build_central()
         self._build_docks()
-        self._build_status()
-        self.dataset = DatasetController(self)
-        self.dataset.sampleShown.connect(self.sampleShown)
-        self.dataset.datasetOpened.connect(self.datasetOpened)
-        self.review = ReviewController(self)
-        self.dataset.currentChanged.connect(self.review.show_review)
-        self.analysis = AnalysisController(self)
-        self.project = ProjectController(self)      # the dataset's SQLite project (restore / save)
-        # the headless model emits events (possibly from the job thread): marshal them to the GUI
-        ev = self.session.events
-        ev.dataset_changed.connect(on_gui_thread(self.dataset.dataset_changed))
-        ev.records_changed.connect(on_gui_thread(self.analysis.records_changed))
-        ev.fitted.connect(on_gui_thread(lambda class_name, *_: self.analysis.fitted(class_name)))
-        self.training = TrainingController(self)
-        ev.dataset_changed.connect(on_gui_thread(self.training.dataset_changed))
+        self.status = StatusFields(self.statusBar())
+        self._build_controllers()
         self.action_map = build_actions(self, self)
         self._build_menus()
         self._build_toolbar()
         self._build_evaluation()
-        self.inspector.hoverText.connect(self.status_hover.setText)
+        self.inspector.hoverText.connect(self.status.hover.setText)
         self.inspector.navigate.connect(self.browser.select_next)
         self.inspector.weighted_check.toggled.connect(lambda on: self.settings.set_value("view/weighted_overlay", on))
+        self.runner.started.connect(lambda job: self._set_running(True))
+        self.runner.finished.connect(lambda job: self._set_running(False))
         self.analysis.init_detector()
         start = getattr(self.session.backend, "start", None)
         if start is not None:      # the worker process imports the detector libraries meanwhile
@@ -145,8 +96,69 @@ class MainWindow(QMainWindow):
         if restore_layout:
             self.settings.restore_window(self)
             state = self.settings.value("window/splitter")
-            if state is not None and self.splitter.restoreState(state):
+            if state is not None and self.inspector.restoreState(state):
                 self._split_initialized = True
+
+    def _build_controllers(self) -> None:
+        """The controllers, each with the session and the panels / views it drives, and their wiring."""
+        s, st, jobs = self.session, self.settings, self.runner
+        common = dict(banner=self.banner, parent=self)
+        self.review = ReviewController(s, st, review_panel=self.review_panel, browser=self.browser,
+                                       inspector=self.inspector, **common)
+        self.project = ProjectController(s, inspector=self.inspector, browser=self.browser,
+                                         review_panel=self.review_panel, review=self.review, status=self.status,
+                                         **common)    # the dataset's SQLite project (restore / save)
+        self.review.project = self.project
+        self.dataset = DatasetController(s, st, jobs, browser=self.browser, inspector=self.inspector,
+                                         fewshot_panel=self.fewshot_panel, title=self.sample_title,
+                                         info=self.sample_info, status=self.status, review=self.review,
+                                         project=self.project, **common)
+        self.analysis = AnalysisController(s, st, jobs, self.dataset, detector_panel=self.detector_panel,
+                                           fusion_panel=self.fusion_panel, prompt_panel=self.prompt_panel,
+                                           fewshot_panel=self.fewshot_panel, browser=self.browser,
+                                           inspector=self.inspector, status=self.status, **common)
+        self.training = TrainingController(s, st, jobs, self.analysis, train_panel=self.train_panel,
+                                           detector_panel=self.detector_panel, **common)
+        self.dataset.sampleShown.connect(self.sampleShown)
+        self.dataset.datasetOpened.connect(lambda path: self.setWindowTitle(f"{Path(path).name} - {APP_TITLE}"))
+        self.dataset.datasetOpened.connect(self.datasetOpened)
+        self.dataset.currentChanged.connect(self.review.show_review)
+        self.analysis.resultShown.connect(self.review.show_review)
+        self.analysis.resultShown.connect(self.resultShown)
+        self.analysis.detectorChanged.connect(
+            lambda det: self.prompt_dock.setWindowTitle("Prompts" if det.needs.text_prompts else "Prompts (n/a)"))
+        self.project.restored.connect(self._project_restored)
+        # the headless model emits events (possibly from the job thread): marshal them to the GUI
+        ev = self.session.events
+        ev.dataset_changed.connect(on_gui_thread(self.dataset.dataset_changed))
+        ev.records_changed.connect(on_gui_thread(self.analysis.records_changed))
+        ev.fitted.connect(on_gui_thread(lambda class_name, *_: self.analysis.fitted(class_name)))
+        ev.dataset_changed.connect(on_gui_thread(self.training.dataset_changed))
+
+    def _project_restored(self, detector_changed: bool, support_changed: bool) -> None:
+        if detector_changed:
+            self.analysis.detector_changed()
+        elif support_changed:
+            self.analysis.refresh_fewshot()
+
+    # ================================================================== commands (scripts, tests, main.py)
+    def open_folder(self, path: str | Path, layout: Optional[str] = None) -> bool:
+        """Open a dataset folder (or one file); see :meth:`DatasetController.open_folder`."""
+        return self.dataset.open_folder(path, layout)
+
+    def open_demo(self) -> bool:
+        """Open the built-in demo data, generating it in the background the first time."""
+        return self.dataset.open_demo()
+
+    def set_dataset(self, dataset) -> None:
+        """Show an already opened :class:`core.datasets.base.Dataset`."""
+        self.dataset.set_dataset(dataset)
+
+    def show_train_panel(self) -> None:
+        """Run > Train a model…: show and raise the Train dock."""
+        self.train_dock.show()
+        self.train_dock.raise_()
+        self.train_panel.setFocus()
 
     # ================================================================== construction
     def _build_central(self) -> None:
@@ -169,7 +181,6 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.sample_info)
         lay.addLayout(bar)
         self.inspector = InspectorView(self._opts, bool(self.settings.value("view/weighted_overlay", True, bool)))
-        self.splitter = self.inspector
         bar.insertWidget(1, self.inspector.badge)
         lay.addWidget(self.inspector, 1)
         lay.addWidget(self.inspector.map_strip)
@@ -253,60 +264,11 @@ class MainWindow(QMainWindow):
         for w in self.inspector.option_widgets():
             vt.addWidget(w)
 
-    def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.status_hover = QLabel()
-        self.status_timing = QLabel()
-        self.status_detector = QLabel()
-        self.status_device = QLabel()
-        for w in (self.status_hover, self.status_timing, self.status_detector, self.status_device):
-            w.setObjectName("statusField")
-        # the running job, visible whatever the dock layout (first start: demo data, first fit)
-        self.status_job = QLabel()
-        self.status_job.setObjectName("statusJob")
-        self.status_progress = QProgressBar()
-        self.status_progress.setObjectName("statusProgress")
-        self.status_progress.setRange(0, 1000)
-        self.status_progress.setFixedWidth(170)
-        self.status_progress.setMaximumHeight(16)
-        self.status_progress.setTextVisible(True)
-        for w in (self.status_job, self.status_progress):
-            w.setVisible(False)
-            sb.addWidget(w)
-        sb.addWidget(self.status_hover, 1)
-        sb.addPermanentWidget(self.status_timing)
-        sb.addPermanentWidget(self.status_detector)
-        sb.addPermanentWidget(self.status_device)
-
-    # ================================================================== chrome the controllers use
-    def show_job(self, name: Optional[str]) -> None:
-        """Show the running job in the status bar (None: hide it)."""
-        self.status_job.setVisible(name is not None)
-        self.status_progress.setVisible(name is not None)
-        if name is not None:
-            self.status_job.setText(name)
-            self.status_progress.setValue(0)
-            self.status_progress.setFormat("starting…")
-
-    def show_progress(self, fraction: float, message: str, eta_s: float) -> None:
-        self.status_progress.setValue(int(round(fraction * 1000)))
-        eta = format_eta(eta_s if eta_s >= 0 else None)
-        self.status_progress.setFormat(f"{fraction * 100:.0f}%" + (f" · {eta}" if eta else ""))
-        if message:
-            self.status_job.setText(message if len(message) <= 70 else message[:67] + "…")
-
-    def set_running(self, running: bool) -> None:
+    def _set_running(self, running: bool) -> None:
+        """A main-lane job started / finished: Run and Cancel follow."""
         self.action_map["run"].setEnabled(not running)
         self.action_map["run_all"].setEnabled(not running)
         self.action_map["cancel"].setEnabled(running)
-
-    def report_failure(self, name: str, err: BaseException) -> None:
-        """A job failed: one message in the banner (a traceback in Details only for a bug)."""
-        details = "" if isinstance(err, MMADError) else "".join(traceback.format_exception(err))
-        if details:
-            log.error("%s failed:\n%s", name, details)
-        from core.session import describe_error  # noqa: PLC0415
-        self.banner.error(f"{name} failed: {describe_error(err)}", details)
 
     # ================================================================== evaluation, demo mode, layout
     def _build_evaluation(self) -> None:
@@ -332,7 +294,12 @@ class MainWindow(QMainWindow):
         self.dataset.currentChanged.connect(lambda key: self.evaluation.set_class(key.split("/")[0] if key else ""))
         self.evaluation.thresholdMoved.connect(self._eval_threshold_dragged)
         self.evaluation.filterRequested.connect(self.browser.set_key_filter)
-        self.demo_mode = DemoMode(self)
+        self.demo_mode = self.new_demo_mode()
+
+    def new_demo_mode(self, **options) -> DemoMode:
+        """A :class:`DemoMode` of this window (``options``: dwell_s, orbit_deg_per_s, resume_after_s, full_screen)."""
+        return DemoMode(self, self.session, self.runner, self.dataset, self.analysis, inspector=self.inspector,
+                        browser=self.browser, detector_panel=self.detector_panel, banner=self.banner, **options)
 
     def _refresh_evaluation(self) -> None:
         if self.evaluation_dock.isVisible():
@@ -411,15 +378,14 @@ class MainWindow(QMainWindow):
                 return
 
     def closeEvent(self, event) -> None:  # noqa: N802
-        self.runner.shutdown()
         self.training.shutdown()
-        self.loader.wait(2.0)
+        self.runner.shutdown()
         self.analysis.save_params()
         self.project.close()               # saves scores / detector choice, releases the lock
         if self.review.retry.pending:      # last chance for verdicts a full disk refused
             self.review.retry.retry()
         self.settings.save_window(self)
-        self.settings.set_value("window/splitter", self.splitter.saveState())
+        self.settings.set_value("window/splitter", self.inspector.saveState())
         self.settings.set_view_options(**self.inspector.options(),
                                        auto_run=self.detector_panel.auto_run.isChecked(),
                                        advance=self.review_panel.advance.isChecked(),
@@ -429,5 +395,5 @@ class MainWindow(QMainWindow):
             self.settings.device = self.session.device
         self.settings.sync()
         self.session.close()
-        self.cloud_view.close()
+        self.inspector.cloud_view.close()
         super().closeEvent(event)

@@ -132,9 +132,9 @@ def stall_and_memory(args, app, results, pump, ini_dir) -> None:
 
     bad = next(r for r in win.session.refs if r.split == "test" and not r.is_good)
     if args.shots:
-        win.set_support(bad.class_name, win.session.support_candidates(bad.class_name)[:args.shots])
+        win.analysis.set_support(bad.class_name, win.session.support_candidates(bad.class_name)[:args.shots])
     win.browser.select_key(bad.key)
-    pump(lambda: win.current_sample is not None, 60)
+    pump(lambda: win.inspector.sample is not None, 60)
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -146,7 +146,7 @@ def stall_and_memory(args, app, results, pump, ini_dir) -> None:
     timeline: list[tuple[float, str]] = []
     win.runner.progress.connect(lambda f, m, e: timeline.append((time.perf_counter(), f"progress {f:.2f} {m}")))
     win.resultShown.connect(lambda k: timeline.append((time.perf_counter(), "result shown")))
-    win.runner.idle.connect(lambda: timeline.append((time.perf_counter(), "job idle")))
+    win.runner.finished.connect(lambda _job: timeline.append((time.perf_counter(), "job idle")))
     ends: list[float] = []
     gaps_at = ends
     timer = QTimer()
@@ -154,12 +154,12 @@ def stall_and_memory(args, app, results, pump, ini_dir) -> None:
     timer.timeout.connect(lambda: (tick(), ends.append(time.perf_counter())))
     timer.start()
     t = time.perf_counter()
-    win.run_current(force=True)
-    pump(lambda: not win.runner.busy and win.current_result is not None, 900)
+    win.analysis.run_current(force=True)
+    pump(lambda: not win.runner.busy and win.inspector.result is not None, 900)
     job_s = time.perf_counter() - t
     timer.stop()
     results["stall_job_s"] = job_s
-    results["stall_job"] = win.status_timing.text()
+    results["stall_job"] = win.status.timing.text()
     results["stall_max_ms"] = max(gaps) * 1000
     results["stall_p99_ms"] = float(np.percentile(gaps, 99) * 1000)
     results["stall_ticks"] = len(gaps)
@@ -233,11 +233,11 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
     win.resize(1600, 1000)
     win.show()
     win.set_dataset(ds)
-    assert pump(lambda: win.current_result is not None and not win.runner.busy, 120), win.banner.text()
+    assert pump(lambda: win.inspector.result is not None and not win.runner.busy, 120), win.banner.text()
     results["cloud_points"] = int(valid.sum())
-    results["cloud_backend"] = win.cloud_view.backend
+    results["cloud_backend"] = win.inspector.cloud_view.backend
     frames: list[float] = []
-    win.cloud_view.frameRendered.connect(lambda ms: frames.append(time.perf_counter()))
+    win.inspector.cloud_view.frameRendered.connect(lambda ms: frames.append(time.perf_counter()))
     pump(lambda: False, 1.0)
     slider = win.fusion_panel.editor("alpha").slider
     det = sess.instance("big")
@@ -245,10 +245,10 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
     shown: list[float] = []      # resultShown times
     painted: list[float] = []    # image viewport paints that follow a resultShown
     win.resultShown.connect(lambda k: shown.append(time.perf_counter()))
-    win.image_view.painted.connect(lambda: painted.append(time.perf_counter()) if shown else None)
+    win.inspector.image_view.painted.connect(lambda: painted.append(time.perf_counter()) if shown else None)
     swapped: list[float] = []    # interactor: the window composited the GL frame (on screen)
-    if win.cloud_view.backend == "interactor":
-        win.cloud_view.plotter.frameSwapped.connect(lambda: swapped.append(time.perf_counter()))
+    if win.inspector.cloud_view.backend == "interactor":
+        win.inspector.cloud_view.plotter.frameSwapped.connect(lambda: swapped.append(time.perf_counter()))
     step = [0]
 
     def move(gap_s: float) -> tuple[float, float, float, int, float]:
@@ -269,11 +269,11 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
         t2 = painted[0] if painted else float("nan")
         t_both = max(frames[nf], t2) if ok else float("nan")
         on_screen = float("nan")
-        if win.cloud_view.backend == "interactor" and ok:
+        if win.inspector.cloud_view.backend == "interactor" and ok:
             pump(lambda: any(t >= t_both for t in swapped), 2)
             on_screen = (min((t for t in swapped if t >= t_both), default=float("nan")) - t0) * 1000
         out = ((t_both - t0) * 1000, (t2 - t0) * 1000,
-               win.cloud_view.last_frame_ms, win.cloud_view.displayed_count, on_screen)
+               win.inspector.cloud_view.last_frame_ms, win.inspector.cloud_view.displayed_count, on_screen)
         pump(lambda: False, gap_s)
         return out
 
@@ -282,7 +282,7 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
         move(gap)                           # settle into the mode
         rows = [move(gap) for _ in range(args.moves)]
         slider.setSliderDown(False)
-        pump(lambda: not win.cloud_view.preview_active, 2.0)
+        pump(lambda: not win.inspector.cloud_view.preview_active, 2.0)
         pump(lambda: False, 0.4)
         tot = [r[0] for r in rows]
         results[f"{case}_slider_to_views_median_ms"] = float(np.nanmedian(tot))
@@ -290,19 +290,19 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
         results[f"{case}_slider_to_2d_median_ms"] = float(np.nanmedian([r[1] for r in rows]))
         results[f"{case}_3d_frame_median_ms"] = float(np.nanmedian([r[2] for r in rows]))
         results[f"{case}_3d_points_drawn"] = int(np.median([r[3] for r in rows]))
-        if win.cloud_view.backend == "interactor":
+        if win.inspector.cloud_view.backend == "interactor":
             results[f"{case}_slider_to_screen_median_ms (GL composited)"] = float(np.nanmedian([r[4] for r in rows]))
-    results["preview_restored"] = str(not win.cloud_view.preview_active)
+    results["preview_restored"] = str(not win.inspector.cloud_view.preview_active)
     full = []
     for _ in range(5):
         nf = len(frames)
-        win.cloud_view.set_preview(True)
-        win.cloud_view.set_preview(False)
+        win.inspector.cloud_view.set_preview(True)
+        win.inspector.cloud_view.set_preview(False)
         pump(lambda: len(frames) > nf, 5)
-        full.append(win.cloud_view.last_frame_ms)
+        full.append(win.inspector.cloud_view.last_frame_ms)
         pump(lambda: False, 0.1)
     results["full_subset_3d_frame_median_ms"] = statistics.median(full)
-    results["full_subset_3d_points"] = int(win.cloud_view.displayed_count)
+    results["full_subset_3d_points"] = int(win.inspector.cloud_view.displayed_count)
 
     # Breakdown, measured separately so the numbers above are undisturbed.
     fuse_ms, heat_ms, colors_ms, colors_prev_ms = [], [], [], []
@@ -314,16 +314,16 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
         res = det.fuse(comps)
         fuse_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        win.image_view.set_heatmap(res.pixel_map, vmin, vmax, threshold=res.threshold)
+        win.inspector.image_view.set_heatmap(res.pixel_map, vmin, vmax, threshold=res.threshold)
         heat_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        win.cloud_view.set_scores(res.point_scores, vmin, vmax, threshold=res.threshold)
+        win.inspector.cloud_view.set_scores(res.point_scores, vmin, vmax, threshold=res.threshold)
         colors_ms.append((time.perf_counter() - t) * 1000)
-        win.cloud_view.set_preview(True)
+        win.inspector.cloud_view.set_preview(True)
         t = time.perf_counter()
-        win.cloud_view.set_scores(res.point_scores, vmin, vmax, threshold=res.threshold)
+        win.inspector.cloud_view.set_scores(res.point_scores, vmin, vmax, threshold=res.threshold)
         colors_prev_ms.append((time.perf_counter() - t) * 1000)
-        win.cloud_view.set_preview(False)
+        win.inspector.cloud_view.set_preview(False)
         pump(lambda: False, 0.05)
     med = statistics.median
     results["fuse_800_median_ms (detector)"] = med(fuse_ms)
@@ -332,7 +332,7 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
     results["cloud_set_scores_preview_median_ms"] = med(colors_prev_ms)
     for case in ("drag", "step"):
         results[f"{case}_qt_side_median_ms (total - fuse)"] = results[f"{case}_slider_to_views_median_ms"] - med(fuse_ms)
-    results["window_fusion_ms_last"] = win.last_fusion_ms or float("nan")
+    results["window_fusion_ms_last"] = win.analysis.last_fusion_ms or float("nan")
     win.close()
     registry.unregister(Precomputed.id)
 

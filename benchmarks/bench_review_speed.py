@@ -53,21 +53,21 @@ def main() -> None:
     cls = win.session.classes[0]
     refs = [r for r in win.session.refs if r.class_name == cls and r.split == "test"]
     t0 = time.time()
-    pump(lambda: win.current_result is not None and not win.runner.busy)
+    pump(lambda: win.inspector.result is not None and not win.runner.busy)
     for r in refs:                     # cache every result first (the detector is not what we time)
         win.session.analyze(r)
     print(f"scored {len(refs)} samples in {time.time() - t0:.0f} s")
     win.browser.select_key(refs[0].key)
-    pump(lambda: win.current_result is not None)
+    pump(lambda: win.inspector.result is not None)
     keys = [Qt.Key.Key_C, Qt.Key.Key_R, Qt.Key.Key_U]
     n = min(args.n, len(refs))
     t0 = time.perf_counter()
     done = 0
     for i in range(n):
-        before = sum(win.reviews.counts().values())
+        before = sum(win.review.store.counts().values())
         QTest.keyClick(win, keys[i % 3])
-        pump(lambda: sum(win.reviews.counts().values()) > before and win.current_result is not None, 10)
-        done = sum(win.reviews.counts().values())
+        pump(lambda: sum(win.review.store.counts().values()) > before and win.inspector.result is not None, 10)
+        done = sum(win.review.store.counts().values())
     dt = time.perf_counter() - t0
     print(f"{done} verdicts in {dt:.2f} s = {60 * done / dt:.0f} verdicts/minute (key press to the next "
           f"sample shown, including the project and journal writes)")

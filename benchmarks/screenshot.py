@@ -91,20 +91,20 @@ def main(argv=None) -> int:
     if args.run_all:
         win.browser.class_combo.setCurrentText(args.cls)
         t_all = time.time()
-        win.run_all()
+        win.analysis.run_all()
         pump(lambda: win.runner.busy, 10)
         pump(lambda: not win.runner.busy, args.timeout)
-        print(f"run all on {args.cls}: {time.time() - t_all:.1f} s ({win.status_timing.text()})")
+        print(f"run all on {args.cls}: {time.time() - t_all:.1f} s ({win.status.timing.text()})")
     if args.components:
         win.inspector.set_components_visible(True)
     if args.gt:
-        win.gt_check.setChecked(True)
+        win.inspector.gt_check.setChecked(True)
     if args.shots > 0:
         c = win.session.ref(key).class_name
-        win.set_support(c, win.session.support_candidates(c)[:args.shots])
+        win.analysis.set_support(c, win.session.support_candidates(c)[:args.shots])
     win.browser.select_key(key)
     t0 = time.time()
-    ok = pump(lambda: win.current_key == key and win.current_result is not None and not win.runner.busy,
+    ok = pump(lambda: win.dataset.current_key == key and win.inspector.result is not None and not win.runner.busy,
               args.timeout)
     if not ok and not args.no_wait:
         print("no result in time:", win.banner.text(), file=sys.stderr)
@@ -119,19 +119,19 @@ def main(argv=None) -> int:
         win.demo_mode.full_screen = False          # (the shot keeps --size)
         win.demo_mode.start()
         pump(lambda: False, 4.0)
-    print(f"analysed {key} in {time.time() - t0:.1f} s ({win.status_timing.text()}); "
-          f"3D backend: {win.cloud_view.backend}")
+    print(f"analysed {key} in {time.time() - t0:.1f} s ({win.status.timing.text()}); "
+          f"3D backend: {win.inspector.cloud_view.backend}")
     # show a few more scores in the table, as a user paging through results would
     for r in [r for r in refs if r.split == "test" and r.class_name == win.session.ref(key).class_name][:6]:
         if r.key != key:
             pass  # (the worker process analyses on demand)
     win.browser.model.refresh_all()
-    win.reset_3d_view()
+    win.inspector.reset_3d_view()
     if ok:
         win.banner.dismiss()
     # hover the highest-scoring pixel: the status bar reads its score and the matching 3D point
     # is marked, as when a user points at the defect
-    res = win.current_result
+    res = win.inspector.result
     if res is not None and res.pixel_map is not None and np.isfinite(res.pixel_map).any():
         r, c = np.unravel_index(int(np.nanargmax(res.pixel_map)), res.pixel_map.shape)
         win.inspector._on_pixel_hovered(int(r), int(c))
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     pump(lambda: False, 1.5)
     out = win.save_screenshot(args.out)
     print("wrote", out, "| status bar:", " | ".join(
-        w.text() for w in (win.status_hover, win.status_timing, win.status_detector, win.status_device)))
+        w.text() for w in (win.status.hover, win.status.timing, win.status.detector, win.status.device)))
     win.close()
     return 0
 

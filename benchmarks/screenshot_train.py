@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     if not win.open_folder(data):
         print("cannot open", data, win.banner.text())
         return 1
-    win.training.show_panel()
+    win.show_train_panel()
     if not args.full:
         win.training.train_kwargs = {"features": FeatureConfig(working_size=64, stride=4, target_points=1500),
                                      "batch_size": 128}

@@ -25,6 +25,9 @@ class InputError(MMADError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
+    def __reduce__(self):  # survive the trip from a worker process (custom __init__ signature)
+        return (type(self), (self.path, self.problem))
+
 
 class SampleLoadError(InputError):
     """A sample's file is missing, truncated, corrupt or inconsistent with its siblings."""

@@ -2,24 +2,30 @@
 
 Protocol (the MVTec 3D-AD few-shot protocol): for each class, the support set is the first K
 ``train/good`` samples; every ``test`` sample is scored; metrics are computed per class and averaged.
+
+The GUI's evaluation view uses the helpers at the end on the scores already in a session:
+:func:`collect` (a class's labelled, scored samples), :func:`roc_points`, :func:`confusion`.
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
-
-import logging
 
 from .datasets.base import Dataset
 from .errors import Cancelled, MissingWeightsError, MMADError, UsageError
 from .metrics import EvalAccumulator
 from .sample import Sample, resize_map
+
+if TYPE_CHECKING:
+    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -238,3 +244,102 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
     report.mean = mean_metrics(report.per_class)
     session.close()
     return report
+
+
+# ---------------------------------------------------------------------- scores already in a session
+#: ``collect``'s class name for every class pooled
+ALL_CLASSES = "All classes (pooled)"
+
+
+@dataclass
+class EvalData:
+    """Labelled, scored samples of one class (or of all): keys, labels (True: defective), scores."""
+    class_name: str
+    keys: list[str] = field(default_factory=list)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    #: the threshold each score was decided with (NaN: none), as its result says
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    unscored: int = 0          # labelled samples of the class without a score
+    stale: int = 0             # scores computed with parameters that changed since
+
+    @property
+    def n_good(self) -> int:
+        return int((~self.labels).sum())
+
+    @property
+    def n_bad(self) -> int:
+        return int(self.labels.sum())
+
+
+def collect(session: "Session", class_name: str) -> EvalData:
+    """The labelled samples of ``class_name`` (:data:`ALL_CLASSES`: every class) with a finite
+    image score in the session's records (``stale`` counts those scored with older parameters);
+    only the test split where the dataset has one."""
+    out = EvalData(class_name)
+    labels, scores, thresholds = [], [], []
+    refs = [r for r in session.refs if r.label and (class_name == ALL_CLASSES or r.class_name == class_name)]
+    if any(r.split == "test" for r in refs):     # support (train / validation) samples are not evaluated
+        refs = [r for r in refs if r.split == "test"]
+    for ref in refs:
+        rec = session.records.get(ref.key)
+        s = None if rec is None else rec.image_score
+        if s is None or not math.isfinite(s):
+            out.unscored += 1
+            continue
+        out.stale += bool(rec.stale)
+        out.keys.append(ref.key)
+        labels.append(not ref.is_good)
+        scores.append(float(s))
+        t = rec.threshold
+        thresholds.append(float(t) if t is not None and math.isfinite(t) else math.nan)
+    out.labels = np.array(labels, bool)
+    out.scores = np.array(scores, np.float64)
+    out.thresholds = np.array(thresholds, np.float64)
+    return out
+
+
+def decisions(data: EvalData, threshold: Optional[float]) -> np.ndarray:
+    """Which scored samples are called anomalous: ``score >= threshold``, or, without one (the
+    pooled view of classes with thresholds of their own), at the threshold each result was decided
+    with (none: not anomalous)."""
+    if threshold is not None:
+        return data.scores >= threshold
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(data.thresholds) & (data.scores >= data.thresholds)
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC curve (FPR, TPR), one vertex per distinct score from the highest down, from (0, 0) to
+    (1, 1); tied scores give one diagonal segment, so the trapezoid area is the exact AUROC."""
+    y = np.asarray(labels, bool)
+    s = np.asarray(scores, np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])    # last index of each tie group
+    tp = np.cumsum(y)[ends]
+    fp = ends + 1 - tp
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+
+
+def confusion(labels: np.ndarray, scores: np.ndarray, threshold: Optional[float],
+              pred: Optional[np.ndarray] = None) -> np.ndarray:
+    """2 x 2 counts ``[[TN, FP], [FN, TP]]`` (rows: truth good / defective; columns: predicted
+    good / anomalous, anomalous when ``score >= threshold``, or as ``pred`` says)."""
+    y = np.asarray(labels, bool)
+    if pred is None:
+        pred = np.zeros_like(y) if threshold is None else np.asarray(scores) >= threshold
+    pred = np.asarray(pred, bool)
+    return np.array([[int((~y & ~pred).sum()), int((~y & pred).sum())],
+                     [int((y & ~pred).sum()), int((y & pred).sum())]])
+
+
+def quiet_metric(fn: Callable[..., Any], *args: Any) -> Any:
+    """A :mod:`core.metrics` value, NaN (without a warning) where it is undefined."""
+    from .metrics import UndefinedMetricWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return fn(*args)

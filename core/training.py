@@ -340,3 +340,46 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
                        n_samples=n_samples, n_locations=n, skipped=skipped, feature_seconds=feat_s,
                        train_seconds=time.perf_counter() - t1, peak_rss_mb=_peak_rss_mb(),
                        skipped_batches=skipped_batches)
+
+
+# ---------------------------------------------------------------------- in a worker process
+class _Trainer:  # pragma: no cover - runs in the child process
+    """The training process's handler: one :func:`train` call per request."""
+
+    def __call__(self, request: tuple, reporter) -> TrainResult:
+        dataset, detector_id, kwargs = request
+        return train(dataset, detector_id, progress=reporter.progress, cancel=reporter.cancelled,
+                     on_epoch=lambda e, loss: reporter.event("epoch", (int(e), float(loss))),
+                     on_batch=lambda e, loss: reporter.event("batch", (float(e), float(loss)), throttle=True),
+                     **kwargs)
+
+
+def train_in_process(dataset, detector_id: str, progress: Optional[ProgressFn] = None,
+                     cancel: Optional[CancelFn] = None, on_epoch: Optional[EpochFn] = None, *,
+                     on_batch: Optional[BatchFn] = None, nice: int = 0, kill_after_s: float = 0.8,
+                     start_method: str = "spawn", **kwargs: Any) -> TrainResult:
+    """:func:`train` in a ``spawn``-ed child process (:class:`core.session.process.ChildProcess`);
+    the callbacks run in the calling thread.
+
+    Training in a thread of a GUI process stalls its event loop for more than a second at a time
+    (feature extraction and torch hold the GIL), so the workbench trains in a child: ``cancel`` is
+    polled before every batch there, and a child that has not stopped ``kill_after_s`` after it is
+    terminated (:class:`~core.errors.Cancelled` either way; the checkpoint of the last finished
+    epoch is on disk: :class:`~core.checkpoint.Checkpoint` writes atomically).  ``nice`` is the
+    child's niceness increment (the caller stays responsive meanwhile); ``kwargs`` go to
+    :func:`train` (``dataset`` is pickled to the child)."""
+    from .session.process import ChildProcess
+
+    events = {"epoch": on_epoch, "batch": on_batch}
+
+    def on_event(kind: str, payload: Any) -> None:
+        fn = events.get(kind)
+        if fn is not None:
+            fn(*payload)
+
+    child = ChildProcess(_Trainer, name="mmad-train", what="training process", start_method=start_method,
+                         kill_after_s=kill_after_s, nice=nice)
+    try:
+        return child.call((dataset, detector_id, kwargs), progress, cancel, on_event)
+    finally:
+        child.close(wait=False)

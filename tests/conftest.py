@@ -20,6 +20,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MMAD_CACHE", tempfile.mkdtemp(prefix="mmad-test-cache-"))
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
+# A torch optimiser imports torch._dynamo, which loads triton and its own LLVM; loaded after the GL
+# stack (Mesa's LLVM, pulled in by the first offscreen render of a GUI test) that segfaults the
+# process, so load it before any GUI test renders.  (The app trains in a child process only.)
+try:
+    import torch._dynamo  # noqa: F401,E402
+except Exception:  # noqa: BLE001 - torch builds without dynamo/triton need nothing here
+    pass
+
 import numpy as np
 import pytest
 

@@ -40,7 +40,7 @@ def make_window(qtbot, settings, detector="fake-test", params=None, backend=None
 
 
 def wait_result(qtbot, win, timeout=15000):
-    qtbot.waitUntil(lambda: win.current_result is not None and not win.runner.busy, timeout=timeout)
+    qtbot.waitUntil(lambda: win.inspector.result is not None and not win.runner.busy, timeout=timeout)
 
 
 def close(win):
@@ -51,26 +51,26 @@ def close(win):
 def test_run_then_alpha_repaints_both_views(qtbot, settings, fake_detector, tmp_path):
     win = make_window(qtbot, settings)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    assert win.cloud_view.backend == "offscreen"
+    assert win.inspector.cloud_view.backend == "offscreen"
     wait_result(qtbot, win)                       # auto-run on the first sample
-    key = win.current_key
+    key = win.dataset.current_key
     assert win.session.record(key).image_score is not None
     assert "Score" in [win.browser.model.headerData(i, Qt.Orientation.Horizontal) for i in range(5)]
     row = win.browser.model.row_of(key)
     assert win.browser.model.index(row, 3).data() != ""      # the score column is filled
-    img0 = win.image_view.composited().copy()
-    col0 = win.cloud_view.point_colors().copy()
+    img0 = win.inspector.image_view.composited().copy()
+    col0 = win.inspector.cloud_view.point_colors().copy()
     n_extract = FakeDetector.counters["extract"]
     slider = win.fusion_panel.editor("alpha").slider
     assert slider is not None
     slider.setValue(slider.maximum())                         # alpha = 1: the RGB map only
-    qtbot.waitUntil(lambda: win.session.params["alpha"] == 1.0 and win.last_fusion_ms is not None)
-    qtbot.waitUntil(lambda: not np.array_equal(win.image_view.composited(), img0))
-    assert not np.array_equal(win.cloud_view.point_colors(), col0)
+    qtbot.waitUntil(lambda: win.session.params["alpha"] == 1.0 and win.analysis.last_fusion_ms is not None)
+    qtbot.waitUntil(lambda: not np.array_equal(win.inspector.image_view.composited(), img0))
+    assert not np.array_equal(win.inspector.cloud_view.point_colors(), col0)
     assert FakeDetector.counters["extract"] == n_extract      # no backbone rerun
     # the heatmap shown is the fusion of the cached components with alpha = 1
     comps = win.session.components_of(key)
-    np.testing.assert_allclose(win.current_result.pixel_map, comps.maps["rgb"] * comps.extra["text"], rtol=1e-5)
+    np.testing.assert_allclose(win.inspector.result.pixel_map, comps.maps["rgb"] * comps.extra["text"], rtol=1e-5)
     assert win.fusion_panel.editor("alpha").spin.value() == pytest.approx(1.0)
     close(win)
 
@@ -81,33 +81,33 @@ def test_fusion_drag_coalesces_and_previews_3d(qtbot, settings, fake_detector, t
     from core.session import score_range
 
     win = make_window(qtbot, settings)
-    win.weighted_check.setChecked(False)                # plain colormap colours: easy to check below
-    win.cloud_view.preview_points = 200               # the 32 x 32 parts have more points
+    win.inspector.weighted_check.setChecked(False)                # plain colormap colours: easy to check below
+    win.inspector.cloud_view.preview_points = 200               # the 32 x 32 parts have more points
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
     wait_result(qtbot, win)
-    n_full = win.cloud_view.displayed_count
-    assert n_full > 200 and not win.cloud_view.preview_active
+    n_full = win.inspector.cloud_view.displayed_count
+    assert n_full > 200 and not win.inspector.cloud_view.preview_active
     slider = win.fusion_panel.editor("alpha").slider
     slider.setSliderDown(True)                          # the user grabs the handle ...
     n_fuse = FakeDetector.counters["fuse"]
     for v in (10, 30, 60, slider.maximum()):            # ... and several moves arrive in one turn
         slider.setValue(v)
-    qtbot.waitUntil(lambda: win.last_fusion_ms is not None and FakeDetector.counters["fuse"] > n_fuse)
+    qtbot.waitUntil(lambda: win.analysis.last_fusion_ms is not None and FakeDetector.counters["fuse"] > n_fuse)
     qtbot.wait(50)
     assert FakeDetector.counters["fuse"] == n_fuse + 1  # one re-fuse + repaint for the burst
-    assert win.cloud_view.preview_active and win.cloud_view.displayed_count == 200
+    assert win.inspector.cloud_view.preview_active and win.inspector.cloud_view.displayed_count == 200
     qtbot.wait(PREVIEW_HOLD_MS + 150)
-    assert win.cloud_view.preview_active                # still held: still the preview
+    assert win.inspector.cloud_view.preview_active                # still held: still the preview
     slider.setSliderDown(False)
-    qtbot.waitUntil(lambda: not win.cloud_view.preview_active, timeout=3000)
-    assert win.cloud_view.displayed_count == n_full
+    qtbot.waitUntil(lambda: not win.inspector.cloud_view.preview_active, timeout=3000)
+    assert win.inspector.cloud_view.displayed_count == n_full
     # the restored full subset shows the new fusion (alpha = 1), not the colours from before
-    res = win.current_result
+    res = win.inspector.result
     assert win.session.params["alpha"] == 1.0
     vmin, vmax = score_range(res)
-    expected = apply_colormap(res.point_scores[win.cloud_view.display_indices], vmin, vmax,
-                              win.cloud_view.colormap)
-    np.testing.assert_array_equal(np.asarray(win.cloud_view._mesh.point_data["rgb"]), expected)
+    expected = apply_colormap(res.point_scores[win.inspector.cloud_view.display_indices], vmin, vmax,
+                              win.inspector.cloud_view.colormap)
+    np.testing.assert_array_equal(np.asarray(win.inspector.cloud_view._mesh.point_data["rgb"]), expected)
     close(win)
 
 
@@ -115,12 +115,12 @@ def test_fade_low_scores_toggle(qtbot, settings, fake_detector, tmp_path):
     win = make_window(qtbot, settings)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
     wait_result(qtbot, win)
-    assert win.weighted_check.isChecked() and win.image_view.alpha_gamma > 0   # on by default
-    weighted_img, weighted_pts = win.image_view.composited(), win.cloud_view.point_colors()
-    win.weighted_check.setChecked(False)
-    assert win.image_view.alpha_gamma == 0.0
-    assert not np.array_equal(win.image_view.composited(), weighted_img)
-    assert not np.array_equal(win.cloud_view.point_colors(), weighted_pts)
+    assert win.inspector.weighted_check.isChecked() and win.inspector.image_view.alpha_gamma > 0   # on by default
+    weighted_img, weighted_pts = win.inspector.image_view.composited(), win.inspector.cloud_view.point_colors()
+    win.inspector.weighted_check.setChecked(False)
+    assert win.inspector.image_view.alpha_gamma == 0.0
+    assert not np.array_equal(win.inspector.image_view.composited(), weighted_img)
+    assert not np.array_equal(win.inspector.cloud_view.point_colors(), weighted_pts)
     assert settings.value("view/weighted_overlay", True, bool) is False        # remembered
     close(win)
 
@@ -129,14 +129,14 @@ def test_status_bar_shows_job_progress(qtbot, settings, fake_detector, tmp_path)
     win = make_window(qtbot, settings, params={"delay": 1.0})
     win.detector_panel.auto_run.setChecked(False)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: win.current_sample is not None)
-    assert not win.status_progress.isVisible()
-    assert win.run_current(force=True)
-    qtbot.waitUntil(lambda: win.status_progress.isVisible() and win.status_progress.value() > 0, timeout=5000)
-    assert win.status_job.isVisible() and win.status_job.text()
+    qtbot.waitUntil(lambda: win.inspector.sample is not None)
+    assert not win.status.progress.isVisible()
+    assert win.analysis.run_current(force=True)
+    qtbot.waitUntil(lambda: win.status.progress.isVisible() and win.status.progress.value() > 0, timeout=5000)
+    assert win.status.job.isVisible() and win.status.job.text()
     wait_result(qtbot, win, timeout=20000)
-    qtbot.waitUntil(lambda: not win.status_progress.isVisible())
-    assert not win.status_job.isVisible()
+    qtbot.waitUntil(lambda: not win.status.progress.isVisible())
+    assert not win.status.job.isVisible()
     close(win)
 
 
@@ -144,14 +144,14 @@ def test_cancel_stops_within_a_second(qtbot, settings, fake_detector, tmp_path):
     win = make_window(qtbot, settings, params={"delay": 5.0})
     win.detector_panel.auto_run.setChecked(False)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    assert win.run_all()
+    assert win.analysis.run_all()
     qtbot.waitUntil(lambda: win.detector_panel.progress.value() > 0, timeout=5000)
     assert win.detector_panel.cancel_btn.isEnabled() and not win.detector_panel.run_btn.isEnabled()
     t0 = time.perf_counter()
     win.detector_panel.cancel_btn.click()
     qtbot.waitUntil(lambda: not win.runner.busy, timeout=1000)
     assert time.perf_counter() - t0 < 1.0
-    assert win.last_cancel_ms is not None and win.last_cancel_ms < 1000
+    assert win.analysis.last_cancel_ms is not None and win.analysis.last_cancel_ms < 1000
     assert "cancel" in win.banner.text().lower()
     assert all(r.image_score is None for r in win.session.records.values())
     assert win.detector_panel.run_btn.isEnabled()
@@ -197,26 +197,26 @@ def test_verdict_keys_update_table_and_store(qtbot, settings, fake_detector, tmp
     win = make_window(qtbot, settings)
     win.detector_panel.auto_run.setChecked(False)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: win.current_sample is not None)
-    first = win.current_key
+    qtbot.waitUntil(lambda: win.inspector.sample is not None)
+    first = win.dataset.current_key
     win.review_panel.annotator.setText("ana")
     win.activateWindow()
     win.browser.table.setFocus()
     qtbot.keyClick(win.browser.table, Qt.Key.Key_C)
-    assert win.reviews.verdict(first) == "confirmed"
-    assert win.reviews.latest(first).annotator == "ana"
+    assert win.review.store.verdict(first) == "confirmed"
+    assert win.review.store.latest(first).annotator == "ana"
     model = win.browser.model
     assert "confirmed" in model.index(model.row_of(first), 4).data()
-    second = win.current_key
+    second = win.dataset.current_key
     assert second != first                                     # advanced to the next sample
     qtbot.keyClick(win.browser.table, Qt.Key.Key_R)
-    assert win.reviews.verdict(second) == "rejected"
+    assert win.review.store.verdict(second) == "rejected"
     qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
     qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
-    assert win.current_key == first
+    assert win.dataset.current_key == first
     qtbot.keyClick(win.browser.table, Qt.Key.Key_U)
-    assert win.reviews.verdict(first) == "unsure"
-    out = win.export_verdicts(tmp_path / "v.csv")
+    assert win.review.store.verdict(first) == "unsure"
+    out = win.review.export_verdicts(tmp_path / "v.csv")
     rows = {r["key"]: r["verdict"] for r in csv.DictReader(open(out))}
     assert rows == {first: "unsure", second: "rejected"}
     close(win)
@@ -235,7 +235,7 @@ def test_browser_filters_sort_and_settings_persist(qtbot, tmp_path, fake_detecto
     assert {r.key for r in b.visible_refs()} == {r.key for r in ds.select(["ring"], "test", "blob")}
     b.class_combo.setCurrentText("(all)")
     b.label_combo.setCurrentText("(all)")
-    assert win.run_all()
+    assert win.analysis.run_all()
     qtbot.waitUntil(lambda: not win.runner.busy, timeout=15000)
     b.table.sortByColumn(3, Qt.SortOrder.DescendingOrder)
     scores = [win.session.record(r).image_score for r in b.visible_refs()]
@@ -245,7 +245,7 @@ def test_browser_filters_sort_and_settings_persist(qtbot, tmp_path, fake_detecto
     qtbot.waitUntil(lambda: any(b.model.has_thumbnail(r.key) for r in ds.refs), timeout=5000)
     # remember parameters, detector and layout
     win.fusion_panel.editor("alpha").spin.setValue(0.8)
-    win.cmap_combo.setCurrentText("viridis")
+    win.inspector.cmap_combo.setCurrentText("viridis")
     win.fusion_dock.hide()
     win.close()
     s2 = Settings(ini)
@@ -256,7 +256,7 @@ def test_browser_filters_sort_and_settings_persist(qtbot, tmp_path, fake_detecto
     qtbot.addWidget(win2)
     assert win2.session.detector_id == "fake-test" and win2.session.params["alpha"] == pytest.approx(0.8)
     assert win2.fusion_panel.editor("alpha").spin.value() == pytest.approx(0.8)
-    assert win2.cmap_combo.currentText() == "viridis"
+    assert win2.inspector.cmap_combo.currentText() == "viridis"
     assert win2.fusion_dock.isHidden()
     win2.close()
 
@@ -291,7 +291,7 @@ def test_corrupt_file_message_and_batch_skips_it(qtbot, settings, fake_detector,
     assert bad.name in msg and ("truncated" in msg.lower() or "corrupt" in msg.lower())
     # a batch run lists the file as skipped and analyses every other sample
     qtbot.waitUntil(lambda: not win.runner.busy, timeout=10000)
-    assert win.run_all()
+    assert win.analysis.run_all()
     qtbot.waitUntil(lambda: not win.runner.busy, timeout=30000)
     assert win.banner.level == "warning" and "skipped" in win.banner.text()
     assert bad.name in win.banner.details.toPlainText()
@@ -321,22 +321,22 @@ def test_real_detector_on_demo_and_screenshot(qtbot, settings, small_demo, tmp_p
     assert win.open_folder(small_demo)
     # one support shot keeps the test fast; the panel path is the one a user takes
     cls = win.session.classes[0]
-    win.set_support(cls, win.session.support_candidates(cls)[:1])
+    win.analysis.set_support(cls, win.session.support_candidates(cls)[:1])
     bad = next(r for r in win.session.refs if r.split == "test" and r.label in ("hole", "crack", "stain"))
     win.browser.select_key(bad.key)
-    qtbot.waitUntil(lambda: win.current_key == bad.key and win.current_result is not None
+    qtbot.waitUntil(lambda: win.dataset.current_key == bad.key and win.inspector.result is not None
                     and not win.runner.busy, timeout=120000)
-    res = win.current_result
-    sample = win.current_sample
+    res = win.inspector.result
+    sample = win.inspector.sample
     assert res.pixel_map.shape == sample.grid_shape and res.point_scores.shape == (sample.n_points,)
-    img0 = win.image_view.composited().copy()
-    col0 = win.cloud_view.point_colors().copy()
+    img0 = win.inspector.image_view.composited().copy()
+    col0 = win.inspector.cloud_view.point_colors().copy()
     assert not np.array_equal(img0, sample.rgb)                 # the heatmap is overlaid
     assert len(np.unique(col0.reshape(-1, 3), axis=0)) > 10      # points coloured by score
     alpha = win.fusion_panel.editor("alpha")
     alpha.slider.setValue(0 if alpha.value() > 0.5 else alpha.slider.maximum())
-    qtbot.waitUntil(lambda: not np.array_equal(win.image_view.composited(), img0), timeout=5000)
-    assert not np.array_equal(win.cloud_view.point_colors(), col0)
+    qtbot.waitUntil(lambda: not np.array_equal(win.inspector.image_view.composited(), img0), timeout=5000)
+    assert not np.array_equal(win.inspector.cloud_view.point_colors(), col0)
     out = win.save_screenshot(tmp_path / "window.png")
     shot = QImage(str(out))
     assert shot.width() >= 1000 and shot.height() >= 600
@@ -359,14 +359,14 @@ XCB_SCRIPT = textwrap.dedent("""
     win.resize(1400, 900); win.show()
     win.set_dataset(MemoryDataset({data!r}, classes=("disc",), size=48))
     t0 = time.time()
-    while (win.current_result is None or win.runner.busy) and time.time() - t0 < 30:
+    while (win.inspector.result is None or win.runner.busy) and time.time() - t0 < 30:
         app.processEvents()
-    assert win.current_result is not None, "no result"
+    assert win.inspector.result is not None, "no result"
     for _ in range(20):
         app.processEvents(); time.sleep(0.02)
-    frame = win.cloud_view.render_image()
+    frame = win.inspector.cloud_view.render_image()
     win.save_screenshot({png!r})
-    print("BACKEND", win.cloud_view.backend, "FRAME_STD", float(frame.std()))
+    print("BACKEND", win.inspector.cloud_view.backend, "FRAME_STD", float(frame.std()))
     win.close()
 """)
 
@@ -399,24 +399,24 @@ def test_linked_cursor_and_ground_truth_toggle(qtbot, settings, fake_detector, t
     win.set_dataset(ds)
     bad = ds.select(label="blob")[0]
     win.browser.select_key(bad.key)
-    qtbot.waitUntil(lambda: win.current_key == bad.key and win.current_result is not None
+    qtbot.waitUntil(lambda: win.dataset.current_key == bad.key and win.inspector.result is not None
                     and not win.runner.busy, timeout=10000)
-    s = win.current_sample
+    s = win.inspector.sample
     # 2D -> 3D: clicking a pixel marks its point; 3D -> 2D: picking a point marks its pixel
-    win.image_view.pixelClicked.emit(10, 12)
-    assert win.cloud_view.marked_index == pixel_to_point(s, 10, 12) is not None
-    win.cloud_view.pointPicked.emit(37)
-    assert tuple(win.image_view.marker) == point_to_pixel(s, 37)
-    win.image_view.pixelHovered.emit(20, 5)
-    qtbot.waitUntil(lambda: win.cloud_view.marked_index == pixel_to_point(s, 20, 5))
-    assert "pixel (20, 5)" in win.status_hover.text()
+    win.inspector.image_view.pixelClicked.emit(10, 12)
+    assert win.inspector.cloud_view.marked_index == pixel_to_point(s, 10, 12) is not None
+    win.inspector.cloud_view.pointPicked.emit(37)
+    assert tuple(win.inspector.image_view.marker) == point_to_pixel(s, 37)
+    win.inspector.image_view.pixelHovered.emit(20, 5)
+    qtbot.waitUntil(lambda: win.inspector.cloud_view.marked_index == pixel_to_point(s, 20, 5))
+    assert "pixel (20, 5)" in win.status.hover.text()
     # ground truth: the defect outline appears on the image, GT colours on the points
-    assert win.gt_check.isEnabled()
-    win.gt_check.setChecked(False)
-    img0, col0 = win.image_view.composited().copy(), win.cloud_view.point_colors().copy()
-    win.gt_check.setChecked(True)
-    assert not np.array_equal(win.image_view.composited(), img0)
-    assert not np.array_equal(win.cloud_view.point_colors(), col0)
+    assert win.inspector.gt_check.isEnabled()
+    win.inspector.gt_check.setChecked(False)
+    img0, col0 = win.inspector.image_view.composited().copy(), win.inspector.cloud_view.point_colors().copy()
+    win.inspector.gt_check.setChecked(True)
+    assert not np.array_equal(win.inspector.image_view.composited(), img0)
+    assert not np.array_equal(win.inspector.cloud_view.point_colors(), col0)
     close(win)
 
 
@@ -428,12 +428,12 @@ def test_single_modality_samples_show_what_they_have(qtbot, settings, fake_detec
     wait_result(qtbot, win)
     assert win.banner.level != "error" or not win.banner.isVisible()
     if modality == "rgb":
-        assert win.cloud_view.n_points == 0 and "No point cloud" in win.cloud_pane.caption.text()
-        assert win.image_view.composited() is not None
+        assert win.inspector.cloud_view.n_points == 0 and "No point cloud" in win.inspector.cloud_pane.caption.text()
+        assert win.inspector.image_view.composited() is not None
     else:
-        assert win.cloud_view.n_points == win.current_sample.n_points > 0
-        assert "no RGB" in win.image_pane.caption.text()      # a shaded depth image is shown instead
-        assert win.image_view.composited() is not None
+        assert win.inspector.cloud_view.n_points == win.inspector.sample.n_points > 0
+        assert "no RGB" in win.inspector.image_pane.caption.text()      # a shaded depth image is shown instead
+        assert win.inspector.image_view.composited() is not None
     close(win)
 
 
@@ -480,9 +480,9 @@ def test_actions_table_drives_menus_toolbar_shortcuts_and_help(qtbot, settings, 
     assert len(keys) == len(set(keys))                                 # no shortcut bound twice
     help_text = shortcuts_text()
     assert all(k in help_text for k in keys)
-    before = win.gt_check.isChecked()
+    before = win.inspector.gt_check.isChecked()
     win.action_map["toggle_gt"].trigger()                              # the table's slot runs
-    assert win.gt_check.isChecked() != before
+    assert win.inspector.gt_check.isChecked() != before
     close(win)
 
 
@@ -518,13 +518,13 @@ def test_inspector_shows_sample_and_result_without_a_session(qtbot, fake_detecto
     assert np.array_equal(view.image_view.composited(), plain)
 
 
-def test_job_runner_continues_in_place_on_the_gui_thread(qtbot):
+def test_job_runner_calls_back_on_the_gui_thread(qtbot):
     import threading
     from core.errors import Cancelled
     from app.jobs import JobRunner
     runner = JobRunner()
     gui = threading.get_ident()
-    seen = {}
+    seen, order = {}, []
 
     def work(progress, cancel, emit):
         seen["worker"] = threading.get_ident()
@@ -532,34 +532,68 @@ def test_job_runner_continues_in_place_on_the_gui_thread(qtbot):
         emit("partial")
         return 42
 
-    async def job():
-        seen["result"] = await runner.call(work, on_partial=lambda p: seen.setdefault("partial", threading.get_ident()))
-        seen["after"] = threading.get_ident()
+    def on(name):
+        return lambda *args: order.append((name, args, threading.get_ident()))
 
     progress = []
     runner.progress.connect(lambda f, m, eta: progress.append((f, m, threading.get_ident())))
-    assert runner.launch("job", job()) and runner.busy
-    assert not runner.launch("second", job())                  # one job at a time
+    finished = []
+    runner.finished.connect(finished.append)
+    job = runner.submit("job", work, on_result=on("result"), on_partial=on("partial"), on_progress=on("progress"),
+                        on_error=on("error"), on_cancel=on("cancel"), on_done=on("done"))
+    assert job is not None and runner.busy and runner.current() is job
+    assert runner.submit("second", work) is None                # one main job at a time
     qtbot.waitUntil(lambda: not runner.busy, timeout=5000)
-    assert seen["result"] == 42 and seen["worker"] != gui
-    assert seen["after"] == gui and seen["partial"] == gui and progress == [(1.0, "half", gui)]
+    assert seen["worker"] != gui and job.done and finished == [job]
+    assert [(n, a) for n, a, _ in order] == [("progress", (1.0, "half", -1.0)), ("partial", ("partial",)),
+                                             ("result", (42,)), ("done", (job,))]
+    assert all(t == gui for *_, t in order) and progress == [(1.0, "half", gui)]
 
     def slow(progress, cancel, emit):
         while not cancel():
             time.sleep(0.01)
         raise Cancelled()
 
-    async def cancellable():
-        try:
-            await runner.call(slow)
-        except Cancelled:
-            seen["cancelled"] = True
-
-    assert runner.launch("slow", cancellable())
+    order.clear()
+    job = runner.submit("slow", slow, on_result=on("result"), on_cancel=on("cancel"), on_done=on("done"))
     qtbot.wait(50)
     runner.cancel()
     qtbot.waitUntil(lambda: not runner.busy, timeout=2000)
-    assert seen.get("cancelled") and runner.t_cancel is not None
+    assert [n for n, *_ in order] == ["cancel", "done"] and job.t_cancel is not None
+
+    def fail(progress, cancel, emit):
+        raise ValueError("broken")
+
+    order.clear()
+    runner.submit("fail", fail, on_error=on("error"))
+    qtbot.waitUntil(lambda: not runner.busy, timeout=2000)
+    assert len(order) == 1 and order[0][0] == "error" and isinstance(order[0][1][0], ValueError)
+    runner.shutdown()
+    assert runner.submit("after", work) is None
+
+
+def test_job_runner_lanes_queue_in_order_and_clear_drops_queued_jobs(qtbot):
+    import threading
+    from app.jobs import JobRunner
+    runner = JobRunner()
+    gate = threading.Event()
+    got = []
+    first = runner.submit("blocking", lambda *_: gate.wait(5), lane="load", on_result=lambda _r: got.append("first"))
+    for i in range(3):
+        assert runner.submit(f"thumb {i}", lambda *_, i=i: i, lane="load", key=i, on_result=got.append) is not None
+    assert not runner.busy and len(runner.jobs("load")) == 4          # other lanes do not make the window busy
+    assert runner.submit("main", lambda *_: "main", on_result=got.append) is not None   # lanes run side by side
+    qtbot.waitUntil(lambda: got == ["main"], timeout=2000)
+    queued = runner.jobs("load")[2]
+    runner.clear("load")                                               # the queued ones never run
+    assert runner.jobs("load") == [first] and queued.done
+    gate.set()
+    qtbot.waitUntil(lambda: not runner.jobs("load"), timeout=2000)
+    assert got == ["main", "first"]
+    for i in range(3):
+        runner.submit(f"again {i}", lambda *_, i=i: i, lane="load", on_result=got.append)
+    qtbot.waitUntil(lambda: len(got) == 5, timeout=2000)
+    assert got[2:] == [0, 1, 2]                                        # in submission order
     runner.shutdown()
 
 

@@ -22,8 +22,8 @@ def test_scores_and_support_survive_a_restart(qtbot, settings, fake_detector, sm
     cls = win.session.classes[0]
     sup = win.session.support_candidates(cls)[:1]
     win.analysis.set_support(cls, sup)
-    qtbot.waitUntil(lambda: win.current_result is not None and not win.runner.busy, timeout=15000)
-    key = win.current_key
+    qtbot.waitUntil(lambda: win.inspector.result is not None and not win.runner.busy, timeout=15000)
+    key = win.dataset.current_key
     score = win.session.records[key].image_score
     assert score is not None
     close(win)                                       # saves and releases the project
@@ -52,7 +52,7 @@ def test_final_verdict_and_exports(qtbot, settings, fake_detector, small_demo, t
     win = make_window(qtbot, settings)
     assert win.open_folder(root)
     wait_result(qtbot, win)
-    key = win.current_key
+    key = win.dataset.current_key
     win.review_panel.advance.setChecked(False)
     assert win.project.final_nok()
     from core.project import NOK
@@ -64,7 +64,7 @@ def test_final_verdict_and_exports(qtbot, settings, fake_detector, small_demo, t
     assert ".png" in names and ".json" in names and ".ply" in names
     from core.project.export import read_ply_fields
     fields = read_ply_fields(next(p for p in files if p.suffix == ".ply"))
-    assert "scalar_anomaly" in fields and len(fields["scalar_anomaly"]) == win.current_sample.n_points
+    assert "scalar_anomaly" in fields and len(fields["scalar_anomaly"]) == win.inspector.sample.n_points
     csv_path = win.project.export_csv(out / "all.csv")
     rows = list(csv.DictReader(csv_path.open()))
     assert len(rows) == len(win.session.refs)       # every sample, not only reviewed ones
@@ -80,7 +80,7 @@ def test_region_mark_from_a_click_and_undo(qtbot, settings, fake_detector, small
     win = make_window(qtbot, settings)
     assert win.open_folder(root)
     wait_result(qtbot, win)
-    key, res = win.current_key, win.current_result
+    key, res = win.dataset.current_key, win.inspector.result
     r, c = np.unravel_index(int(np.nanargmax(res.pixel_map)), res.pixel_map.shape)
     win.inspector.image_view.pixelClicked.emit(int(r), int(c))
     assert win.project.mark_false_positive()
@@ -98,7 +98,7 @@ def test_disagrees_with_detector_filter(qtbot, settings, fake_detector, small_de
     win = make_window(qtbot, settings)
     assert win.open_folder(root)
     wait_result(qtbot, win)
-    key = win.current_key
+    key = win.dataset.current_key
     decision = win.session.records[key].decision
     win.review_panel.advance.setChecked(False)
     from core.project import NOK, OK

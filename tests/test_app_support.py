@@ -19,7 +19,7 @@ def test_use_as_support_from_the_list_refits_and_reruns(qtbot, settings, fake_de
     win.browser.useAsSupport.emit(test_good.key)
     after = win.session.support("disc")
     assert len(after) == len(before) + 1 and after[-1].key == test_good.key
-    qtbot.waitUntil(lambda: fake_detector.counters["fit"] > fits and win.current_result is not None
+    qtbot.waitUntil(lambda: fake_detector.counters["fit"] > fits and win.inspector.result is not None
                     and not win.runner.busy, timeout=15000)
     # the few-shot panel lists it (selected) and its file dialog starts at the data folder
     assert test_good.key in win.fewshot_panel._items and win.fewshot_panel._items[test_good.key].isSelected()
@@ -55,5 +55,5 @@ def test_single_letter_shortcuts_do_not_fire_while_typing(qtbot, settings, fake_
     qtbot.waitUntil(note.hasFocus, timeout=2000)
     qtbot.keyClicks(note, "cracked rim, unsure")
     assert note.text() == "cracked rim, unsure"
-    assert win.reviews.counts().get("confirmed", 0) == 0 and sum(win.reviews.counts().values()) == 0
+    assert win.review.store.counts().get("confirmed", 0) == 0 and sum(win.review.store.counts().values()) == 0
     close(win)

@@ -8,7 +8,6 @@ import pytest
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 
-from app.demo_mode import DemoMode  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from core.session import Session  # noqa: E402
@@ -28,42 +27,42 @@ def win(qtbot, tmp_path, fake_detector):
 
 
 def test_demo_mode_cycles_orbits_pauses_and_esc_leaves(qtbot, win):
-    demo = DemoMode(win, dwell_s=0.3, resume_after_s=60.0)
+    demo = win.new_demo_mode(dwell_s=0.3, resume_after_s=60.0)
     win.demo_mode = demo
-    first = win.current_key
+    first = win.dataset.current_key
     with qtbot.waitSignal(demo.started, timeout=2000):
         demo.start()
     assert demo.active and win.isFullScreen()
     assert not win.menuBar().isVisible() and not win.browser_dock.isVisible() and demo.caption.isVisible()
     assert win.detector_panel.auto_run.isChecked()          # every shown sample is analysed
-    qtbot.waitUntil(lambda: win.current_result is not None, timeout=15000)
+    qtbot.waitUntil(lambda: win.inspector.result is not None, timeout=15000)
     assert "disc" in demo.caption.part.text() and demo.caption.verdict.text() in ("OK", "DEFECT")
     assert "score" in demo.caption.score.text()
-    cam = win.cloud_view.plotter.renderer.GetActiveCamera()
+    cam = win.inspector.cloud_view.plotter.renderer.GetActiveCamera()
     pos0 = np.array(cam.GetPosition())
     with qtbot.waitSignal(demo.advanced, timeout=15000) as blocker:
         pass
-    assert blocker.args[0] != first and win.current_key == blocker.args[0]
+    assert blocker.args[0] != first and win.dataset.current_key == blocker.args[0]
     assert not np.allclose(np.array(cam.GetPosition()), pos0)   # the 3D view orbits
-    qtbot.waitUntil(lambda: win.current_result is not None and win.current_key == blocker.args[0], timeout=15000)
+    qtbot.waitUntil(lambda: win.inspector.result is not None and win.dataset.current_key == blocker.args[0], timeout=15000)
     # any input pauses: no advance while paused
-    qtbot.keyClick(win.image_view, Qt.Key.Key_Space)
+    qtbot.keyClick(win.inspector.image_view, Qt.Key.Key_Space)
     assert demo.paused and "paused" in demo.caption.hint.text()
-    key = win.current_key
+    key = win.dataset.current_key
     qtbot.wait(900)
-    assert win.current_key == key
+    assert win.dataset.current_key == key
     demo.resume()
     qtbot.waitSignal(demo.advanced, timeout=15000).wait()
     # Esc leaves demo mode (and does not reach the Cancel shortcut), the window comes back
     with qtbot.waitSignal(demo.stopped, timeout=3000):
-        qtbot.keyClick(win.image_view, Qt.Key.Key_Escape)
+        qtbot.keyClick(win.inspector.image_view, Qt.Key.Key_Escape)
     assert not demo.active and not demo.caption.isVisible()
     qtbot.waitUntil(lambda: not win.isFullScreen(), timeout=3000)
     assert win.menuBar().isVisible() and win.browser_dock.isVisible()
     assert not win.detector_panel.auto_run.isChecked()      # restored
-    k = win.current_key
+    k = win.dataset.current_key
     qtbot.wait(800)
-    assert win.current_key == k                              # no longer cycling
+    assert win.dataset.current_key == k  # no longer cycling
 
 
 def test_demo_mode_action_and_cli_flag(qtbot, win):

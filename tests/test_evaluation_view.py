@@ -9,7 +9,7 @@ pytest.importorskip("pytestqt")
 pytest.importorskip("pyqtgraph")
 
 from app.main_window import MainWindow  # noqa: E402
-from app.panels.evaluation import collect, confusion, roc_points  # noqa: E402
+from core.evaluate import collect, confusion, roc_points  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from core import metrics  # noqa: E402
 from core.session import Session  # noqa: E402
@@ -34,8 +34,8 @@ def win(qtbot, tmp_path, fake_detector):
     w.resize(1400, 900)
     w.show()
     w.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc", "ring"), n_good=3, n_bad=3))
-    qtbot.waitUntil(lambda: not w.runner.busy and w.current_result is not None, timeout=15000)
-    w.run_all()
+    qtbot.waitUntil(lambda: not w.runner.busy and w.inspector.result is not None, timeout=15000)
+    w.analysis.run_all()
     qtbot.waitUntil(lambda: w.runner.busy, timeout=5000) if not w.runner.busy else None
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=30000)
     w.evaluation_dock.show()
@@ -63,11 +63,11 @@ def test_numbers_equal_core_metrics_and_threshold_drag_refuses(qtbot, win):
     assert win.session.params["threshold"] == pytest.approx(t, rel=1e-6)
     assert win.fusion_panel.editor("threshold").spin.value() == pytest.approx(t, abs=0.01)
     np.testing.assert_array_equal(ev.matrix, confusion(y, s, win.session.params["threshold"]))
-    key = win.current_key
-    qtbot.waitUntil(lambda: win.current_result.threshold == pytest.approx(t, rel=1e-6), timeout=5000)
+    key = win.dataset.current_key
+    qtbot.waitUntil(lambda: win.inspector.result.threshold == pytest.approx(t, rel=1e-6), timeout=5000)
     assert win.session.record(key).anomalous == (win.session.record(key).image_score >= win.session.params["threshold"])
     # the detector's threshold set elsewhere moves the line
-    win.set_params({"threshold": 0.5})
+    win.analysis.set_params({"threshold": 0.5})
     qtbot.waitUntil(lambda: ev.threshold == pytest.approx(0.5), timeout=3000)
 
 

@@ -20,7 +20,7 @@ def _window(qtbot, tmp_path, w, h):
     win.show()
     qtbot.waitExposed(win)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: not win.runner.busy and win.current_result is not None, timeout=15000)
+    qtbot.waitUntil(lambda: not win.runner.busy and win.inspector.result is not None, timeout=15000)
     qtbot.wait(50)
     return win
 
@@ -50,9 +50,9 @@ def _squeezed(win) -> list[str]:
 @pytest.mark.parametrize("size", [(1280, 720), (1600, 1000)])
 def test_views_keep_priority_and_nothing_is_squeezed(qtbot, tmp_path, fake_detector, size):
     win = _window(qtbot, tmp_path, *size)
-    assert win.image_pane.width() >= 400 and win.cloud_pane.width() >= 400, (win.image_pane.width(),
-                                                                            win.cloud_pane.width())
-    assert win.image_view.height() >= 300 and win.cloud_view.height() >= 300
+    assert win.inspector.image_pane.width() >= 400 and win.inspector.cloud_pane.width() >= 400, (win.inspector.image_pane.width(),
+                                                                            win.inspector.cloud_pane.width())
+    assert win.inspector.image_view.height() >= 300 and win.inspector.cloud_view.height() >= 300
     assert _squeezed(win) == []
     # the view options fit: no toolbar control hides behind an overflow handle
     for tb in win.findChildren(QToolBar):
@@ -62,7 +62,7 @@ def test_views_keep_priority_and_nothing_is_squeezed(qtbot, tmp_path, fake_detec
     win.evaluation_dock.show()
     win.inspector.set_components_visible(True)
     qtbot.wait(50)
-    assert win.image_pane.width() >= 400 and win.cloud_pane.width() >= 400
+    assert win.inspector.image_pane.width() >= 400 and win.inspector.cloud_pane.width() >= 400
     assert _squeezed(win) == []
     win.close()
 

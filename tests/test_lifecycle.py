@@ -131,9 +131,9 @@ def test_process_backend_instance_is_not_hollow(fake_detector, memory_dataset):
         inst = s.instance("disc")
         assert inst.fitted and inst.state is not None and "mean" in inst.state.arrays
         np.testing.assert_allclose(inst._mean, inst.state.arrays["mean"])
-        # after the worker restarts (killed), the state is sent again: no refit
+        # after the worker restarts (stopped), the state is sent again: no refit
         pid = backend.pid
-        backend._shutdown(kill=True)
+        backend.close()                 # the next call starts a new worker
         s.analyze(ref, force=True)
         assert backend.pid != pid and s.fit_sources["disc"] == "fitted"
     finally:

@@ -23,7 +23,7 @@ def make_window(qtbot, tmp_path) -> MainWindow:
     win = MainWindow(Settings(tmp_path / "settings.ini"), Session(detector="fake-test"), restore_layout=False)
     qtbot.addWidget(win)
     win.detector_panel.auto_run.setChecked(False)
-    win.verdict_retry.timer.setInterval(100)
+    win.review.retry.timer.setInterval(100)
     win.show()
     return win
 
@@ -31,8 +31,8 @@ def make_window(qtbot, tmp_path) -> MainWindow:
 def test_disk_full_verdict_is_kept_said_and_retried(qtbot, tmp_path, monkeypatch, fake_detector):
     win = make_window(qtbot, tmp_path)
     win.set_dataset(MemoryDataset(tmp_path / "ds", classes=("disc",)))
-    qtbot.waitUntil(lambda: win.current_sample is not None)
-    first = win.current_key
+    qtbot.waitUntil(lambda: win.inspector.sample is not None)
+    first = win.dataset.current_key
     real_write = os.write
 
     def full(fd, data):
@@ -41,18 +41,18 @@ def test_disk_full_verdict_is_kept_said_and_retried(qtbot, tmp_path, monkeypatch
     monkeypatch.setattr(review_mod.os, "write", full)
     win.browser.table.setFocus()
     qtbot.keyClick(win.browser.table, Qt.Key.Key_C)
-    assert win.reviews.verdict(first) == "confirmed" and win.reviews.pending == 1    # kept, shown
+    assert win.review.store.verdict(first) == "confirmed" and win.review.store.pending == 1    # kept, shown
     assert "confirmed" in win.browser.model.index(win.browser.model.row_of(first), 4).data()
     text = win.banner.text()
     assert "1 verdict not saved yet (disk full)" in text and "retrying" in text
-    assert ReviewStore(win.reviews.path).verdict(first) is None                       # not on disk yet
+    assert ReviewStore(win.review.store.path).verdict(first) is None                       # not on disk yet
     qtbot.wait(250)                                                                   # a retry fails: still said
-    assert win.reviews.pending == 1 and "not saved yet" in win.banner.text()
+    assert win.review.store.pending == 1 and "not saved yet" in win.banner.text()
     monkeypatch.setattr(review_mod.os, "write", real_write)                           # space is back
-    qtbot.waitUntil(lambda: win.reviews.pending == 0, timeout=3000)
+    qtbot.waitUntil(lambda: win.review.store.pending == 0, timeout=3000)
     qtbot.waitUntil(lambda: "All verdicts are saved" in win.banner.text(), timeout=3000)
-    assert ReviewStore(win.reviews.path).verdict(first) == "confirmed"
-    assert not win.verdict_retry.timer.isActive()
+    assert ReviewStore(win.review.store.path).verdict(first) == "confirmed"
+    assert not win.review.retry.timer.isActive()
     win.close()
 
 
@@ -64,9 +64,9 @@ def test_corrupt_store_and_infinite_score_do_not_break_the_window(qtbot, tmp_pat
     path.write_bytes(b"\xef\xbb\xbf" + f'{{"key":"{key}","verdict":"rejected"}}\n'.encode() + b"[" * 1000 + b"\n")
     win = make_window(qtbot, tmp_path)
     win.set_dataset(ds)
-    qtbot.waitUntil(lambda: win.current_sample is not None)
-    assert win.reviews.verdict(key) == "rejected"                     # the BOM did not drop it
+    qtbot.waitUntil(lambda: win.inspector.sample is not None)
+    assert win.review.store.verdict(key) == "rejected"                     # the BOM did not drop it
     assert "could not be read" in win.banner.text()
-    win.reviews.record(key, "unsure", image_score=math.inf)           # stored as null, no exception
+    win.review.store.record(key, "unsure", image_score=math.inf)           # stored as null, no exception
     assert ReviewStore(path).latest(key).image_score is None
     win.close()

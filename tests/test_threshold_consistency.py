@@ -51,9 +51,9 @@ def test_dock_colour_bar_report_and_eval_json_use_the_same_calibrated_threshold(
     w.show()
     w.open_folder(str(demo2))
     qtbot.waitUntil(lambda: session.dataset is not None and len(session.classes) == 2, timeout=20000)
-    w.set_params(dict(PARAMS))
+    w.analysis.set_params(dict(PARAMS))
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=120000)
-    w.run_all()
+    w.analysis.run_all()
     qtbot.waitUntil(lambda: w.runner.busy, timeout=5000) if not w.runner.busy else None
     qtbot.waitUntil(lambda: not w.runner.busy, timeout=300000)
     w.evaluation_dock.show()
@@ -81,14 +81,14 @@ def test_dock_colour_bar_report_and_eval_json_use_the_same_calibrated_threshold(
         # the colour bar of a shown result of the class marks it
         key = tests[-1].key
         assert w.browser.select_key(key)
-        qtbot.waitUntil(lambda key=key: w.current_key == key and w.current_result is not None
-                        and w.current_result.threshold is not None, timeout=60000)
+        qtbot.waitUntil(lambda key=key: w.dataset.current_key == key and w.inspector.result is not None
+                        and w.inspector.result.threshold is not None, timeout=60000)
         assert w.inspector.colorbar.threshold == pytest.approx(t, rel=1e-9)
     # two classes, two thresholds: a pooled single value would be wrong for one of them
     assert len({round(v, 6) for v in per_class.values()}) == 2
 
     # the pooled view decides each sample at its own class's threshold
-    from app.panels.evaluation import ALL_CLASSES
+    from core.evaluate import ALL_CLASSES
     ev.class_combo.setCurrentText(ALL_CLASSES)
     qtbot.waitUntil(lambda: ev.data.class_name == ALL_CLASSES, timeout=5000)
     assert ev.threshold is None

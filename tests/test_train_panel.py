@@ -91,7 +91,7 @@ def test_train_one_epoch_plots_loss_and_keeps_the_window_alive(qtbot, win, tmp_p
     assert p.plot.epoch_x == [1.0] and len(p.plot.epoch_y) == 1
     assert len(p.plot.batch_x) >= 1 and 0 < p.plot.batch_x[-1] <= 1.0
     xs, ys = p.plot.epoch_curve.getData()
-    assert list(xs) == [1.0] and ys[0] == pytest.approx(win.training.result["losses"][0])
+    assert list(xs) == [1.0] and ys[0] == pytest.approx(win.training.result.losses[0])
     ck = load_checkpoint(out, detector="unified-moe")
     assert ck.classes == ["cookie"] and ck.meta["epochs"] == 1
     assert p.progress.value() == 1000 and p.use_btn.isEnabled()

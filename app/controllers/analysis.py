@@ -1,10 +1,10 @@
 """Analysis controller: the detector, its parameters, the fusion sliders, few-shot support and the
 analysis jobs (one sample / every shown sample / cancel).
 
-Jobs are coroutines on the qasync loop (:mod:`app.jobs`): :meth:`run_current` launches
-:meth:`_analyse`, which awaits the session's work on the job thread and continues in place with
-the result; nothing dispatches on a job's kind.  A fusion slider re-fuses the cached components on
-the GUI thread (milliseconds) and repaints both views.
+Jobs go through the window's :class:`app.jobs.JobRunner` with per-job callbacks: :meth:`run_current`
+submits the session's work and :meth:`_analysed` (on the GUI thread) shows its result; nothing
+dispatches on a job's kind.  A fusion slider re-fuses the cached components on the GUI thread
+(milliseconds) and repaints both views.
 
 Debounce timers: ``_fusion_timer`` (one re-fuse + repaint per event-loop turn), ``_preview_timer``
 (the 3D view's decimated preview until the sliders rest ``PREVIEW_HOLD_MS``), ``_refuse_delay`` /
@@ -14,23 +14,28 @@ Debounce timers: ``_fusion_timer`` (one re-fuse + repaint per event-loop turn), 
 Session change events: :meth:`detector_changed`, :meth:`records_changed` and :meth:`fitted` here
 (and ``DatasetController.dataset_changed``) are the slots to connect, one line each, wrapped in
 :func:`app.jobs.on_gui_thread` when the session may emit from the job thread.
+
+Signals: ``detectorChanged(detector)`` once the panels show a new detector, ``resultShown(key)``
+once a result is painted in both views.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from typing import Any, Iterable, Optional
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.detectors import registry
 from core.detectors.base import DetectorResult
-from core.errors import Cancelled
-from core.session import Analysis, RunSummary, describe_error
+from core.session import Analysis, RunSummary, Session, describe_error
 
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from ..inspector import InspectorView
+from ..jobs import Job, JobRunner
+from ..panels import BrowserPanel, DetectorPanel, FewShotPanel, FusionPanel, MessageBanner, PromptPanel
+from ..panels.status import StatusFields
+from ..settings import Settings
+from .dataset import DatasetController
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +55,24 @@ def _timer(parent: QObject, ms: int, slot, single: bool = True) -> QTimer:
 
 
 class AnalysisController(QObject):
-    def __init__(self, win: "MainWindow"):
-        super().__init__(win)
-        self.win = win
-        self.session = win.session
-        self.settings = win.settings
-        self.runner = win.runner
+    """Drives the detector, fusion, prompt and few-shot panels, the inspector's results and the
+    browser's score column for the ``dataset`` controller's current sample."""
+
+    detectorChanged = Signal(object)
+    resultShown = Signal(str)
+
+    def __init__(self, session: Session, settings: Settings, jobs: JobRunner, dataset: DatasetController, *,
+                 detector_panel: DetectorPanel, fusion_panel: FusionPanel, prompt_panel: PromptPanel,
+                 fewshot_panel: FewShotPanel, browser: BrowserPanel, inspector: InspectorView,
+                 banner: MessageBanner, status: StatusFields, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.session, self.settings, self.jobs, self.dataset = session, settings, jobs, dataset
+        self.detector_panel, self.fusion_panel, self.prompt_panel = detector_panel, fusion_panel, prompt_panel
+        self.fewshot_panel, self.browser, self.inspector = fewshot_panel, browser, inspector
+        self.banner, self.status = banner, status
         self.pending_run = False
         self.analysing = False            # an analysis job (not the demo) is running
+        self.last_job: Optional[Job] = None
         self.last_fusion_ms: Optional[float] = None
         self.last_cancel_ms: Optional[float] = None
         self._fewshot_class: Optional[str] = None
@@ -71,8 +86,7 @@ class AnalysisController(QObject):
         self._connect()
 
     def _connect(self) -> None:
-        w = self.win
-        dp = w.detector_panel
+        dp, fp, pp = self.detector_panel, self.fusion_panel, self.prompt_panel
         dp.detectorChosen.connect(self.choose_detector)
         dp.deviceChosen.connect(self.choose_device)
         dp.paramChanged.connect(lambda n, v: self.set_params({n: v}))
@@ -80,27 +94,28 @@ class AnalysisController(QObject):
         dp.runSample.connect(lambda: self.run_current(force=True))
         dp.runAll.connect(self.run_all)
         dp.cancelRequested.connect(self.cancel_run)
-        w.fusion_panel.paramChanged.connect(self.set_fusion_param)
-        w.fusion_panel.resetRequested.connect(lambda: self._reset_params(w.fusion_panel.form.defaults()))
-        w.prompt_panel.promptsApplied.connect(self.set_params)
-        w.prompt_panel.resetRequested.connect(lambda: self._reset_params(w.prompt_panel.form.defaults()))
-        w.fewshot_panel.supportApplied.connect(self.set_support)
-        w.browser.useAsSupport.connect(self.use_as_support)
-        w.dataset.currentChanged.connect(lambda _key: self.refresh_fewshot())
-        w.dataset.sampleShown.connect(self._on_sample_shown)
-        w.loader.done.connect(self._on_probe)
-        w.loader.error.connect(lambda kind, key, err: kind == "probe" and log.info("CUDA probe failed: %s", err))
-        self.runner.started.connect(self._on_job_started)
-        self.runner.progress.connect(dp.set_progress)
-        self.runner.progress.connect(self._on_job_progress)
-        self.runner.idle.connect(self._on_job_idle)
+        fp.paramChanged.connect(self.set_fusion_param)
+        fp.resetRequested.connect(lambda: self._reset_params(fp.form.defaults()))
+        pp.promptsApplied.connect(self.set_params)
+        pp.resetRequested.connect(lambda: self._reset_params(pp.form.defaults()))
+        self.fewshot_panel.supportApplied.connect(self.set_support)
+        self.browser.useAsSupport.connect(self.use_as_support)
+        self.dataset.currentChanged.connect(lambda _key: self.refresh_fewshot())
+        self.dataset.sampleShown.connect(self._on_sample_shown)
+        self.dataset.aboutToOpen.connect(self.stop)
+        self.dataset.datasetReset.connect(self.dataset_changed)
+        self.jobs.started.connect(self._on_job_started)
+        self.jobs.progress.connect(dp.set_progress)
+        self.jobs.progress.connect(self.status.show_progress)
+        self.jobs.finished.connect(self._on_job_finished)
 
     # ================================================================== detector
     def init_detector(self) -> None:
         ids = self._available_detectors()
-        self.win.detector_panel.set_devices(["cpu"], "cpu")
+        self.detector_panel.set_devices(["cpu"], "cpu")
         from core.devices import available_devices
-        self.win.loader.submit("probe", "cuda", available_devices)
+        self.jobs.submit("Probing the devices", lambda *_: available_devices(), lane="probe", on_result=self._on_probe,
+                         on_error=lambda err: log.info("CUDA probe failed: %s", err))
         if self.session.detector is None:
             wanted = self.settings.detector_id
             det_id = wanted if wanted in ids else DEFAULT_DETECTOR if DEFAULT_DETECTOR in ids else (ids[0] if ids else "")
@@ -109,15 +124,15 @@ class AnalysisController(QObject):
         else:
             self.detector_changed()
 
-    def _on_probe(self, kind: str, key: Any, obj: Any) -> None:
-        if kind == "probe" and obj and len(obj) > 1:
-            self.win.detector_panel.set_devices(list(obj), self.session.device)
+    def _on_probe(self, devices: Any) -> None:
+        if devices and len(devices) > 1:
+            self.detector_panel.set_devices(list(devices), self.session.device)
 
     def _available_detectors(self) -> list[str]:
         try:
             ids = registry.available()
         except Exception as err:  # noqa: BLE001 - a broken detector module must not kill the window
-            self.win.banner.error(f"Could not load the built-in detectors: {err}")
+            self.banner.error(f"Could not load the built-in detectors: {err}")
             ids = []
         names = {}
         for i in ids:
@@ -125,14 +140,14 @@ class AnalysisController(QObject):
                 names[i] = registry.get(i).name or i
             except KeyError:
                 names[i] = i
-        self.win.detector_panel.set_detectors(ids, names, self.session.detector_id or self.settings.detector_id or "")
+        self.detector_panel.set_detectors(ids, names, self.session.detector_id or self.settings.detector_id or "")
         return ids
 
     def _set_detector(self, det_id: str, device: str) -> bool:
         try:
             self.session.set_detector(det_id, device, **self.settings.detector_params(det_id))
         except Exception as err:  # noqa: BLE001
-            self.win.banner.error(f"Could not create detector '{det_id}': {describe_error(err)}")
+            self.banner.error(f"Could not create detector '{det_id}': {describe_error(err)}")
             return False
         self.detector_changed()
         return True
@@ -142,17 +157,16 @@ class AnalysisController(QObject):
         det = self.session.detector
         if det is None:
             return
-        w = self.win
-        w.detector_panel.set_detector(det)
-        w.fusion_panel.set_detector(det)
-        w.prompt_panel.set_detector(det)
-        w.prompt_dock.setWindowTitle("Prompts" if det.needs.text_prompts else "Prompts (n/a)")
-        w.status_detector.setText(f"detector: {det.name or det.id}")
-        w.status_device.setText(f"device: {self.session.device.upper()}")
+        self.detector_panel.set_detector(det)
+        self.fusion_panel.set_detector(det)
+        self.prompt_panel.set_detector(det)
+        self.status.detector.setText(f"detector: {det.name or det.id}")
+        self.status.device.setText(f"device: {self.session.device.upper()}")
         self._fewshot_class = None
         self.refresh_fewshot()
-        w.inspector.clear_result()
-        w.browser.model.refresh_all()
+        self.inspector.clear_result()
+        self.browser.model.refresh_all()
+        self.detectorChanged.emit(det)
 
     def choose_detector(self, det_id: str) -> None:
         if not det_id or det_id == self.session.detector_id:
@@ -169,40 +183,39 @@ class AnalysisController(QObject):
         self._cancel_and_wait()
         self.session.set_device(device)
         self.settings.device = device
-        self.win.status_device.setText(f"device: {device.upper()}")
-        self.win.inspector.clear_result()
-        self.win.browser.model.refresh_all()
+        self.status.device.setText(f"device: {device.upper()}")
+        self.inspector.clear_result()
+        self.browser.model.refresh_all()
         self.auto_run()
 
     def _cancel_and_wait(self) -> None:
-        if self.runner.busy:
-            self.runner.cancel()
-            self.runner.wait(2.0)
+        if self.jobs.busy:
+            self.jobs.cancel()
+            self.jobs.wait(2.0)
 
     def dataset_changed(self) -> None:
         self._fewshot_class = None
-        self.win.inspector.clear_result()
+        self.inspector.clear_result()
 
     def fitted(self, class_name: str) -> None:
         """The session fitted ``class_name``: its few-shot list and the browser's rows may change."""
         if self._fewshot_class == class_name:
             self._fewshot_class = None
             self.refresh_fewshot()
-        self.win.browser.model.refresh_all()
+        self.browser.model.refresh_all()
 
     def records_changed(self, keys: Iterable[str]) -> None:
         """Records of ``keys`` changed (scores, errors): refresh their browser rows."""
         for k in keys:
-            self.win.browser.model.refresh_key(k)
+            self.browser.model.refresh_key(k)
 
     # ================================================================== parameters
     def set_params(self, values: dict[str, Any]) -> set[str]:
         """Apply fit/score/text parameter edits: stale results are re-analysed (auto-run)."""
-        w = self.win
         try:
             touched = self.session.set_params(**values)
         except (ValueError, KeyError) as err:
-            w.banner.error(str(err).strip("'\""))
+            self.banner.error(str(err).strip("'\""))
             self._sync_param_widgets()
             return set()
         if not touched:
@@ -210,11 +223,11 @@ class AnalysisController(QObject):
         if touched - {"fusion"}:
             what = ("the detector is refitted" if "fit" in touched else
                     "text embeddings are recomputed" if touched == {"text"} else "samples are re-analysed")
-            w.status_timing.setText(f"parameters changed: {what}")
+            self.status.timing.setText(f"parameters changed: {what}")
             if self.analysing:
-                self.runner.cancel()   # its result would be stale anyway
-            w.browser.model.refresh_all()
-            if w.detector_panel.auto_run.isChecked():
+                self.jobs.cancel()   # its result would be stale anyway
+            self.browser.model.refresh_all()
+            if self.detector_panel.auto_run.isChecked():
                 self.pending_run = True
                 self._rerun_timer.start()
         else:
@@ -233,14 +246,14 @@ class AnalysisController(QObject):
         try:
             self.session.set_params(**{name: value})
         except ValueError as err:
-            self.win.banner.error(str(err))
+            self.banner.error(str(err))
             return
         self._preview_wanted = True      # switched on in _refresh_fusion: one 3D frame, not two
         self._preview_timer.start()
         self._fusion_timer.start()
 
     def _fusion_slider_down(self) -> bool:
-        for ed in self.win.fusion_panel.form.editors.values():
+        for ed in self.fusion_panel.form.editors.values():
             slider = getattr(ed, "slider", None)
             if slider is not None and slider.isSliderDown():
                 return True
@@ -250,7 +263,7 @@ class AnalysisController(QObject):
         if self._fusion_slider_down():
             self._preview_timer.start()      # still held: check again later
             return
-        self.win.cloud_view.set_preview(False)
+        self.inspector.cloud_view.set_preview(False)
 
     def _reset_params(self, defaults: dict[str, Any]) -> None:
         self.set_params(defaults)
@@ -258,7 +271,7 @@ class AnalysisController(QObject):
 
     def _sync_param_widgets(self) -> None:
         p = self.session.params
-        for panel in (self.win.detector_panel, self.win.fusion_panel, self.win.prompt_panel):
+        for panel in (self.detector_panel, self.fusion_panel, self.prompt_panel):
             panel.set_values(p)
 
     def save_params(self) -> None:
@@ -267,29 +280,28 @@ class AnalysisController(QObject):
 
     def _refresh_fusion(self) -> None:
         """Re-fuse the current sample once and repaint both views (``_fusion_timer``)."""
-        w = self.win
         t0 = time.perf_counter()
         shown = False
         if self._preview_wanted:
             self._preview_wanted = False
-            w.cloud_view.set_preview(True)
-        key = w.dataset.current_key
-        if key is not None and w.inspector.sample is not None:
+            self.inspector.cloud_view.set_preview(True)
+        key = self.dataset.current_key
+        if key is not None and self.inspector.sample is not None:
             res = self.session.result(key)
             if res is not None:
                 self.show_result(res)     # updates the title too
                 shown = True
         self.last_fusion_ms = (time.perf_counter() - t0) * 1000
-        w.fusion_panel.set_timing(self.last_fusion_ms)
-        w.browser.model.refresh_key(key or "")
+        self.fusion_panel.set_timing(self.last_fusion_ms)
+        self.browser.model.refresh_key(key or "")
         if not shown:
-            w.dataset.update_title()
+            self.dataset.update_title()
         # the table's scores of the other cached samples are re-fused once the slider rests
         self._refuse_timer.stop()
         self._refuse_delay.start()
 
     def _start_refuse_all(self) -> None:
-        cur = self.win.dataset.current_key
+        cur = self.dataset.current_key
         self._refuse_queue = [k for k in self.session.components.keys() if k != cur]
         self._refuse_timer.start()
 
@@ -299,13 +311,13 @@ class AnalysisController(QObject):
             self.session.refuse(self._refuse_queue.pop())
         if not self._refuse_queue:
             self._refuse_timer.stop()
-            self.win.browser.model.refresh_all()
+            self.browser.model.refresh_all()
 
     # ================================================================== support
     def refresh_fewshot(self) -> None:
-        ref = self.win.dataset.current_ref()
+        ref = self.dataset.current_ref()
         det = self.session.detector
-        panel = self.win.fewshot_panel
+        panel = self.fewshot_panel
         if ref is None or det is None:
             panel.set_candidates("", [], [], 0)
             return
@@ -319,7 +331,7 @@ class AnalysisController(QObject):
                  if hasattr(i, "key") and i.key not in {c.key for c in cands}]
         cands = list(cands) + extra      # e.g. test samples the user marked "use as support"
         panel.set_candidates(ref.class_name, cands, self.session.support(ref.class_name), det.needs.support,
-                             self.win.dataset.thumbs)
+                             self.dataset.thumbs)
 
     def use_as_support(self, key: str) -> None:
         """Add one sample of the list to its class's support set (as MVTec's DL tool does); a test
@@ -329,11 +341,11 @@ class AnalysisController(QObject):
         except Exception:  # noqa: BLE001 - a stale key from the view
             return
         if ref.label and not ref.is_good:
-            self.win.banner.warning(f"{key} is labelled '{ref.label}': only good samples can be support samples.")
+            self.banner.warning(f"{key} is labelled '{ref.label}': only good samples can be support samples.")
             return
         items = list(self.session.support(ref.class_name))
         if any(isinstance(i, type(ref)) and i.key == key for i in items):
-            self.win.banner.info(f"{key} is already a support sample of '{ref.class_name}'.")
+            self.banner.info(f"{key} is already a support sample of '{ref.class_name}'.")
             return
         self.set_support(ref.class_name, items + [ref])
 
@@ -341,10 +353,9 @@ class AnalysisController(QObject):
         """Use ``items`` (None: the default) as the support set of a class; refits that class only."""
         if not class_name:
             return
-        w = self.win
         det = self.session.detector
         if items is not None and det is not None and len(items) < det.needs.support:
-            w.banner.warning(f"'{det.id}' needs at least {det.needs.support} support sample(s); "
+            self.banner.warning(f"'{det.id}' needs at least {det.needs.support} support sample(s); "
                              f"{len(items)} selected. Select more good samples or files.")
             return
         changed = self.session.set_support(class_name, items)
@@ -352,13 +363,13 @@ class AnalysisController(QObject):
         self.refresh_fewshot()
         if changed:
             n = len(self.session.support(class_name))
-            w.banner.info(f"Support of '{class_name}' changed ({n} sample(s)): only this class is refitted.")
-            w.browser.model.refresh_all()
-            ref = w.dataset.current_ref()
+            self.banner.info(f"Support of '{class_name}' changed ({n} sample(s)): only this class is refitted.")
+            self.browser.model.refresh_all()
+            ref = self.dataset.current_ref()
             if ref is not None and ref.class_name == class_name:
-                w.inspector.clear_result()
-                if self.runner.busy:
-                    self.runner.cancel()
+                self.inspector.clear_result()
+                if self.jobs.busy:
+                    self.jobs.cancel()
                 self.pending_run = True
                 self.auto_run()
 
@@ -371,18 +382,15 @@ class AnalysisController(QObject):
             self.auto_run()
 
     def show_result(self, res: DetectorResult) -> None:
-        w = self.win
-        w.inspector.show_result(res)
+        self.inspector.show_result(res)
         p = res.params or {}
-        w.fusion_panel.set_decision(res.threshold, p.get("threshold"), p.get("false_alarm_rate"))
-        w.dataset.update_title()
-        w.review.show_review()
-        w.resultShown.emit(w.dataset.current_key or "")
+        self.fusion_panel.set_decision(res.threshold, p.get("threshold"), p.get("false_alarm_rate"))
+        self.dataset.update_title()
+        self.resultShown.emit(self.dataset.current_key or "")
 
     def _show_current_if(self, key: str, res: Optional[DetectorResult] = None) -> None:
         """Show ``res`` (default: the session's result of ``key``) if ``key`` is the sample on screen."""
-        w = self.win
-        if key != w.dataset.current_key or w.inspector.sample is None:
+        if key != self.dataset.current_key or self.inspector.sample is None:
             return
         res = res if res is not None else self.session.result(key)
         if res is not None:
@@ -390,15 +398,15 @@ class AnalysisController(QObject):
 
     # ================================================================== running
     def auto_run(self) -> None:
-        if self.win.detector_panel.auto_run.isChecked() or self.pending_run:
+        if self.detector_panel.auto_run.isChecked() or self.pending_run:
             self.run_current()
 
     def run_current(self, force: bool = False) -> bool:
-        """Analyse the selected sample (fit its class first if needed) as a job coroutine."""
-        ref = self.win.dataset.current_ref()
+        """Analyse the selected sample (fit its class first if needed) as a job."""
+        ref = self.dataset.current_ref()
         if ref is None or self.session.detector is None:
             return False
-        if self.runner.busy:
+        if self.jobs.busy:
             self.pending_run = True
             return False
         self.pending_run = False
@@ -407,139 +415,135 @@ class AnalysisController(QObject):
         rec = self.session.records.get(ref.key)
         if not force and rec is not None and rec.error and not rec.stale and rec.image_score is None:
             return False   # already failed with these parameters; F5 retries
-        return self.runner.launch(f"Analysing {ref.key}", self._analyse(ref, force))
-
-    async def _analyse(self, ref, force: bool) -> None:
-        w = self.win
         session = self.session
-        name = self.runner.name
-
-        def support_skipped(item, err) -> None:   # on the GUI thread (marshalled by the runner)
-            w.browser.model.refresh_key(getattr(item, "key", str(item)))
-            w.banner.warning(f"A support sample was left out: {describe_error(err)}")
+        name = f"Analysing {ref.key}"
 
         def job(progress, cancel, emit):
             return session.analyze(ref, progress, cancel, on_error=lambda item, err: emit((item, err)), force=force)
 
-        self.analysing = True
-        try:
-            a: Analysis = await self.runner.call(job, on_partial=lambda p: support_skipped(*p))
-        except Cancelled:
-            self._cancelled(name)
-            return
-        except Exception as err:  # noqa: BLE001 - every failure is shown in the window
-            rec = session.records.get(ref.key)
-            if rec is not None:
-                rec.error = describe_error(err)
-                w.browser.model.refresh_key(ref.key)
-            w.dataset.update_title()
-            w.report_failure(name, err)
-            self.pending_run = False
-            return
-        finally:
+        return self._submit(name, job, on_result=self._analysed, on_partial=lambda p: self._support_skipped(*p),
+                            on_error=lambda err: self._analysis_failed(name, ref, err))
+
+    def _submit(self, name: str, fn, **callbacks) -> bool:
+        """Submit an analysis job; ``analysing`` until its outcome is handled (each outcome's
+        callback clears it first, ``on_done`` in any case)."""
+        def done(_job: Job) -> None:
             self.analysing = False
-        w.browser.model.refresh_key(a.ref.key)
+
+        job = self.jobs.submit(name, fn, on_cancel=lambda: self._cancelled(name), on_done=done, **callbacks)
+        if job is not None:
+            self.analysing = True
+            self.last_job = job
+        return job is not None
+
+    def _support_skipped(self, item, err) -> None:
+        self.browser.model.refresh_key(getattr(item, "key", str(item)))
+        self.banner.warning(f"A support sample was left out: {describe_error(err)}")
+
+    def _analysis_failed(self, name: str, ref, err: BaseException) -> None:
+        self.analysing = False
+        rec = self.session.records.get(ref.key)
+        if rec is not None:
+            rec.error = describe_error(err)
+            self.browser.model.refresh_key(ref.key)
+        self.dataset.update_title()
+        self.banner.failure(name, err)
+        self.pending_run = False
+
+    def _analysed(self, a: Analysis) -> None:
+        self.analysing = False
+        self.browser.model.refresh_key(a.ref.key)
         fit = f"fit {a.fit_seconds:.2f} s · " if a.fit_seconds else ""
-        w.status_timing.setText(f"{fit}extract {a.seconds:.2f} s")
-        if a.ref.key == w.dataset.current_key and w.inspector.sample is not None:
+        self.status.timing.setText(f"{fit}extract {a.seconds:.2f} s")
+        if a.ref.key == self.dataset.current_key and self.inspector.sample is not None:
             if a.stale:
                 self.pending_run = True
             else:
                 self.show_result(a.result)
-        if not a.stale and w.banner.level == "error" and w.banner.isVisible():
-            w.banner.dismiss()
+        if not a.stale and self.banner.level == "error" and self.banner.isVisible():
+            self.banner.dismiss()
 
     def run_all(self) -> bool:
         """Analyse every sample the browser shows; bad files are listed as skipped, the run goes on."""
-        refs = self.win.browser.visible_refs()
+        refs = self.browser.visible_refs()
         if not refs or self.session.detector is None:
             return False
-        if self.runner.busy:
-            self.win.banner.info("A run is in progress: cancel it first (Esc).")
+        if self.jobs.busy:
+            self.banner.info("A run is in progress: cancel it first (Esc).")
             return False
-        return self.runner.launch(f"Analysing {len(refs)} samples", self._run_all(refs))
-
-    async def _run_all(self, refs) -> None:
-        w = self.win
         session = self.session
-        name = self.runner.name
-
-        def partial(obj) -> None:   # one sample done (an Analysis) or skipped (item, error)
-            if isinstance(obj, Analysis):
-                w.browser.model.refresh_key(obj.ref.key)
-                if not obj.stale:
-                    self._show_current_if(obj.ref.key, obj.result)
-            else:
-                item, _err = obj
-                w.browser.model.refresh_key(getattr(item, "key", str(item)))
+        name = f"Analysing {len(refs)} samples"
 
         def job(progress, cancel, emit):
             return session.run(refs, progress, cancel, on_result=emit, on_error=lambda item, err: emit((item, err)))
 
-        self.analysing = True
-        try:
-            s: RunSummary = await self.runner.call(job, on_partial=partial)
-        except Cancelled:
-            self._cancelled(name)
-            return
-        except Exception as err:  # noqa: BLE001
-            w.report_failure(name, err)
-            self.pending_run = False
-            return
-        finally:
-            self.analysing = False
-        w.browser.model.refresh_all()
-        w.status_timing.setText(s.message())
-        if s.skipped:
-            w.banner.warning(f"{s.message()}. {len(s.skipped)} sample(s) could not be analysed and were "
-                             f"skipped (see Details); fix or remove those files and run again.",
-                             [f"{k}: {m}" for k, m in s.skipped])
-        elif s.cancelled:
-            w.banner.info(f"Run cancelled: {s.message()}.")
+        return self._submit(name, job, on_result=self._ran_all, on_partial=self._ran_one,
+                            on_error=lambda err: self._run_all_failed(name, err))
+
+    def _ran_one(self, obj) -> None:
+        """One sample of a run done (an Analysis) or skipped (item, error)."""
+        if isinstance(obj, Analysis):
+            self.browser.model.refresh_key(obj.ref.key)
+            if not obj.stale:
+                self._show_current_if(obj.ref.key, obj.result)
         else:
-            w.banner.info(f"Done: {s.message()}.")
-        if w.dataset.current_key:
-            self._show_current_if(w.dataset.current_key)
+            item, _err = obj
+            self.browser.model.refresh_key(getattr(item, "key", str(item)))
+
+    def _run_all_failed(self, name: str, err: BaseException) -> None:
+        self.analysing = False
+        self.banner.failure(name, err)
+        self.pending_run = False
+
+    def _ran_all(self, s: RunSummary) -> None:
+        self.analysing = False
+        self.browser.model.refresh_all()
+        self.status.timing.setText(s.message())
+        if s.skipped:
+            self.banner.warning(f"{s.message()}. {len(s.skipped)} sample(s) could not be analysed and were "
+                                f"skipped (see Details); fix or remove those files and run again.",
+                                [f"{k}: {m}" for k, m in s.skipped])
+        elif s.cancelled:
+            self.banner.info(f"Run cancelled: {s.message()}.")
+        else:
+            self.banner.info(f"Done: {s.message()}.")
+        if self.dataset.current_key:
+            self._show_current_if(self.dataset.current_key)
         self._note_cancel_latency(s.cancelled)
 
     def cancel_run(self) -> None:
-        if self.runner.busy:
+        if self.jobs.busy:
             self.pending_run = False
-            self.runner.cancel()
-            self.win.detector_panel.progress_label.setText("cancelling…")
+            self.jobs.cancel()
+            self.detector_panel.progress_label.setText("cancelling…")
 
     def stop(self) -> None:
         """Stop a running analysis before the dataset changes (the demo job goes on)."""
         if self.analysing:
             self.pending_run = False
-            self.runner.cancel()
-            self.runner.wait(2.0)
+            self.jobs.cancel()
+            self.jobs.wait(2.0)
 
     def _cancelled(self, name: str) -> None:
+        self.analysing = False
         self._note_cancel_latency(True)
         if not self.pending_run:
-            self.win.banner.info(f"{name}: cancelled.")
+            self.banner.info(f"{name}: cancelled.")
 
     def _note_cancel_latency(self, cancelled: bool) -> None:
-        if cancelled and self.runner.t_cancel is not None:
-            self.last_cancel_ms = (time.perf_counter() - self.runner.t_cancel) * 1000
-            self.win.status_timing.setText(f"cancelled in {self.last_cancel_ms:.0f} ms")
+        job = self.last_job
+        if cancelled and job is not None and job.t_cancel is not None:
+            self.last_cancel_ms = (time.perf_counter() - job.t_cancel) * 1000
+            self.status.timing.setText(f"cancelled in {self.last_cancel_ms:.0f} ms")
 
-    # ------------------------------------------------------------------ job chrome
-    def _on_job_started(self, name: str) -> None:
-        w = self.win
-        w.detector_panel.set_running(True, name)
-        w.show_job(name)
-        w.dataset.update_title()
-        w.set_running(True)
+    # ------------------------------------------------------------------ job chrome (every main-lane job)
+    def _on_job_started(self, job: Job) -> None:
+        self.detector_panel.set_running(True, job.name)
+        self.status.show_job(job.name)
+        self.dataset.update_title()
 
-    def _on_job_progress(self, fraction: float, message: str, eta_s: float) -> None:
-        self.win.show_progress(fraction, message, eta_s)
-
-    def _on_job_idle(self) -> None:
-        w = self.win
-        w.detector_panel.set_running(False, "cancelled" if self.runner.t_cancel else "done")
-        w.show_job(None)
-        w.set_running(False)
+    def _on_job_finished(self, job: Job) -> None:
+        self.detector_panel.set_running(False, "cancelled" if job.t_cancel else "done")
+        self.status.show_job(None)
         if self.pending_run:
             QTimer.singleShot(0, self.run_current)

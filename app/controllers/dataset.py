@@ -1,27 +1,31 @@
 """Dataset controller: opening a folder / the demo data, the current sample, loading, thumbnails.
 
-Loading and thumbnails run in :class:`app.workers.BackgroundLoader` pools; generating the demo
-data is a job coroutine (:mod:`app.jobs`).  Signals: ``currentChanged(key)`` when the browser
-selects a sample, ``sampleShown(key)`` once it is displayed in the inspector, ``datasetOpened(path)``.
+Loading, thumbnails and generating the demo data are jobs (:mod:`app.jobs`: lanes ``"load"``,
+``"thumb"`` and the main one).  Signals: ``aboutToOpen()`` before another dataset replaces the
+current one, ``datasetReset()`` while the views are reset for a new one, ``datasetOpened(path)``,
+``currentChanged(key)`` when the browser selects a sample, ``sampleShown(key)`` once it is displayed
+in the inspector.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QLabel
 
-from core.errors import Cancelled, InputError
+from core.errors import InputError
 from core.sample import Sample
-from core.session import describe_error, thumbnail
+from core.session import Session, describe_error, thumbnail
 
+from ..inspector import InspectorView
+from ..jobs import JobRunner
+from ..panels import BrowserPanel, FewShotPanel, MessageBanner
 from ..panels.browser import THUMB_SIZE
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from ..panels.status import StatusFields
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +33,39 @@ APP_TITLE = "MMAD Inspector"
 
 
 class DatasetController(QObject):
+    """Drives the browser, the inspector (the selected sample), the sample's title labels and the
+    few-shot panel's thumbnails; opening a dataset opens its verdicts (``review``) and project
+    (``project``, optional)."""
+
+    aboutToOpen = Signal()
+    datasetReset = Signal()
     currentChanged = Signal(str)
     sampleShown = Signal(str)
     datasetOpened = Signal(str)
 
-    def __init__(self, win: "MainWindow"):
-        super().__init__(win)
-        self.win = win
-        self.session = win.session
-        self.current_key: Optional[str] = None
+    def __init__(self, session: Session, settings: Settings, jobs: JobRunner, *, browser: BrowserPanel,
+                 inspector: InspectorView, fewshot_panel: FewShotPanel, title: QLabel, info: QLabel,
+                 banner: MessageBanner, status: StatusFields, review, project=None,
+                 parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.session, self.settings, self.jobs = session, settings, jobs
+        self.browser, self.inspector, self.fewshot_panel = browser, inspector, fewshot_panel
+        self.title, self.info, self.banner, self.status = title, info, banner, status
+        self.review, self.project = review, project
         self.thumbs: dict[str, np.ndarray] = {}
-        win.loader.done.connect(self._on_loaded)
-        win.loader.error.connect(self._on_load_error)
-        win.browser.currentChanged.connect(self._on_current_changed)
-        win.browser.thumbnailWanted.connect(self.want_thumbnail)
-        win.fewshot_panel.thumbnailWanted.connect(self.want_thumbnail)
+        browser.currentChanged.connect(self._on_current_changed)
+        browser.thumbnailWanted.connect(self.want_thumbnail)
+        fewshot_panel.thumbnailWanted.connect(self.want_thumbnail)
+
+    @property
+    def current_key(self) -> Optional[str]:
+        """The selected sample's key (the inspector's)."""
+        return self.inspector.key
 
     # ------------------------------------------------------------------ opening
     def choose_folder(self) -> None:
-        start = self.win.settings.last_folder or str(Path.home())
-        path = QFileDialog.getExistingDirectory(self.win, "Open dataset folder", start)
+        start = self.settings.last_folder or str(Path.home())
+        path = QFileDialog.getExistingDirectory(self.browser.window(), "Open dataset folder", start)
         if path:
             self.open_folder(path)
 
@@ -57,8 +74,8 @@ class DatasetController(QObject):
         from PySide6.QtWidgets import QInputDialog
 
         from core.datasets import available_layouts, detect_layout
-        start = self.win.settings.last_folder or str(Path.home())
-        path = QFileDialog.getExistingDirectory(self.win, "Open dataset folder as…", start)
+        start = self.settings.last_folder or str(Path.home())
+        path = QFileDialog.getExistingDirectory(self.browser.window(), "Open dataset folder as…", start)
         if not path:
             return
         layouts = available_layouts()
@@ -67,7 +84,7 @@ class DatasetController(QObject):
         except Exception:  # noqa: BLE001 - shown as "auto" only
             detected = None
         labels = [f"{label}  (detected)" if lid == detected else label for lid, label in layouts]
-        choice, ok = QInputDialog.getItem(self.win, "Dataset layout", f"Layout of {path}:", labels,
+        choice, ok = QInputDialog.getItem(self.browser.window(), "Dataset layout", f"Layout of {path}:", labels,
                                           0, False)
         if ok:
             self.open_folder(path, layout=layouts[labels.index(choice)][0])
@@ -75,72 +92,65 @@ class DatasetController(QObject):
     def open_folder(self, path: str | Path, layout: Optional[str] = None) -> bool:
         """Open a dataset folder (or one file) in ``layout`` (None: auto-detected).  Listing is lazy;
         errors go to the banner."""
-        self.win.analysis.stop()
+        self.aboutToOpen.emit()
         try:
             self.session.open(path, layout=None if layout in (None, "auto") else layout)
         except InputError as err:
-            self.win.banner.error(f"{err}. Choose a folder holding a dataset (MVTec 3D-AD, Eyecandies, Real3D-AD) "
+            self.banner.error(f"{err}. Choose a folder holding a dataset (MVTec 3D-AD, Eyecandies, Real3D-AD) "
                                   f"or images / point clouds.")
             return False
         except Exception as err:  # noqa: BLE001
-            self.win.banner.error(f"{path}: could not open ({describe_error(err)})")
+            self.banner.error(f"{path}: could not open ({describe_error(err)})")
             return False
         return True     # the session's dataset_changed event updates the window
 
     def set_dataset(self, dataset) -> None:
         """Show an already opened :class:`core.datasets.base.Dataset` (scripts, tests)."""
-        self.win.analysis.stop()
+        self.aboutToOpen.emit()
         self.session.set_dataset(dataset)   # -> dataset_changed event
 
     def open_demo(self) -> bool:
         """Open the built-in demo data, generating it in the background the first time."""
-        started = self.win.runner.launch("Preparing the demo data (first start only)…", self._demo())
-        if started and self.session.dataset is None:
-            self.win.inspector.set_placeholder("Preparing the built-in demo data…\n"
-                                               "(first start only, about half a minute)")
-        return started
-
-    async def _demo(self) -> None:
         from core import demo  # noqa: PLC0415
 
-        try:
-            root = await self.win.runner.call(lambda progress, cancel, emit: demo.ensure_demo(progress=progress))
-        except Cancelled:
-            self.win.banner.info("Preparing the demo data: cancelled.")
-        except Exception as err:  # noqa: BLE001 - shown in the window
-            self.win.inspector.set_placeholder(None)
-            self.win.report_failure("Preparing the demo data", err)
-        else:
-            self.open_folder(root)
+        name = "Preparing the demo data"
+        job = self.jobs.submit(f"{name} (first start only)…",
+                               lambda progress, cancel, emit: demo.ensure_demo(progress=progress),
+                               on_result=self.open_folder,
+                               on_cancel=lambda: self.banner.info(f"{name}: cancelled."),
+                               on_error=lambda err: self._demo_failed(name, err))
+        if job is not None and self.session.dataset is None:
+            self.inspector.set_placeholder("Preparing the built-in demo data…\n"
+                                           "(first start only, about half a minute)")
+        return job is not None
+
+    def _demo_failed(self, name: str, err: BaseException) -> None:
+        self.inspector.set_placeholder(None)
+        self.banner.failure(name, err)
 
     def dataset_changed(self) -> None:
-        """A dataset is open: reset the views and the browser, select the first sample.
-
-        (Called by :meth:`open_folder` / :meth:`set_dataset`; the slot for the session's
-        ``dataset_changed`` event once it has one, instead of those calls.)"""
+        """A dataset is open: reset the views and the browser, select the first sample (the slot
+        of the session's ``dataset_changed`` event)."""
         ds = self.session.dataset
-        win = self.win
         describe = getattr(ds, "describe", None)
         if describe is not None:
-            win.statusBar().showMessage(f"Opened {ds.root}: {describe()}", 15000)
-        win.inspector.set_placeholder(None)
-        reviews = win.review.open_store(ds.root)
-        project = getattr(win, "project", None)
-        if project is not None:
-            project.open_for(ds.root)
-        win.loader.clear("thumb")
+            self.status.message(f"Opened {ds.root}: {describe()}", 15000)
+        self.inspector.set_placeholder(None)
+        reviews = self.review.open_store(ds.root)
+        if self.project is not None:
+            self.project.open_for(ds.root)
+        self.jobs.clear("thumb")
         self.thumbs.clear()
-        self.current_key = None
-        win.inspector.clear()
-        win.analysis.dataset_changed()
-        win.browser.set_session(self.session, reviews)
-        win.settings.last_folder = str(ds.root)
-        win.setWindowTitle(f"{ds.root.name} - {APP_TITLE}")
-        win.review.update_counts()
+        self.inspector.key = None
+        self.inspector.clear()
+        self.datasetReset.emit()
+        self.browser.set_session(self.session, reviews)
+        self.settings.last_folder = str(ds.root)
+        self.review.update_counts()
         self.datasetOpened.emit(str(ds.root))
-        if win.browser.proxy.rowCount():
-            win.browser.select_row(0)
-            win.browser.focus_list()
+        if self.browser.proxy.rowCount():
+            self.browser.select_row(0)
+            self.browser.focus_list()
 
     # ------------------------------------------------------------------ current sample
     def current_ref(self):
@@ -152,46 +162,41 @@ class DatasetController(QObject):
             return None
 
     def _on_current_changed(self, key: str) -> None:
-        self.current_key = key
-        self.win.inspector.result = None
-        self.win.inspector.clicked_point = None
+        self.inspector.key = key
+        self.inspector.result = None
+        self.inspector.clicked_point = None
         ref = self.session.ref(key)
         cached = self.session.samples.get(key)
         if cached is not None:
             self._show(ref, cached)
         else:
-            self.win.sample_title.setText(f"{ref.key}")
-            self.win.sample_info.setText("<span style='color:#8a8f98'>loading…</span>")
-            self.win.loader.submit("load", key, lambda: self.session.load(ref))
+            self.title.setText(f"{ref.key}")
+            self.info.setText("<span style='color:#8a8f98'>loading…</span>")
+            self.jobs.submit(f"Loading {key}", lambda *_: self.session.load(ref), lane="load", key=key,
+                             on_result=lambda sample: self._on_loaded(key, sample),
+                             on_error=lambda err: self._on_load_error(key, err))
         self.currentChanged.emit(key)
 
     def _show(self, ref, sample: Sample) -> None:
-        self.win.inspector.show_sample(sample)
+        self.inspector.show_sample(sample)
         self.update_title()
         self.sampleShown.emit(ref.key)
 
-    def _on_loaded(self, kind: str, key: Any, obj: Any) -> None:
-        if kind == "load" and key == self.current_key:
-            self._show(self.session.ref(key), obj)
-        elif kind == "thumb":
-            self.thumbs[key] = obj
-            self.win.browser.model.set_thumbnail(key, obj)
-            self.win.fewshot_panel.set_thumbnail(key, obj)
+    def _on_loaded(self, key: str, sample: Sample) -> None:
+        if key == self.current_key:
+            self._show(self.session.ref(key), sample)
 
-    def _on_load_error(self, kind: str, key: Any, err: Exception) -> None:
-        if kind == "load" and key == self.current_key:
-            rec = self.session.records.get(key)
-            if rec is not None:
-                rec.error = describe_error(err)
-                self.win.browser.model.refresh_key(key)
-            self.win.inspector.clear()
-            self.win.sample_title.setText(key)
-            self.win.sample_info.setText("<span style='color:#e26464'>cannot be loaded</span>")
-            self.win.banner.error(describe_error(err))
-        elif kind == "thumb":
-            bad = np.zeros((THUMB_SIZE, THUMB_SIZE, 3), np.uint8)
-            bad[..., 0] = 110
-            self.win.browser.model.set_thumbnail(key, bad)
+    def _on_load_error(self, key: str, err: BaseException) -> None:
+        if key != self.current_key:
+            return
+        rec = self.session.records.get(key)
+        if rec is not None:
+            rec.error = describe_error(err)
+            self.browser.model.refresh_key(key)
+        self.inspector.clear()
+        self.title.setText(key)
+        self.info.setText("<span style='color:#e26464'>cannot be loaded</span>")
+        self.banner.error(describe_error(err))
 
     def want_thumbnail(self, key: str) -> None:
         if key in self.thumbs or self.session.dataset is None:
@@ -202,21 +207,32 @@ class DatasetController(QObject):
             return
         ds = self.session.dataset
         cached = self.session.samples.get(key)
-        self.win.loader.submit("thumb", key, lambda: thumbnail(ds, ref, THUMB_SIZE, sample=cached))
+        self.jobs.submit(f"Thumbnail {key}", lambda *_: thumbnail(ds, ref, THUMB_SIZE, sample=cached), lane="thumb",
+                         key=key, on_result=lambda img: self._on_thumbnail(key, img),
+                         on_error=lambda _err: self._on_thumbnail(key, None))
+
+    def _on_thumbnail(self, key: str, img: Optional[np.ndarray]) -> None:
+        if img is None:       # cannot be read: a red tile
+            bad = np.zeros((THUMB_SIZE, THUMB_SIZE, 3), np.uint8)
+            bad[..., 0] = 110
+            self.browser.model.set_thumbnail(key, bad)
+            return
+        self.thumbs[key] = img
+        self.browser.model.set_thumbnail(key, img)
+        self.fewshot_panel.set_thumbnail(key, img)
 
     # ------------------------------------------------------------------ title
     def update_title(self) -> None:
         """The sample's class / split / label / id and its image score and decision above the views."""
         ref = self.current_ref()
-        win = self.win
         if ref is None:
-            win.sample_title.setText("No sample")
-            win.sample_info.setText("")
+            self.title.setText("No sample")
+            self.info.setText("")
             return
         rec = self.session.records.get(ref.key)
         gt = "" if not ref.label else (f" <span style='color:#e8a87c'>{ref.label}</span>" if not ref.is_good
                                        else " <span style='color:#8a8f98'>good</span>")
-        win.sample_title.setText(f"<b>{ref.class_name}</b> <span style='color:#8a8f98'>/ {ref.split} /</span>"
+        self.title.setText(f"<b>{ref.class_name}</b> <span style='color:#8a8f98'>/ {ref.split} /</span>"
                                  f"{gt} <span style='color:#8a8f98'>/</span> <b>{ref.id}</b>")
         info = ""
         if rec is not None and rec.image_score is not None:
@@ -227,7 +243,6 @@ class DatasetController(QObject):
                     + (" <span style='color:#8a8f98'>(stale)</span>" if rec.stale else ""))
         elif rec is not None and rec.error:
             info = "<span style='color:#e26464'>cannot be analysed</span>"
-        elif win.runner.busy:
+        elif self.jobs.busy:
             info = "<span style='color:#8a8f98'>analysing…</span>"
-        win.sample_info.setText(info)
-
+        self.info.setText(info)

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.errors import MMADError
 from core.project import OK, NOK, UNSURE, Project, ProjectLockedError, remember_session, restore_session
 from core.project import save_session_scores
+from core.session import Session
 
+from ..inspector import InspectorView
 from ..jobs import on_gui_thread
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from ..panels import BrowserPanel, MessageBanner, ReviewPanel
+from ..panels.status import StatusFields
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,20 @@ FINAL_TEXT = {OK: "OK", NOK: "NOK", UNSURE: "unsure"}
 
 
 class ProjectController(QObject):
-    def __init__(self, win: "MainWindow"):
-        super().__init__(win)
-        self.win = win
-        self.session = win.session
+    """Drives the inspector's region marks, the browser's "disagrees" filter and the review panel's
+    final verdicts; ``review`` is the :class:`~app.controllers.review.ReviewController` (its store).
+
+    Signal: ``restored(detector_changed, support_changed)`` after a project restored the session
+    (the window refreshes the detector panels / the few-shot list)."""
+
+    restored = Signal(bool, bool)
+
+    def __init__(self, session: Session, *, inspector: InspectorView, browser: BrowserPanel, review_panel: ReviewPanel,
+                 review, banner: MessageBanner, status: StatusFields, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.session = session
+        self.inspector, self.browser, self.review_panel, self.review = inspector, browser, review_panel, review
+        self.banner, self.status = banner, status
         self.project: Optional[Project] = None
         self.last_restore = None
         self._save_timer = QTimer(self)
@@ -44,10 +55,10 @@ class ProjectController(QObject):
         self._save_timer.setInterval(1500)       # scores of a burst of results: one transaction
         self._save_timer.timeout.connect(self.save_now)
         self._last_click: Optional[tuple] = None   # ("pixel", row, col) or ("point", index)
-        win.inspector.image_view.pixelClicked.connect(lambda r, c: self._clicked(("pixel", r, c)))
-        win.inspector.cloud_view.pointPicked.connect(lambda i: self._clicked(("point", i)))
-        win.browser.proxy.disagree_fn = self.disagrees
-        win.inspector.resultShown.connect(self.show_marks)
+        inspector.image_view.pixelClicked.connect(lambda r, c: self._clicked(("pixel", r, c)))
+        inspector.cloud_view.pointPicked.connect(lambda i: self._clicked(("point", i)))
+        browser.proxy.disagree_fn = self.disagrees
+        inspector.resultShown.connect(self.show_marks)
         ev = self.session.events
         ev.records_changed.connect(on_gui_thread(lambda _keys: self._save_timer.start()))
         ev.support_changed.connect(on_gui_thread(self._support_changed))
@@ -58,7 +69,7 @@ class ProjectController(QObject):
     def open_for(self, root: Path) -> Optional[Project]:
         """Open the project of the dataset at ``root`` and restore the session from it."""
         self.close()
-        banner = self.win.banner
+        banner = self.banner
         try:
             self.project = Project.open(root, if_locked="read_only")
         except ProjectLockedError as e:       # pragma: no cover - read_only is asked for
@@ -77,15 +88,14 @@ class ProjectController(QObject):
         except (MMADError, ValueError) as e:
             banner.warning(f"The project could not be restored: {e}")
             return self.project
-        if rep.detector and rep.detector != before:
-            self.win.analysis.detector_changed()
-        elif rep.support_classes:
-            self.win.analysis.refresh_fewshot()
+        detector_changed = bool(rep.detector and rep.detector != before)
+        if detector_changed or rep.support_classes:
+            self.restored.emit(detector_changed, bool(rep.support_classes))
         if rep.warnings:
             banner.warning("Some of the project could not be restored.", rep.warnings)
         if rep.scores:
-            self.win.browser.model.refresh_all()
-            self.win.statusBar().showMessage(f"Restored {rep.scores} cached score(s) from {self.project.path}",
+            self.browser.model.refresh_all()
+            self.status.message(f"Restored {rep.scores} cached score(s) from {self.project.path}",
                                              10000)
         return self.project
 
@@ -111,7 +121,7 @@ class ProjectController(QObject):
             save_session_scores(self.project, self.session)
         except (MMADError, OSError, ValueError) as e:
             log.warning("project not saved: %s", e)
-            self.win.banner.warning(f"{self.project.path}: could not save ({e}); retried on the next change.")
+            self.banner.warning(f"{self.project.path}: could not save ({e}); retried on the next change.")
 
     def _support_changed(self, class_name: str) -> None:
         if not self.writable:
@@ -134,30 +144,29 @@ class ProjectController(QObject):
 
     def set_final(self, final: str) -> bool:
         """The reviewer's final call on the part (OK / NOK / unsure), beside the detector's."""
-        win = self.win
-        key = win.dataset.current_key
+        key = self.inspector.key
         if key is None:
             return False
         if not self.writable:
-            win.banner.warning("No writable project: the final verdict cannot be saved.")
+            self.banner.warning("No writable project: the final verdict cannot be saved.")
             return False
         rec = self.session.records.get(key)
-        panel = win.review_panel
+        panel = self.review_panel
         try:
             self.project.record_verdict(key, final=final, note=panel.note.text() or None,
                                         reviewer=panel.annotator.text(),
                                         image_score=rec.image_score if rec else None,
                                         decision=rec.decision if rec else None, detector=self.session.detector_id)
         except (MMADError, OSError, ValueError) as e:
-            win.banner.error(f"{self.project.path}: the final verdict could not be saved ({e}).")
+            self.banner.error(f"{self.project.path}: the final verdict could not be saved ({e}).")
             return False
         panel.note.clear()
         det = rec.decision if rec else None
         disagree = det is not None and ((final == OK) != (det == "good")) and final != UNSURE
-        win.statusBar().showMessage(f"{key}: final verdict {FINAL_TEXT[final]}"
+        self.status.message(f"{key}: final verdict {FINAL_TEXT[final]}"
                                     + (" (disagrees with the detector)" if disagree else ""), 8000)
         if panel.advance.isChecked():
-            win.browser.select_next(1)
+            self.browser.select_next(1)
         return True
 
     def final_ok(self) -> bool:
@@ -169,7 +178,7 @@ class ProjectController(QObject):
     def disagrees(self, key: str) -> bool:
         """The reviewer disagrees with the detector on ``key``: the detection was rejected, or the
         final verdict on the part contradicts the detector's call."""
-        rev = getattr(self.win.review, "store", None)
+        rev = self.review.store
         latest = rev.latest(key) if rev is not None else None
         if latest is not None and getattr(latest, "verdict", None) == "rejected":
             return True
@@ -185,20 +194,19 @@ class ProjectController(QObject):
 
     # ------------------------------------------------------------------ region marks
     def _clicked(self, where: tuple) -> None:
-        self._last_click = (self.win.current_key,) + where
+        self._last_click = (self.inspector.key,) + where
 
     def mark_region(self, kind: str) -> bool:
         """Mark the heatmap blob (or 3D cluster) under the last click as a false positive or a true
         defect: click a spot, then press F (false positive) or D (defect)."""
         from core.project.regions import blob_at_pixel, cluster_at_point
-        win = self.win
-        key, res, sample = win.current_key, win.current_result, win.current_sample
+        key, res, sample = self.inspector.key, self.inspector.result, self.inspector.sample
         if key is None or res is None or self._last_click is None or self._last_click[0] != key:
-            win.banner.info("Click a spot of the heatmap (or of the 3D cloud) first, then press F (false "
+            self.banner.info("Click a spot of the heatmap (or of the 3D cloud) first, then press F (false "
                             "positive) or D (true defect).")
             return False
         if not self.writable:
-            win.banner.warning("No writable project: region marks cannot be saved.")
+            self.banner.warning("No writable project: region marks cannot be saved.")
             return False
         click = self._last_click[1:]
         if click[0] == "pixel" and res.pixel_map is not None:
@@ -208,24 +216,24 @@ class ProjectController(QObject):
         else:
             geom = None
         if geom is None:
-            win.banner.info("There is no scored spot under the click to mark.")
+            self.banner.info("There is no scored spot under the click to mark.")
             return False
         try:
-            mark = self.project.mark_region(key, kind, geom, note=win.review_panel.note.text(),
-                                            reviewer=win.review_panel.annotator.text())
+            mark = self.project.mark_region(key, kind, geom, note=self.review_panel.note.text(),
+                                            reviewer=self.review_panel.annotator.text())
         except (MMADError, OSError, ValueError) as e:
-            win.banner.error(f"The mark could not be saved: {e}")
+            self.banner.error(f"The mark could not be saved: {e}")
             return False
         n = len(self.project.marks(key))
         self.show_marks()
         what = "false positive" if kind == "false_positive" else "true defect"
-        win.statusBar().showMessage(f"{key}: region marked as {what} (mark {mark.id}; {n} on this sample; "
+        self.status.message(f"{key}: region marked as {what} (mark {mark.id}; {n} on this sample; "
                                     f"Ctrl+Z undoes)", 8000)
         return True
 
     def show_marks(self) -> None:
         """Outline the current sample's standing region marks on the heatmap."""
-        key = self.win.current_key
+        key = self.inspector.key
         out: dict = {"false_positive": [], "true_defect": []}
         if self.project is not None and key is not None:
             for m in self.project.marks(key):
@@ -235,7 +243,7 @@ class ProjectController(QObject):
                 elif "bbox" in g:
                     x0, y0, x1, y1 = g["bbox"]
                     out[m.kind].append([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-        self.win.inspector.image_view.set_marks(out)
+        self.inspector.image_view.set_marks(out)
 
     def mark_false_positive(self) -> bool:
         return self.mark_region("false_positive")
@@ -244,15 +252,15 @@ class ProjectController(QObject):
         return self.mark_region("true_defect")
 
     def undo_mark(self) -> bool:
-        key = self.win.current_key
+        key = self.inspector.key
         if key is None or not self.writable:
             return False
         m = self.project.undo_mark(key=key)
         if m is None:
-            self.win.statusBar().showMessage(f"{key}: no region mark to undo", 5000)
+            self.status.message(f"{key}: no region mark to undo", 5000)
             return False
         self.show_marks()
-        self.win.statusBar().showMessage(f"{key}: mark {m.id} undone", 5000)
+        self.status.message(f"{key}: mark {m.id} undone", 5000)
         return True
 
     # ------------------------------------------------------------------ exports
@@ -264,7 +272,7 @@ class ProjectController(QObject):
     def _ask_path(self, title: str, name: str, filt: str) -> Optional[Path]:
         from PySide6.QtWidgets import QFileDialog
         start = str(self.export_dir() / name)
-        path, _ = QFileDialog.getSaveFileName(self.win, title, start, filt)
+        path, _ = QFileDialog.getSaveFileName(self.inspector.window(), title, start, filt)
         return Path(path) if path else None
 
     def export_csv(self, path: str | Path | None = None) -> Optional[Path]:
@@ -281,7 +289,7 @@ class ProjectController(QObject):
                 marks[m.key] = marks.get(m.key, 0) + 1
         out = write_samples_csv(path, self.session.refs, self.session.records, verdicts=verdicts,
                                 detector=self.session.detector_id, marks=marks)
-        self.win.banner.info(f"All {len(self.session.refs)} samples exported to {out}")
+        self.banner.info(f"All {len(self.session.refs)} samples exported to {out}")
         return out
 
     def export_html(self, path: str | Path | None = None) -> Optional[Path]:
@@ -294,22 +302,21 @@ class ProjectController(QObject):
         verdicts = self.project.verdicts() if self.project is not None else {}
         out = write_html_report(path, self.session.refs, self.session.records, verdicts,
                                 dataset=self.session.dataset, detector=self.session.detector_id)
-        self.win.banner.info(f"Report written to {out}")
+        self.banner.info(f"Report written to {out}")
         return out
 
     def export_sample(self, folder: str | Path | None = None) -> list[Path]:
         """The current sample's overlay PNG, scored PLY (score as a scalar field) and JSON."""
         from core.project.export import write_overlay_png, write_sample_json, write_sample_ply
-        win = self.win
-        sample, res, key = win.current_sample, win.current_result, win.current_key
+        sample, res, key = self.inspector.sample, self.inspector.result, self.inspector.key
         if sample is None or res is None or key is None:
-            win.banner.warning("Analyse a sample first: there is nothing to export yet.")
+            self.banner.warning("Analyse a sample first: there is nothing to export yet.")
             return []
         if folder is None:
             from PySide6.QtWidgets import QFileDialog
             d = self.export_dir()
             d.mkdir(parents=True, exist_ok=True)
-            folder = QFileDialog.getExistingDirectory(win, "Export the current sample to", str(d))
+            folder = QFileDialog.getExistingDirectory(self.inspector.window(), "Export the current sample to", str(d))
             if not folder:
                 return []
         folder = Path(folder)
@@ -326,5 +333,5 @@ class ProjectController(QObject):
                                      verdict=self.project.verdict(key) if self.project is not None else None,
                                      marks=self.project.marks(key) if self.project is not None else (),
                                      ref=self.session.ref(key)))
-        win.banner.info(f"Exported {', '.join(p.name for p in out)} to {folder}")
+        self.banner.info(f"Exported {', '.join(p.name for p in out)} to {folder}")
         return out

@@ -1,9 +1,11 @@
 """Training controller: the Train panel's choices -> one training run in a worker process
-(:mod:`app.train_worker`), its progress, ETA and live loss plot, cancel, and "Use this model"
-(the trained detector with its new checkpoint becomes the session's detector).
+(:func:`core.training.train_in_process`, a job on the runner's ``"train"`` lane), its progress,
+ETA and live loss plot, cancel, and "Use this model" (the trained detector with its new checkpoint
+becomes the session's detector).
 
-A 50 ms QTimer drains the child's pipe on the GUI thread; nothing blocks the event loop (the
-child does the feature extraction and the torch work).  Analysis jobs go on meanwhile.
+Nothing blocks the event loop: the child does the feature extraction and the torch work, the job's
+thread waits for its messages, and the epoch / batch losses come back as the job's partial results.
+Analysis jobs go on meanwhile.
 """
 from __future__ import annotations
 
@@ -11,22 +13,24 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QFileDialog
 
 from core.detectors import registry
+from core.session import Session, describe_error
+from core.training import TrainResult, train_in_process
 
-from ..train_worker import TrainJob, TrainProcess
-from ..workers import format_eta
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from ..jobs import Job, JobRunner, format_eta
+from ..panels import DetectorPanel, MessageBanner
+from ..panels.train import TrainPanel
+from ..settings import Settings
+from .analysis import AnalysisController
 
 log = logging.getLogger(__name__)
 
-POLL_MS = 50
+LANE = "train"
 
 
 def trainable_detectors() -> dict[str, str]:
@@ -43,27 +47,27 @@ def trainable_detectors() -> dict[str, str]:
 
 
 class TrainingController(QObject):
-    """Signals: ``epochDone(epoch, loss)``, ``finished(outcome)`` with outcome ``"done"``,
-    ``"cancelled"`` or ``"error"``."""
+    """Drives the Train panel; "Use this model" goes through ``analysis``.  Signals:
+    ``epochDone(epoch, loss)``, ``finished(outcome)`` with outcome ``"done"``, ``"cancelled"`` or
+    ``"error"``."""
 
     epochDone = Signal(int, float)
     finished = Signal(str)
 
-    def __init__(self, win: "MainWindow"):
-        super().__init__(win)
-        self.win = win
-        self.session = win.session
-        self.panel = win.train_panel
-        self.proc: Optional[TrainProcess] = None
-        self.result: Optional[dict[str, Any]] = None
+    def __init__(self, session: Session, settings: Settings, jobs: JobRunner, analysis: AnalysisController, *,
+                 train_panel: TrainPanel, detector_panel: DetectorPanel, banner: MessageBanner,
+                 parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self.session, self.settings, self.jobs, self.analysis = session, settings, jobs, analysis
+        self.panel, self.detector_panel, self.banner = train_panel, detector_panel, banner
+        self.job: Optional[Job] = None
+        self.result: Optional[TrainResult] = None
         self.last_cancel_ms: Optional[float] = None
         self.train_kwargs: dict[str, Any] = {}     # more arguments of core.training.train (tests, scripts)
         self.nice = 5                              # niceness increment of the training process
         self._t0 = 0.0
         self._fraction = 0.0
-        self._timer = QTimer(self)
-        self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self._poll)
+        self._outcome = ""
         p = self.panel
         p.startRequested.connect(self.start)
         p.cancelRequested.connect(self.cancel)
@@ -77,16 +81,9 @@ class TrainingController(QObject):
 
     @property
     def running(self) -> bool:
-        return self.proc is not None
+        return self.job is not None
 
     # ------------------------------------------------------------------ panel
-    def show_panel(self) -> None:
-        """Run > Train a model…: show and raise the Train dock."""
-        d = self.win.train_dock
-        d.show()
-        d.raise_()
-        self.panel.setFocus()
-
     def dataset_changed(self) -> None:
         self.panel.set_classes(self.session.classes)
         ds = self.session.dataset
@@ -99,11 +96,11 @@ class TrainingController(QObject):
         root = getattr(ds, "root", None) if ds is not None else None
         if root is not None and Path(root).is_dir():
             return Path(root)
-        return Path(self.win.settings.last_folder or Path.home())
+        return Path(self.settings.last_folder or Path.home())
 
     def choose_output(self) -> None:
         start = self.panel.out_edit.text().strip() or str(self._data_folder() / "model")
-        path, _ = QFileDialog.getSaveFileName(self.win, "Save the trained model", start,
+        path, _ = QFileDialog.getSaveFileName(self.panel.window(), "Save the trained model", start,
                                               "Checkpoint (*.safetensors)")
         if path:
             self.panel.out_edit.setText(path)
@@ -113,7 +110,7 @@ class TrainingController(QObject):
         """Start training with the panel's choices (``overrides``: detector_id, classes, epochs, out)."""
         if self.running:
             return False
-        p, banner = self.panel, self.win.banner
+        p, banner = self.panel, self.banner
         ds = self.session.dataset
         if ds is None:
             banner.warning("Open a dataset first: training uses its good training samples.")
@@ -131,50 +128,44 @@ class TrainingController(QObject):
         if not out:
             banner.warning("Choose where the checkpoint is written (Output).")
             return False
-        job = TrainJob(ds, det, classes, epochs, out, dict(self.train_kwargs), nice=self.nice)
-        proc = TrainProcess(job)
-        try:
-            proc.start()
-        except Exception as err:  # noqa: BLE001 - e.g. a dataset that cannot be sent to the process
-            banner.error(f"Training could not start: {err}")
+        kwargs, nice = dict(self.train_kwargs), self.nice
+
+        def work(progress, cancel, emit):
+            return train_in_process(ds, det, progress, cancel, lambda e, loss: emit(("epoch", e, loss)),
+                                    on_batch=lambda e, loss: emit(("batch", e, loss)), nice=nice,
+                                    classes=classes, epochs=epochs, out=out, **kwargs)
+
+        job = self.jobs.submit(f"Training {det}", work, lane=LANE, exclusive=True, on_progress=self._progress,
+                               on_partial=self._message, on_result=self._done, on_cancel=self._cancelled,
+                               on_error=self._failed, on_done=self._ended)
+        if job is None:
             return False
-        self.proc, self.result, self.last_cancel_ms = proc, None, None
-        self._t0, self._fraction = time.perf_counter(), 0.0
+        self.job, self.result, self.last_cancel_ms = job, None, None
+        self._t0, self._fraction, self._outcome = time.perf_counter(), 0.0, "error"
         self._epochs, self._batch0, self._epoch_done = epochs, None, 0.0
         p.plot.clear_points()
         p.plot.getPlotItem().setTitle(f"{det} · {', '.join(classes)}", color="#aeb4bd", size="9pt")
         p.set_running(True)
         p.status.setText(f"Starting the training process ({det}, {len(classes)} class(es), {epochs} epoch(s))…")
-        self._timer.start()
         return True
 
     def cancel(self) -> None:
-        if self.proc is not None:
-            self.proc.cancel()
+        if self.job is not None:
+            self.job.cancel()
             self.panel.status.setText("cancelling…")
 
-    def _poll(self) -> None:
-        proc = self.proc
-        if proc is None:
-            self._timer.stop()
-            return
-        for msg in proc.poll():
-            kind = msg[0]
-            if kind == "progress":
-                self._progress(msg[1], msg[2])
-            elif kind == "batch":
-                if self._batch0 is None:
-                    self._batch0 = (time.perf_counter(), msg[1])
-                self._epoch_done = msg[1]
-                self.panel.plot.add_batch(msg[1], msg[2])
-            elif kind == "epoch":
-                self.panel.plot.add_epoch(msg[1], msg[2])
-                self.epochDone.emit(msg[1], msg[2])
-            elif kind in ("done", "cancelled", "error"):
-                self._end(msg)
-                return
+    def _message(self, msg: tuple) -> None:
+        kind, epoch, loss = msg
+        if kind == "batch":
+            if self._batch0 is None:
+                self._batch0 = (time.perf_counter(), epoch)
+            self._epoch_done = epoch
+            self.panel.plot.add_batch(epoch, loss)
+        else:
+            self.panel.plot.add_epoch(epoch, loss)
+            self.epochDone.emit(epoch, loss)
 
-    def _progress(self, fraction: float, message: str) -> None:
+    def _progress(self, fraction: float, message: str, _eta: float) -> None:
         self._fraction = fraction
         now = time.perf_counter()
         if self._batch0 is not None and self._epoch_done > self._batch0[1]:
@@ -188,32 +179,36 @@ class TrainingController(QObject):
         message = re.sub(r", ETA [-\d.na]+ s$", "", message)     # one ETA, on the progress bar
         self.panel.set_progress(fraction, f"{fraction * 100:.0f}%" + (f" · {e}" if e else ""), message)
 
-    def _end(self, msg: tuple) -> None:
-        proc, self.proc = self.proc, None
-        self._timer.stop()
-        p, banner = self.panel, self.win.banner
-        p.set_running(False)
-        kind = msg[0]
-        if kind == "done":
-            r = self.result = msg[1]
-            took = time.perf_counter() - self._t0
-            p.set_progress(1.0, "100%", f"Trained {r['detector']} on {len(r['classes'])} class(es), "
-                                        f"{r['n_samples']} good samples, {r['epochs']} epoch(s) in {took:.0f} s; "
-                                        f"final loss {r['losses'][-1]:.4f}. Saved {r['path']}.")
-            p.use_btn.setEnabled(True)
-            if r["skipped"]:
-                banner.warning(f"{len(r['skipped'])} training sample(s) could not be read and were skipped.",
-                               r["skipped"])
-        elif kind == "cancelled":
-            if proc is not None and proc.t_cancel is not None:
-                self.last_cancel_ms = (time.perf_counter() - proc.t_cancel) * 1000
-            p.set_progress(self._fraction, "cancelled", "Training cancelled" + (
-                f" in {self.last_cancel_ms:.0f} ms" if self.last_cancel_ms is not None else "") +
-                "; the checkpoint of the last finished epoch (if any) is kept.")
-        else:
-            p.set_progress(self._fraction, "failed", f"Training failed: {msg[1]}")
-            banner.error(f"Training failed: {msg[1]}", msg[2] if len(msg) > 2 else "")
-        self.finished.emit(kind)
+    def _done(self, r: TrainResult) -> None:
+        self._outcome = "done"
+        self.result = r
+        took = time.perf_counter() - self._t0
+        p = self.panel
+        p.set_progress(1.0, "100%", f"Trained {r.detector} on {len(r.classes)} class(es), "
+                                    f"{r.n_samples} good samples, {r.epochs} epoch(s) in {took:.0f} s; "
+                                    f"final loss {r.losses[-1]:.4f}. Saved {r.path}.")
+        p.use_btn.setEnabled(True)
+        if r.skipped:
+            self.banner.warning(f"{len(r.skipped)} training sample(s) could not be read and were skipped.",
+                                list(r.skipped))
+
+    def _cancelled(self) -> None:
+        self._outcome = "cancelled"
+        if self.job is not None and self.job.t_cancel is not None:
+            self.last_cancel_ms = (time.perf_counter() - self.job.t_cancel) * 1000
+        self.panel.set_progress(self._fraction, "cancelled", "Training cancelled" + (
+            f" in {self.last_cancel_ms:.0f} ms" if self.last_cancel_ms is not None else "") +
+            "; the checkpoint of the last finished epoch (if any) is kept.")
+
+    def _failed(self, err: BaseException) -> None:
+        self._outcome = "error"
+        self.panel.set_progress(self._fraction, "failed", f"Training failed: {describe_error(err)}")
+        self.banner.failure("Training", err)
+
+    def _ended(self, _job: Job) -> None:
+        self.job = None
+        self.panel.set_running(False)
+        self.finished.emit(self._outcome)
 
     # ------------------------------------------------------------------ result
     def use_model(self) -> bool:
@@ -221,20 +216,20 @@ class TrainingController(QObject):
         r = self.result
         if r is None:
             return False
-        an = self.win.analysis
-        det = r["detector"]
-        self.win.settings.set_detector_params(det, dict(self.win.settings.detector_params(det), checkpoint=r["path"]))
+        an = self.analysis
+        det, path = r.detector, str(r.path)
+        self.settings.set_detector_params(det, dict(self.settings.detector_params(det), checkpoint=path))
         if self.session.detector_id != det:
             an.choose_detector(det)
         if self.session.detector_id != det:
             return False
-        an.set_params({"checkpoint": r["path"]})
-        self.win.detector_panel.set_values(self.session.params)
-        self.win.banner.info(f"Using {det} with {r['path']}.")
+        an.set_params({"checkpoint": path})
+        self.detector_panel.set_values(self.session.params)
+        self.banner.info(f"Using {det} with {path}.")
         return True
 
     def shutdown(self) -> None:
-        self._timer.stop()
-        if self.proc is not None:
-            self.proc.shutdown()
-            self.proc = None
+        """Stop a training run now (window closing): the child is stopped within ``kill_after_s``."""
+        if self.job is not None:
+            self.job.cancel()
+            self.job = None

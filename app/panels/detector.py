@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
 from core.detectors.base import STAGE_FIT, STAGE_SCORE, Detector
 
 from .params import ParamForm
-from ..workers import format_eta
+from ..jobs import format_eta
 
 
 def cuda_available() -> bool:

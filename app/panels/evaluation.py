@@ -10,14 +10,15 @@ labelled samples that have a score:
 * the confusion matrix at the threshold (a sample is anomalous when ``score >= threshold``, as
   :attr:`core.detectors.base.DetectorResult.is_anomalous`), with AP and F1-max from :mod:`core.metrics`.
 
+The numbers come from Qt-free helpers in :mod:`core.evaluate` (:func:`~core.evaluate.collect`,
+:func:`~core.evaluate.roc_points`, :func:`~core.evaluate.confusion`).
+
 Clicking a histogram bar or a confusion cell emits ``filterRequested(keys, caption)``: the window
 filters the sample list to those samples.  Plots are pyqtgraph.
 """
 from __future__ import annotations
 
 import math
-import warnings
-from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -27,109 +28,17 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeade
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from core import metrics
+from core.evaluate import ALL_CLASSES, EvalData, collect, confusion, decisions, roc_points
+from core.evaluate import quiet_metric as _quiet
 from core.session import Session
 
-__all__ = ["ALL_CLASSES", "EvalData", "EvaluationPanel", "collect", "confusion", "decisions", "roc_points"]
+__all__ = ["ALL_CLASSES", "EvaluationPanel"]
 
-ALL_CLASSES = "All classes (pooled)"
 GOOD_COLOR = (63, 174, 106)
 BAD_COLOR = (217, 83, 79)
 _BG = "#16181b"
 N_BINS = 20
 LOG_RATIO = 30.0     # the score axis is logarithmic when max / min exceeds this (all scores > 0)
-
-
-@dataclass
-class EvalData:
-    """Labelled, scored samples of one class (or of all): keys, labels (True: defective), scores."""
-    class_name: str
-    keys: list[str] = field(default_factory=list)
-    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    #: the threshold each score was decided with (NaN: none), as its result says
-    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    unscored: int = 0          # labelled samples of the class without a score
-    stale: int = 0             # scores computed with parameters that changed since
-
-    @property
-    def n_good(self) -> int:
-        return int((~self.labels).sum())
-
-    @property
-    def n_bad(self) -> int:
-        return int(self.labels.sum())
-
-
-def collect(session: Session, class_name: str) -> EvalData:
-    """The labelled samples of ``class_name`` (:data:`ALL_CLASSES`: every class) with a finite
-    image score in the session's records (``stale`` counts those scored with older parameters);
-    only the test split where the dataset has one."""
-    out = EvalData(class_name)
-    labels, scores, thresholds = [], [], []
-    refs = [r for r in session.refs if r.label and (class_name == ALL_CLASSES or r.class_name == class_name)]
-    if any(r.split == "test" for r in refs):     # support (train / validation) samples are not evaluated
-        refs = [r for r in refs if r.split == "test"]
-    for ref in refs:
-        rec = session.records.get(ref.key)
-        s = None if rec is None else rec.image_score
-        if s is None or not math.isfinite(s):
-            out.unscored += 1
-            continue
-        out.stale += bool(rec.stale)
-        out.keys.append(ref.key)
-        labels.append(not ref.is_good)
-        scores.append(float(s))
-        t = rec.threshold
-        thresholds.append(float(t) if t is not None and math.isfinite(t) else math.nan)
-    out.labels = np.array(labels, bool)
-    out.scores = np.array(scores, np.float64)
-    out.thresholds = np.array(thresholds, np.float64)
-    return out
-
-
-def decisions(data: EvalData, threshold: Optional[float]) -> np.ndarray:
-    """Which scored samples are called anomalous: ``score >= threshold``, or, without one (the
-    pooled view of classes with thresholds of their own), at the threshold each result was decided
-    with (none: not anomalous)."""
-    if threshold is not None:
-        return data.scores >= threshold
-    with np.errstate(invalid="ignore"):
-        return np.isfinite(data.thresholds) & (data.scores >= data.thresholds)
-
-
-def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC curve (FPR, TPR), one vertex per distinct score from the highest down, from (0, 0) to
-    (1, 1); tied scores give one diagonal segment, so the trapezoid area is the exact AUROC."""
-    y = np.asarray(labels, bool)
-    s = np.asarray(scores, np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])    # last index of each tie group
-    tp = np.cumsum(y)[ends]
-    fp = ends + 1 - tp
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
-
-
-def confusion(labels: np.ndarray, scores: np.ndarray, threshold: Optional[float],
-              pred: Optional[np.ndarray] = None) -> np.ndarray:
-    """2 x 2 counts ``[[TN, FP], [FN, TP]]`` (rows: truth good / defective; columns: predicted
-    good / anomalous, anomalous when ``score >= threshold``, or as ``pred`` says)."""
-    y = np.asarray(labels, bool)
-    if pred is None:
-        pred = np.zeros_like(y) if threshold is None else np.asarray(scores) >= threshold
-    pred = np.asarray(pred, bool)
-    return np.array([[int((~y & ~pred).sum()), int((~y & pred).sum())],
-                     [int((y & ~pred).sum()), int((y & pred).sum())]])
-
-
-def _quiet(fn, *args):
-    """A core.metrics value, NaN (without a warning) where it is undefined."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", metrics.UndefinedMetricWarning)
-        return fn(*args)
 
 
 def _fmt(v: float) -> str:

@@ -6,13 +6,20 @@ expandable details.
 """
 from __future__ import annotations
 
+import logging
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QToolButton, QVBoxLayout,
                                QWidget)
+
+from core.errors import MMADError
+from core.session import describe_error
+
+log = logging.getLogger(__name__)
 
 LEVELS = ("info", "warning", "error")
 _STYLE = {
@@ -100,6 +107,13 @@ class MessageBanner(QFrame):
 
     def error(self, text: str, details: str | Sequence[str] = "") -> None:
         self.show_message("error", text, details)
+
+    def failure(self, name: str, err: BaseException) -> None:
+        """A job failed: one message (a traceback in Details, and in the log, only for a bug)."""
+        details = "" if isinstance(err, MMADError) else "".join(traceback.format_exception(err))
+        if details:
+            log.error("%s failed:\n%s", name, details)
+        self.error(f"{name} failed: {describe_error(err)}", details)
 
     def text(self) -> str:
         return self.label.text() if self.isVisible() else ""
