@@ -28,7 +28,8 @@ from ..features.grid import D_GEO, D_RGB, FEATURE_VERSION, FeatureConfig, GridFe
 from ..sample import Sample
 from .base import STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Param, ProgressFn
 from .calibrated import CalibratedThreshold, calibration_params
-from .postprocess import component_score, finish, image_top_fraction_param, sigma_param
+from . import postprocess
+from .postprocess import component_score, image_top_fraction_param, sigma_param
 from .state import FitStateError
 
 CALIB_Q = 0.99
@@ -255,7 +256,7 @@ class TrainedDetector(CalibratedThreshold, Detector):
         pixel = points = None
         score = float("nan")
         if fused is not None:
-            done = finish(fused, p["sigma_pct"], p["image_top_fraction"], comps.valid)
+            done = postprocess.finish(fused, p["sigma_pct"], p["image_top_fraction"], comps.valid)
             pixel, points, score = done.pixel_map, done.point_scores, done.image_score
         params = dict(p, **sample_extra)
         thr = float(p["threshold"]) if float(p["threshold"]) > 0 or not self.fitted else self.decision_threshold(p)

@@ -26,7 +26,7 @@ from ...render.views import resize_maps
 from ...sample import resize_map
 from ..base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
                     Needs, Param)
-from ..postprocess import sample_points, smooth_maps, sigma_param, rgb_weight_param
+from ..postprocess import rgb_weight_param, sample_points, sigma_param, smooth_maps
 from ..registry import register
 from . import multiview, scoring, zuma
 from .prompting import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, object_name
@@ -262,7 +262,6 @@ class ClipZeroShot(Detector):
                 m = full.reshape(gh, gw)
                 shape = ex["grid_shape"]
                 if shape is not None and tuple(shape) != (gh, gw):
-                    import cv2
                     m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
                 comps.maps[f"3d_{kind}"] = m
 
