@@ -42,6 +42,8 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QByteArray, QStandardPaths
 
+from core.detectors.aliases import migrate_params
+
 log = logging.getLogger(__name__)
 
 ORGANIZATION = "MMAD"
@@ -364,6 +366,7 @@ class Settings:
         self.set_value("detector/device", dev)
 
     def detector_params(self, detector_id: str) -> dict[str, Any]:
+        """The saved parameters of a detector (renamed ones under today's names)."""
         raw = self._text(f"params/{detector_id}")
         if not raw:
             return {}
@@ -371,7 +374,7 @@ class Settings:
             d = json.loads(raw)
         except (ValueError, RecursionError):
             return {}
-        return d if isinstance(d, dict) else {}
+        return migrate_params(detector_id, d) if isinstance(d, dict) else {}
 
     def set_detector_params(self, detector_id: str, params: dict[str, Any]) -> None:
         self.set_value(f"params/{detector_id}", json.dumps(_jsonable(params)))

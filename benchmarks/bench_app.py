@@ -219,8 +219,7 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
             self.fitted = True
 
         def extract(self, sample, progress=None, cancel=None):
-            return Components(maps={"rgb": comp_rgb, "geometry": comp_geo}, shape=(n, n), valid=valid,
-                              extra={"working_size": 256})
+            return Components(maps={"rgb": comp_rgb, "geometry": comp_geo}, shape=(n, n), valid=valid)
 
     class Big(Dataset):
         def load(self, ref):
@@ -239,7 +238,7 @@ def slider_to_views(args, app, results, pump, ini_dir) -> None:
     frames: list[float] = []
     win.inspector.cloud_view.frameRendered.connect(lambda ms: frames.append(time.perf_counter()))
     pump(lambda: False, 1.0)
-    slider = win.fusion_panel.editor("alpha").slider
+    slider = win.fusion_panel.editor("rgb_weight").slider
     det = sess.instance("big")
     comps = sess.components_of(ds.refs[0].key)
     shown: list[float] = []      # resultShown times

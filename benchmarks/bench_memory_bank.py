@@ -2,7 +2,7 @@
 
 Quality (few-shot, MVTec 3D-AD protocol): for every class, fit on the first K ``train/good``
 samples, score every ``test`` sample once, then re-fuse the *same* components three ways
-(fusion is cheap): RGB only (alpha = 1), 3D only (alpha = 0) and fused (the detector's defaults).
+(fusion is cheap): RGB only (rgb_weight = 1), 3D only (rgb_weight = 0) and fused (the detector's defaults).
 Reports per-class and mean I-AUROC, P-AUROC, AUPRO@30%, point AUROC, s/sample, and the image AUROC
 of each defect kind (good vs that kind).
 
@@ -14,7 +14,7 @@ Usage::
 
     python benchmarks/bench_memory_bank.py                      # demo data (generated/cached)
     python benchmarks/bench_memory_bank.py --data DIR --shots 5 --classes cookie tube
-    python benchmarks/bench_memory_bank.py --set alpha=0.6 --set coreset_ratio=0.1 --json out.json
+    python benchmarks/bench_memory_bank.py --set rgb_weight=0.6 --set coreset_ratio=0.1 --json out.json
 
 Report the machine load (printed) with the timings: the numbers are only comparable at low load.
 """
@@ -109,7 +109,7 @@ def metrics_for(items: list[dict], key: str) -> dict:
     return out
 
 
-MODES = {"rgb": dict(alpha=1.0), "3d": dict(alpha=0.0), "fused": {}}
+MODES = {"rgb": dict(rgb_weight=1.0), "3d": dict(rgb_weight=0.0), "fused": {}}
 
 
 def run_quality(root: Path, shots: int, classes, params: dict) -> dict:
@@ -210,7 +210,7 @@ def run_large(size: int = 800, shots: int = 3, unit: float = 1.0, params: dict |
     t = time.perf_counter()
     n = 20
     for i in range(n):
-        det.fuse(comps, dict(alpha=0.3 + 0.02 * i, sigma=2 + 0.1 * i))
+        det.fuse(comps, dict(rgb_weight=0.3 + 0.02 * i, sigma_pct=0.75 + 0.04 * i))
     fuse_s = (time.perf_counter() - t) / n
     r = det.fuse(comps)
     gt = test.gt_mask
@@ -237,7 +237,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--json", help="write all numbers to this file")
     a = ap.parse_args(argv)
-    params = dict(kv.split("=", 1) for kv in a.set)
+    from core.detectors.aliases import migrate_params
+    params = migrate_params("memory-bank", dict(kv.split("=", 1) for kv in a.set), strict=True)
     _install_timers()
     print(f"load average at start: {load_avg()}  (cpus: {os.cpu_count()})")
     out = {"params": params, "load_start": load_avg()}

@@ -152,9 +152,10 @@ def main(argv=None) -> int:
                                        "(never commit pictures of licensed data)")
     ap.add_argument("--n-pictures", type=int, default=3, help="pictures per class and shot count")
     args = ap.parse_args(argv)
-    params = dict(a.split("=", 1) for a in args.set)
-    fuse_keys = {"alpha", "beta", "gamma", "sigma", "threshold", "image_top_fraction", "false_alarm_rate",
-                 "calibration_confidence"}
+    from core.detectors.aliases import migrate_params
+    params = migrate_params("memory-bank", dict(a.split("=", 1) for a in args.set), strict=True)
+    fuse_keys = {"rgb_weight", "agreement_weight", "max_weight", "sigma_pct", "threshold", "image_top_fraction",
+                 "false_alarm_rate", "calibration_confidence"}
     fit_params = {k: v for k, v in params.items() if k not in fuse_keys}
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     results = []
@@ -173,7 +174,7 @@ def main(argv=None) -> int:
                 print(f"skip {name}: {path} not found")
                 continue
             rgb_only = path.name != "demo"       # a demo folder made earlier keeps the demo's fusion
-            fuse = {**({"alpha": 1.0} if rgb_only else {}), **{k: v for k, v in params.items() if k in fuse_keys}}
+            fuse = {**({"rgb_weight": 1.0} if rgb_only else {}), **{k: v for k, v in params.items() if k in fuse_keys}}
         ds = open_dataset(path)
         for shots in args.shots:
             for cls in [c for c in ds.classes if not args.classes or c in args.classes]:

@@ -71,7 +71,10 @@ def _setup_logging(debug: bool) -> Optional[Path]:
     return path
 
 
-def _parse_params(items: Sequence[str], weights: Optional[str] = None) -> dict:
+def _parse_params(items: Sequence[str], weights: Optional[str] = None, detector: str = "") -> dict:
+    """``--param NAME=VALUE`` items of ``detector``; a renamed parameter's old name is read as
+    today's (with a note on stderr)."""
+    from .detectors.aliases import migrate_params
     params = {}
     if weights:
         params["weights"] = weights
@@ -80,6 +83,10 @@ def _parse_params(items: Sequence[str], weights: Optional[str] = None) -> dict:
             raise UsageError(f"--param expects NAME=VALUE, got {it!r}")
         k, v = it.split("=", 1)
         params[k.strip()] = v.strip()
+    notes: list[str] = []
+    params = migrate_params(detector, params, strict=True, notes=notes)
+    for line in notes:
+        print(f"note: renamed parameter: {line}", file=sys.stderr)
     return params
 
 
@@ -90,7 +97,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     det = get(args.detector)  # unknown id -> UnknownDetectorError with the list
-    params = _parse_params(args.param, args.weights)
+    params = _parse_params(args.param, args.weights, args.detector)
     if args.weights and not any(p.name == "weights" for p in det.params):
         raise UsageError(f"detector '{args.detector}' needs no weights (--weights is for CLIP detectors)")
     if args.checkpoint:
@@ -162,7 +169,7 @@ def cmd_detectors(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import score_paths
     outcome = score_paths(args.paths, args.detector, Path(args.out), support=args.support, shots=args.shots,
-                          params=dict(_parse_params(args.param, args.weights),
+                          params=dict(_parse_params(args.param, args.weights, args.detector),
                                       **({"checkpoint": str(Path(args.checkpoint).resolve())} if args.checkpoint else {})),
                           device=args.device,
                           on_line=print, on_error=_err)

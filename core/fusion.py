@@ -95,6 +95,20 @@ def weighted_mean(maps: Mapping[str, np.ndarray], weights: Mapping[str, float]) 
     return out
 
 
+def weighted_max(maps: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> Optional[np.ndarray]:
+    """Per-pixel max over the defined maps of ``(w / max w) * m``; a map of weight <= 0 is left out
+    (NaN where none is defined; None when no map has a positive weight)."""
+    used = {k: float(weights.get(k, 0.0)) for k, m in maps.items() if m is not None}
+    wmax = max(used.values(), default=0.0)
+    out = None
+    for k, w in used.items():
+        if w <= 0:
+            continue
+        v = np.asarray(maps[k], np.float32) * np.float32(w / wmax)
+        out = v if out is None else np.fmax(out, v)
+    return out
+
+
 def weighted_product(maps: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> Optional[np.ndarray]:
     """Weighted geometric-style agreement term: prod(max(m,0)^w) over defined maps (NaN-aware)."""
     out = None

@@ -315,7 +315,7 @@ def test_open_bad_folder_shows_message(qtbot, settings, fake_detector, tmp_path)
 
 def test_real_detector_on_demo_and_screenshot(qtbot, settings, small_demo, tmp_path):
     """Open the demo data, run the real memory-bank detector (in its worker process, as the app does)
-    to completion, move alpha, save a PNG."""
+    to completion, move the RGB weight, save a PNG."""
     pytest.importorskip("core.datasets")
     win = make_window(qtbot, settings, detector="memory-bank", backend=ProcessBackend())
     assert win.open_folder(small_demo)
@@ -333,8 +333,8 @@ def test_real_detector_on_demo_and_screenshot(qtbot, settings, small_demo, tmp_p
     col0 = win.inspector.cloud_view.point_colors().copy()
     assert not np.array_equal(img0, sample.rgb)                 # the heatmap is overlaid
     assert len(np.unique(col0.reshape(-1, 3), axis=0)) > 10      # points coloured by score
-    alpha = win.fusion_panel.editor("alpha")
-    alpha.slider.setValue(0 if alpha.value() > 0.5 else alpha.slider.maximum())
+    weight = win.fusion_panel.editor("rgb_weight")
+    weight.slider.setValue(0 if weight.value() > 0.5 else weight.slider.maximum())
     qtbot.waitUntil(lambda: not np.array_equal(win.inspector.image_view.composited(), img0), timeout=5000)
     assert not np.array_equal(win.inspector.cloud_view.point_colors(), col0)
     out = win.save_screenshot(tmp_path / "window.png")

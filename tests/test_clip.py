@@ -16,6 +16,7 @@ from core.backbones import clip_dense  # noqa: E402
 from core.detectors import registry  # noqa: E402
 from core.detectors.clip import prompting, scoring  # noqa: E402
 from core.detectors.clip.text import PromptCache, l2n, text_pair  # noqa: E402
+from core.detectors.postprocess import smooth_maps  # noqa: E402
 from core.errors import MissingWeightsError  # noqa: E402
 
 from conftest import MemoryDataset, make_part  # noqa: E402
@@ -104,9 +105,16 @@ def test_upsample_and_smooth_keep_a_constant_and_spread_a_peak():
     m[0, 1, 1] = 1
     up = scoring.upsample(m, (16, 16))
     assert up.shape == (1, 16, 16)
-    sm = scoring.smooth(up, 2.0)
+    sm = smooth_maps(up, 100 * 2.0 / 16)          # sigma 2 px of the 16 px map
     assert sm.max() < up.max() and abs(sm.sum() - up.sum()) / up.sum() < 0.05
-    assert np.allclose(scoring.smooth(np.full((1, 8, 8), 0.3), 4.0), 0.3, atol=1e-6)
+    assert np.allclose(smooth_maps(np.full((1, 8, 8), 0.3), 50.0), 0.3, atol=1e-6)
+    # the shared smoothing is the Gaussian the CLIP detectors used before (scipy's, reflect border)
+    from scipy.ndimage import gaussian_filter
+    rng = np.random.default_rng(0)
+    maps = scoring.upsample(rng.random((2, 14, 14)).astype(np.float32), (224, 224))
+    for px in (1.0, 4.0, 6.0):
+        expected = np.stack([gaussian_filter(m, px) for m in maps])
+        np.testing.assert_allclose(smooth_maps(maps, 100 * px / 224), expected, atol=1e-6)
 
 
 # ---------------------------------------------------------------------- dense features
@@ -275,7 +283,7 @@ def test_zero_shot_scores_rgb_organized_and_cloud_only_samples():
     assert np.isfinite(r.image_score) and r.params["weights"] == "random"
     assert 0 <= np.nanmin(r.pixel_map) and np.nanmax(r.pixel_map) <= 1
     # fusion weights: all on RGB gives the RGB map
-    r1 = det.fuse(c, {"w_rgb": 1.0, "w_3d": 0.0})
+    r1 = det.fuse(c, {"rgb_weight": 1.0})
     assert np.allclose(r1.pixel_map, c.maps["rgb_text"], equal_nan=True)
     rp = det.fuse(c, {"fusion": "product", "alpha": 0.0, "beta": 1.0})
     assert np.allclose(rp.pixel_map, c.maps["rgb_text"] * c.maps["3d_text"], equal_nan=True)
@@ -320,7 +328,7 @@ def test_few_shot_memory_gives_zero_discrepancy_on_a_support_sample():
     assert np.nanmax(np.abs(c.maps["rgb_visual"])) < 1e-3    # its own tokens are in the memory
     c_other = det.extract(make_part(20, 48, defect=True))
     assert np.nanmax(c_other.maps["rgb_visual"]) > 1e-3
-    r = det.fuse(c_other, {"text_weight": 0.0, "w_rgb": 1.0, "w_3d": 0.0})
+    r = det.fuse(c_other, {"text_weight": 0.0, "rgb_weight": 1.0})
     assert np.allclose(r.pixel_map, c_other.maps["rgb_visual"], equal_nan=True)
     # a saved-and-restored state gives the same maps
     other = _det("clip-few-shot")

@@ -191,13 +191,15 @@ def test_domain_errors_are_builtin_errors_too():
     with pytest.raises(UnknownParameterError):
         create("memory-bank", nonsense=1)
     with pytest.raises(InvalidParameterError) as ei:
-        create("memory-bank", alpha=7)
+        create("memory-bank", rgb_weight=7)
     assert isinstance(ei.value, ValueError)
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["eval", "--data", "demo", "--detector", "nope"], "unknown detector"),
-    (["eval", "--data", "demo", "--param", "alpha=7"], "alpha"),
+    (["eval", "--data", "demo", "--param", "rgb_weight=7"], "rgb_weight"),
+    (["eval", "--data", "demo", "--param", "alpha=7"], "rgb_weight"),      # the old name, read as today's
+    (["eval", "--data", "demo", "--param", "sigma=wide"], "sigma"),
     (["eval", "--data", "demo", "--param", "nonsense=1"], "nonsense"),
     (["eval", "--data", "demo", "--shots", "0"], "--shots"),
     (["score", "x.png", "--shots", "-3"], "--shots"),

@@ -66,7 +66,8 @@ def defect_region(shape, margin: float = 1.0) -> np.ndarray:
     return ((ys - DEFECT[0] * sy) / sy) ** 2 + ((xs - DEFECT[1] * sx) / sx) ** 2 < (DEFECT_R * margin) ** 2
 
 
-FAST = dict(working_size=128, target_points=3000)
+# half the default working size; sigma_pct keeps the smoothing these tests were tuned with (4 working px)
+FAST = dict(working_size=128, target_points=3000, sigma_pct=100 * 4 / 128)
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +86,12 @@ def test_registered_and_declares_params():
     stages = {p.name: p.stage for p in cls.params}
     for name in ("coreset_ratio", "working_size", "fpfh_radius_factor", "normal_radius_factor", "remove_background"):
         assert stages[name] == STAGE_FIT, name
-    for name in ("alpha", "beta", "gamma", "sigma", "threshold", "image_top_fraction"):
+    for name in ("rgb_weight", "agreement_weight", "max_weight", "sigma_pct", "threshold", "image_top_fraction"):
         assert stages[name] == STAGE_FUSION, name
     det = create("memory-bank")
-    assert det.set_params(alpha=0.3) == {STAGE_FUSION}
+    assert det.set_params(rgb_weight=0.3) == {STAGE_FUSION}
     with pytest.raises(ValueError):
-        det.set_params(alpha=2.0)
+        det.set_params(rgb_weight=2.0)
 
 
 # ------------------------------------------------------------------------------ building blocks
@@ -269,7 +270,7 @@ def test_rgb_robust_to_lighting_and_in_texture_mode_to_rotation(fitted):
     degrees.  (Object mode has a positional prior: a pose the support never shows is a change.)"""
     good = make_part(31)
     stained = make_part(31, blob=True)
-    p = dict(alpha=1.0)
+    p = dict(rgb_weight=1.0)
     brighter = Sample(id="l", rgb=np.clip(good.rgb.astype(np.float64) * 1.15, 0, 255).astype(np.uint8))
     turned = Sample(id="t", rgb=np.ascontiguousarray(np.rot90(brighter.rgb)))
     s_bright = fitted.fuse(fitted.extract(brighter), p).image_score
@@ -321,40 +322,41 @@ def test_fusion_changes_do_not_reextract(fitted, monkeypatch):
     monkeypatch.setattr(mb_detector, "geometry_descriptors", count_geo)
     comps = fitted.extract(make_part(12, blob=True))
     assert calls == {"rgb": 1, "geo": 1}
-    results = [fitted.fuse(comps, dict(alpha=a, beta=b, sigma=sg, image_top_fraction=t, threshold=th))
-               for a, b, sg, t, th in [(0.5, 0, 4, 0, 1), (0.9, 0.5, 0, 0.01, 2), (0.1, 1.0, 8, 0.1, 0.5)]]
+    results = [fitted.fuse(comps, dict(rgb_weight=a, agreement_weight=b, sigma_pct=sg, image_top_fraction=t,
+                                       threshold=th))
+               for a, b, sg, t, th in [(0.5, 0, 3, 0, 1), (0.9, 0.5, 0, 0.01, 2), (0.1, 1.0, 6, 0.1, 0.5)]]
     assert calls == {"rgb": 1, "geo": 1}
     assert len({round(r.image_score, 6) for r in results}) == 3
     assert results[1].threshold == 2.0
     # set_params on the fusion stage keeps the detector fitted
-    assert fitted.set_params(sigma=2.0) == {STAGE_FUSION} and fitted.fitted
-    fitted.set_params(sigma=fitted.param("sigma").default)
+    assert fitted.set_params(sigma_pct=2.0) == {STAGE_FUSION} and fitted.fitted
+    fitted.set_params(sigma_pct=fitted.param("sigma_pct").default)
 
 
-def test_alpha_one_follows_rgb_alpha_zero_follows_geometry(fitted):
+def test_rgb_weight_one_follows_rgb_zero_follows_geometry(fitted):
     comps = fitted.extract(make_part(13, blob=True, bump=True))
     rgb, geo = comps.maps["rgb"], comps.maps["geometry"]
-    r1 = fitted.fuse(comps, dict(alpha=1.0, beta=0.0, sigma=0.0, gamma=0.5))
+    r1 = fitted.fuse(comps, dict(rgb_weight=1.0, agreement_weight=0.0, sigma_pct=0.0, max_weight=0.5))
     np.testing.assert_allclose(r1.pixel_map, rgb, rtol=1e-6, atol=1e-6)
-    r0 = fitted.fuse(comps, dict(alpha=0.0, beta=0.0, sigma=0.0, gamma=0.5))
+    r0 = fitted.fuse(comps, dict(rgb_weight=0.0, agreement_weight=0.0, sigma_pct=0.0, max_weight=0.5))
     ok = np.isfinite(geo)
     np.testing.assert_allclose(r0.pixel_map[ok], geo[ok], rtol=1e-6, atol=1e-6)
-    # alpha = 0 ignores RGB even where geometry is undefined (missing points): no evidence there,
+    # rgb_weight = 0 ignores RGB even where geometry is undefined (missing points): no evidence there,
     # filled with the least anomalous value of the map
     assert (~ok).any()
     np.testing.assert_allclose(r0.pixel_map[~ok], np.nanmin(geo), rtol=1e-6)
     # smoothing keeps the ordering: the fused rgb map correlates with the smoothed rgb map
-    rs = fitted.fuse(comps, dict(alpha=1.0, beta=0.5, sigma=2.0))
+    rs = fitted.fuse(comps, dict(rgb_weight=1.0, agreement_weight=0.5, sigma_pct=1.5))
     assert np.corrcoef(rs.pixel_map.ravel(), rgb.ravel())[0, 1] > 0.9
     # the agreement term rewards pixels where both modalities agree
-    # gamma interpolates between the mean (0) and the max (1) of the modalities where both exist
+    # max_weight interpolates between the mean (0) and the max (1) of the modalities where both exist
     both = np.isfinite(geo)
     for g in (0.0, 0.3, 1.0):
-        rg = fitted.fuse(comps, dict(alpha=0.5, beta=0.0, sigma=0.0, gamma=g))
+        rg = fitted.fuse(comps, dict(rgb_weight=0.5, agreement_weight=0.0, sigma_pct=0.0, max_weight=g))
         mean, mx = (rgb[both] + geo[both]) / 2, np.maximum(rgb[both], geo[both])
         np.testing.assert_allclose(rg.pixel_map[both], (1 - g) * mean + g * mx, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(rg.pixel_map[~both], rgb[~both], rtol=1e-5, atol=1e-5)
-    rb = fitted.fuse(comps, dict(alpha=0.5, beta=1.0, sigma=0.0))
+    rb = fitted.fuse(comps, dict(rgb_weight=0.5, agreement_weight=1.0, sigma_pct=0.0))
     expected = np.sqrt(np.maximum(rgb[both], 0) * np.maximum(geo[both], 0))
     np.testing.assert_allclose(rb.pixel_map[both], expected, rtol=1e-5, atol=1e-5)
 

@@ -16,7 +16,8 @@ from core.detectors.state import FitState
 from core.sample import Sample
 
 SIZE = 160
-FAST = dict(working_size=128)
+# half the default working size; sigma_pct keeps the smoothing these tests were tuned with (4 working px)
+FAST = dict(working_size=128, sigma_pct=100 * 4 / 128)
 
 
 def texture(seed: int, size: int = SIZE, angle: float | None = None, defect: bool = False) -> np.ndarray:
@@ -189,7 +190,7 @@ def test_validation_parts_replace_leave_one_out_in_calibration(tmp_path):
     det.fit(samples(texture, range(3)), class_name="tex")
     loo = det.calibration_scores()
     val = [det.extract(Sample(id=f"v{i}", class_name="c", rgb=texture(30 + i))) for i in range(6)]
-    val_scores = [det.fuse(c, {"sigma": 4.0}).image_score for c in val]
+    val_scores = [det.fuse(c, {"sigma_pct": det["sigma_pct"]}).image_score for c in val]
     st = det.calibrate(val)
     got = det.calibration_scores()
     assert len(got) == 6 and len(loo) == 3
@@ -220,7 +221,7 @@ def test_result_threshold_is_calibrated_and_override_wins(tex_det):
     assert tex_det.fuse(comps, {"false_alarm_rate": 0.01}).threshold > r.threshold
     assert tex_det.fuse(comps, {"threshold": 3.5}).threshold == 3.5
     # the calibration follows the fusion parameters (a stronger smoothing lowers the scores)
-    assert tex_det.fuse(comps, {"sigma": 16.0}).threshold != pytest.approx(r.threshold)
+    assert tex_det.fuse(comps, {"sigma_pct": 12.5}).threshold != pytest.approx(r.threshold)
 
 
 # ------------------------------------------------------------------------------ fit state

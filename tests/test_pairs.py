@@ -39,11 +39,11 @@ def test_png_and_ply_of_one_stem_are_one_fused_sample(pair_folder):
     assert res.pixel_map is not None and res.point_scores is not None
     assert len(res.point_scores) == a.sample.n_points and np.isfinite(res.point_scores).all()
     assert "RGB ✓" in res.modalities and "3D ✓" in res.modalities and "image level" in res.modalities
-    s.set_params(alpha=1.0)
+    s.set_params(rgb_weight=1.0)
     rgb_only = s.result(test[0]).image_score
-    s.set_params(alpha=0.0)
+    s.set_params(rgb_weight=0.0)
     geo_only = s.result(test[0]).image_score
-    assert rgb_only != geo_only            # alpha reaches the verdict
+    assert rgb_only != geo_only            # rgb_weight reaches the verdict
     comps = s.components_of(test[0])
     assert geo_only == pytest.approx(float(np.max(comps.point_maps["geometry"])), rel=1e-6)
 

@@ -25,10 +25,11 @@ import numpy as np
 from ..checkpoint import file_sha256, load_checkpoint
 from ..errors import InputError
 from ..features.grid import D_GEO, D_RGB, FEATURE_VERSION, FeatureConfig, GridFeatures, grid_features, upsample_map
-from ..fusion import image_score, nan_gaussian
 from ..sample import Sample
 from .base import STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Param, ProgressFn
 from .calibrated import CalibratedThreshold, calibration_params
+from . import postprocess
+from .postprocess import component_score, image_top_fraction_param, sigma_param
 from .state import FitStateError
 
 CALIB_Q = 0.99
@@ -243,33 +244,20 @@ class TrainedDetector(CalibratedThreshold, Detector):
             scale = self._calib.get(m, 1.0)
             patch[m] = (v / scale).reshape(feats.grid).astype(np.float32)
             comps.maps[m] = upsample_map(v / scale, feats.grid, grid)
-            comps.image[m] = image_score(nan_gaussian(comps.maps[m], self._sigma_px(1.0, comps)))
+            comps.image[m] = component_score(comps.maps[m], 100.0 / max(feats.grid))   # one patch
         comps.seconds = time.perf_counter() - t0
         self.report(progress, 1.0, "done")
         return comps
 
     # ------------------------------------------------------------------ fuse helpers
-    @staticmethod
-    def _sigma_px(sigma_patches: float, comps: Components) -> float:
-        g = comps.extra.get("patch_grid") or (1, 1)
-        return float(sigma_patches) * comps.shape[0] / max(g[0], 1)
-
     def finish(self, fused: Optional[np.ndarray], comps: Components, p: dict[str, Any], sample_extra: dict) -> DetectorResult:
-        """Smooth, fill, image score and per-point scores of a fused map."""
+        """The shared post-processing of a fused map (:func:`core.detectors.postprocess.finish`)
+        and the decision threshold."""
         pixel = points = None
         score = float("nan")
         if fused is not None:
-            defined = np.isfinite(fused)
-            sm = nan_gaussian(fused, self._sigma_px(p["sigma"], comps), fill_holes=True, min_weight=1e-3)
-            score = image_score(np.where(defined, sm, np.nan), p["image_top_fraction"])
-            lo = float(np.nanmin(sm)) if np.isfinite(sm).any() else 0.0
-            pixel = np.where(np.isfinite(sm), sm, lo).astype(np.float32)
-            vm = comps.valid
-            if vm is not None:
-                import cv2
-                m = pixel if pixel.shape == vm.shape else cv2.resize(pixel, (vm.shape[1], vm.shape[0]),
-                                                                      interpolation=cv2.INTER_NEAREST)
-                points = m[vm].astype(np.float32)
+            done = postprocess.finish(fused, p["sigma_pct"], p["image_top_fraction"], comps.valid)
+            pixel, points, score = done.pixel_map, done.point_scores, done.image_score
         params = dict(p, **sample_extra)
         return DetectorResult(components=comps, pixel_map=pixel, point_scores=points, image_score=float(score),
                               threshold=self.decision_threshold(p), params=params)
@@ -278,13 +266,11 @@ class TrainedDetector(CalibratedThreshold, Detector):
 def fusion_common() -> tuple[Param, ...]:
     from .base import STAGE_FUSION
     return (
-        Param("sigma", 1.0, "float", min=0.0, max=8.0, step=0.25, stage=STAGE_FUSION,
-              help="Gaussian smoothing of the fused map, in patches of the feature grid"),
+        sigma_param(100 / FeatureConfig().grid[0]),     # one patch of the default feature grid
         Param("threshold", 0.0, "float", min=0.0, max=1000.0, step=0.05, stage=STAGE_FUSION,
               help="decision threshold on the image score; 0 = calibrated on good parts the model never "
                    "learned from (validation/good and the training parts held out of training) for the "
                    "false-alarm rate below; without any, 1 (the 99th percentile of good locations)"),
         *calibration_params(),
-        Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
-              help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
+        image_top_fraction_param(),
     )

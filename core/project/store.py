@@ -384,10 +384,12 @@ class Project:
         self.set_setting("detector", {"id": str(detector_id), "params": _jsonable(dict(params or {}))})
 
     def detector(self) -> Optional[DetectorChoice]:
+        """The saved detector and its parameters (renamed ones under today's names)."""
+        from ..detectors.aliases import migrate_params
         d = self.setting("detector")
         if not isinstance(d, dict) or not isinstance(d.get("id"), str):
             return None
-        return DetectorChoice(d["id"], dict(d.get("params") or {}))
+        return DetectorChoice(d["id"], migrate_params(d["id"], dict(d.get("params") or {})))
 
     def set_threshold(self, class_name: str, value: float, detector: str, method: str = "") -> None:
         """A calibrated decision threshold of a class for a detector."""

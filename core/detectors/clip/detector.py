@@ -18,12 +18,15 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
+import cv2
 import numpy as np
 
+from ...fusion import image_score, weighted_mean
 from ...render.views import resize_maps
 from ...sample import resize_map
 from ..base import (Capabilities, STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
                     Needs, Param)
+from ..postprocess import rgb_weight_param, sample_points, sigma_param, smooth_maps
 from ..registry import register
 from . import multiview, scoring, zuma
 from .prompting import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, object_name
@@ -64,16 +67,23 @@ COMMON_PARAMS = (
     Param("templates", TEMPLATES, "textlist", "templates", stage=STAGE_TEXT, help="{} is the state phrase"),
     Param("object_name", "", "text", "object name", stage=STAGE_TEXT, help="empty: the part class name"),
     Param("temperature", scoring.TEMPERATURE, "float", "temperature", 0.001, 10.0, 0.01, stage=STAGE_TEXT),
-    Param("sigma", 4.0, "float", "smoothing sigma (px)", 0.0, 32.0, 0.5, stage=STAGE_SCORE),
+    sigma_param(100 * 4.0 / 224, STAGE_SCORE,      # 4 px of the default backbone's 224 px input
+                "each branch's text and visual maps and of the rendered views' maps, on the CLIP input, "
+                "before fusion"),
     Param("use_rgb", True, "bool", "use RGB", stage=STAGE_SCORE),
     Param("use_3d", True, "bool", "use 3D (views)", stage=STAGE_SCORE),
     Param("fusion", "weighted", "choice", "fusion", choices=("weighted", "product"), stage=STAGE_FUSION,
-          help="weighted: (w_rgb * RGB + w_3d * 3D) / (w_rgb + w_3d); "
+          help="weighted: rgb_weight * RGB + (1 - rgb_weight) * 3D; "
                "product: alpha * (visual_rgb * visual_3d) + beta * (text_rgb * text_3d)"),
-    Param("w_rgb", 0.5, "float", "RGB weight", 0.0, 1.0, 0.01, stage=STAGE_FUSION),
-    Param("w_3d", 0.5, "float", "3D weight", 0.0, 1.0, 0.01, stage=STAGE_FUSION),
-    Param("alpha", 0.5, "float", "alpha (visual product)", 0.0, 1.0, 0.01, stage=STAGE_FUSION),
-    Param("beta", 0.5, "float", "beta (text product)", 0.0, 1.0, 0.01, stage=STAGE_FUSION),
+    rgb_weight_param("the weighted fusion of the two branches' maps, renormalised where one is undefined, "
+                     "and of their global scores (fusion = weighted)", step=0.01),
+    Param("alpha", 0.5, "float", "alpha (cross-modal term)", 0.0, 1.0, 0.01, stage=STAGE_FUSION,
+          help="fusion = product: map = alpha * (visual_rgb * visual_3d) + beta * (text_rgb * text_3d); "
+               "alpha weighs the cross-modal product of the two branches' visual maps (zero-shot: their "
+               "text maps), as alpha weighs the cross-modal term in cross-modal's eq. 16"),
+    Param("beta", 0.5, "float", "beta (text term)", 0.0, 1.0, 0.01, stage=STAGE_FUSION,
+          help="fusion = product: map = alpha * (visual_rgb * visual_3d) + beta * (text_rgb * text_3d); "
+               "beta weighs the text term, the product of the two branches' text maps"),
     Param("threshold", 0.5, "float", "threshold", 0.0, 2.0, 0.01, stage=STAGE_FUSION),
 )
 
@@ -237,7 +247,7 @@ class ClipZeroShot(Detector):
         """(B, gh, gw) per-image maps -> maps['rgb_<kind>'], point_maps['3d_<kind>'] (+ maps['3d_<kind>'])."""
         ex = comps.extra
         size = ex["size"]
-        up = scoring.smooth(scoring.upsample(grid_maps, (size, size)), float(self["sigma"]))
+        up = smooth_maps(scoring.upsample(grid_maps, (size, size)), float(self["sigma_pct"]))
         n_rgb = ex["n_rgb"]
         if n_rgb:
             shape = ex["grid_shape"] or (size, size)
@@ -253,7 +263,6 @@ class ClipZeroShot(Detector):
                 m = full.reshape(gh, gw)
                 shape = ex["grid_shape"]
                 if shape is not None and tuple(shape) != (gh, gw):
-                    import cv2
                     m = cv2.resize(m, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
                 comps.maps[f"3d_{kind}"] = m
 
@@ -285,7 +294,7 @@ class ClipZeroShot(Detector):
         if len(g) > n_rgb:
             comps.image["3d_global"] = float(g[n_rgb:].mean())
         if zuma_b is not None and "backprojection" in ex:
-            up = scoring.smooth(scoring.upsample(zuma_b, (ex["size"], ex["size"])), float(self["sigma"]))
+            up = smooth_maps(scoring.upsample(zuma_b, (ex["size"], ex["size"])), float(self["sigma_pct"]))
             pts = ex["backprojection"].apply(up)
             comps.image["hybrid_global"] = float(np.nanmax(pts)) if np.isfinite(pts).any() else float("nan")
 
@@ -337,6 +346,7 @@ class ClipZeroShot(Detector):
         p = self.merged_params(params)
         lam = self._lambda(p)
         c = components
+        weights = {"rgb": float(p["rgb_weight"]), "3d": 1.0 - float(p["rgb_weight"])}
 
         def branch(store: dict, mod: str):
             t, v = store.get(f"{mod}_text"), store.get(f"{mod}_visual")
@@ -347,7 +357,6 @@ class ClipZeroShot(Detector):
 
         def combine(store: dict):
             r, d = branch(store, "rgb"), branch(store, "3d")
-            wr, wd = float(p["w_rgb"]), float(p["w_3d"])
             if p["fusion"] == "product":
                 vis = [x[1] for x in (r, d) if x[1] is not None]
                 txt = [x[0] for x in (r, d) if x[0] is not None]
@@ -356,27 +365,22 @@ class ClipZeroShot(Detector):
                 vprod = np.prod(np.stack(vis), 0) if len(vis) > 1 else vis[0]
                 tprod = np.prod(np.stack(txt), 0) if len(txt) > 1 else txt[0]
                 return (p["alpha"] * vprod + p["beta"] * tprod).astype(np.float32)
-            parts = [(m[2], w) for m, w in ((r, wr), (d, wd)) if m[2] is not None]
-            if not parts:
-                return None
+            parts = {k: m[2] for k, m in (("rgb", r), ("3d", d)) if m[2] is not None}
             if len(parts) == 1:
-                return parts[0][0].astype(np.float32)
-            num = sum(np.where(np.isfinite(m), m, 0) * w for m, w in parts)
-            den = sum(np.isfinite(m) * w for m, w in parts)
-            return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+                return next(iter(parts.values())).astype(np.float32)
+            return weighted_mean(parts, weights)
 
         pixel = combine(c.maps) if c.maps else None
         ex = c.extra
         points = None
         if ex.get("organized") and pixel is not None:
-            gh, gw = ex["points_grid"]
-            points = resize_map(np.nan_to_num(pixel, nan=0.0), (gh, gw)).ravel()[ex["valid_index"]]
+            points = sample_points(pixel, c.valid, cv2.INTER_LINEAR)
         elif c.point_maps:
             points = combine(c.point_maps)
         # image score: half the top local score, half the weighted global score(s)
         local = pixel if pixel is not None else points
-        top = float(np.nanmax(local)) if local is not None and np.isfinite(local).any() else float("nan")
-        gl = [(c.image[k], w) for k, w in (("rgb_global", p["w_rgb"]), ("3d_global", p["w_3d"])) if k in c.image]
+        top = image_score(local) if local is not None else float("nan")
+        gl = [(c.image[k + "_global"], w) for k, w in weights.items() if k + "_global" in c.image]
         wsum = sum(w for _, w in gl)
         g = (sum(s * w for s, w in gl) / wsum) if wsum > 0 else (np.mean([s for s, _ in gl]) if gl else top)
         score = 0.5 * top + 0.5 * float(g)

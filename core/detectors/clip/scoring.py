@@ -1,9 +1,9 @@
-"""Score maths on numpy arrays: text softmax maps, visual discrepancy, upsampling and smoothing."""
+"""Score maths on numpy arrays: text softmax maps, visual discrepancy, upsampling (the smoothing is
+:func:`core.detectors.postprocess.smooth_maps`)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from .text import l2n
 
@@ -52,13 +52,6 @@ def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     h, w = int(size[0]), int(size[1])
     return np.stack([cv2.resize(np.asarray(m, np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                      for m in maps])
-
-
-def smooth(maps: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing of each map (sigma in pixels of the working resolution; 0: none)."""
-    if sigma <= 0:
-        return np.asarray(maps, np.float32)
-    return np.stack([gaussian_filter(np.asarray(m, np.float32), sigma=sigma) for m in maps])
 
 
 def global_prob(global_emb: np.ndarray, text: np.ndarray, temperature: float = TEMPERATURE) -> np.ndarray:

@@ -4,7 +4,8 @@ A trained RGB -> 3D mapper (GACM) and 3D -> RGB MLP (:mod:`.model`) predict each
 features from the other's; the maps are ``Psi_rgb = D(F_rgb, F_3d->rgb)`` and
 ``Psi_3d = D(F_3d, F_rgb->3d)`` (cosine discrepancy per location of the common feature grid,
 calibrated on good support samples), fused as ``Psi = alpha (Psi_rgb * Psi_3d) + beta Psi_text``
-(eq. 16; ``fusion = sum`` replaces the product by ``w Psi_rgb + (1 - w) Psi_3d``).
+(eq. 16; ``fusion = sum`` replaces the product by ``rgb_weight Psi_rgb + (1 - rgb_weight) Psi_3d``),
+then post-processed as every detector (:mod:`core.detectors.postprocess`).
 
 The text term needs CLIP text features (OCTA); none exist without weights, so ``Psi_text`` is off
 and every result says so (``Components.extra['text_term']``, ``DetectorResult.params['text_term']``).
@@ -20,6 +21,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..base import STAGE_FUSION, Components, DetectorResult, Needs, Param
+from ..postprocess import rgb_weight_param
 from ..trained import TEXT_OFF, TrainedDetector, checkpoint_param, fusion_common
 
 
@@ -33,14 +35,18 @@ class CrossModalDetector(TrainedDetector):
     needs = Needs(rgb="required", points="required", support=0, default_support=5, training=True)
     params = (
         checkpoint_param(),
-        Param("alpha", 0.5, "float", min=0.0, max=4.0, step=0.05, stage=STAGE_FUSION,
-              help="weight of the cross-modal term (eq. 16)"),
-        Param("beta", 0.5, "float", min=0.0, max=4.0, step=0.05, stage=STAGE_FUSION,
-              help="weight of the text term (eq. 16); no effect while the text term is off"),
+        Param("alpha", 0.5, "float", "alpha (cross-modal term)", min=0.0, max=4.0, step=0.05, stage=STAGE_FUSION,
+              help="alpha of the paper's eq. 16, Psi = alpha * Psi_cross + beta * Psi_text: the weight of the "
+                   "cross-modal term Psi_cross = Psi_rgb * Psi_3d (fusion = product) or "
+                   "rgb_weight * Psi_rgb + (1 - rgb_weight) * Psi_3d (fusion = sum)"),
+        Param("beta", 0.5, "float", "beta (text term)", min=0.0, max=4.0, step=0.05, stage=STAGE_FUSION,
+              help="beta of the paper's eq. 16, Psi = alpha * Psi_cross + beta * Psi_text: the weight of the "
+                   "text term Psi_text; no effect while the text term is off (no CLIP text features)"),
         Param("fusion", "product", "choice", choices=("product", "sum"), stage=STAGE_FUSION,
-              help="product: Psi_rgb * Psi_3d (the paper); sum: w Psi_rgb + (1 - w) Psi_3d"),
-        Param("rgb_weight", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-              help="w of the weighted sum (fusion = sum)"),
+              help="the cross-modal term Psi_cross: product: Psi_rgb * Psi_3d (the paper); "
+                   "sum: rgb_weight * Psi_rgb + (1 - rgb_weight) * Psi_3d"),
+        rgb_weight_param("the weighted sum of the cross-modal term (fusion = sum only), where both are "
+                         "defined"),
         *fusion_common(),
     )
 

@@ -10,7 +10,6 @@ from typing import Any, Callable, Optional
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...fusion import nan_gaussian
 from ...sample import Sample
 from .coreset import GroupScaler, Whitener, greedy_coreset, nn_distance
 
@@ -141,19 +140,6 @@ def _depth_noise(sample: Sample, obj_idx: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6.0))
 
 
-def _weighted_max(maps: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Per-pixel max over the defined maps of ``(w / max w) * m`` (NaN where none is defined)."""
-    wmax = max(weights.values())
-    out = None
-    for k, m in maps.items():
-        w = weights.get(k, 0.0)
-        if w <= 0:
-            continue
-        v = np.asarray(m, np.float32) * np.float32(w / wmax)
-        out = v if out is None else np.fmax(out, v)
-    return out
-
-
 def _neighbour_counts(points: np.ndarray, radius: float) -> np.ndarray:
     """Number of points within ``radius`` of each point (itself included)."""
     return cKDTree(points).query_ball_point(points, radius, return_length=True).astype(np.float64)
@@ -163,22 +149,6 @@ def _completeness_strata(counts: np.ndarray, n_ref: float) -> np.ndarray:
     """Stratum of each point from its neighbourhood completeness ``counts / n_ref``:
     0 = boundary (< 0.6), 1 = partial (< 0.85), 2 = open surface."""
     return np.digitize(counts / max(n_ref, 1.0), _COMPLETENESS_EDGES).astype(np.int8)
-
-
-def _smooth_fill(m: np.ndarray, sigma: float) -> np.ndarray:
-    """NaN-aware Gaussian smoothing that also fills undefined pixels from their defined
-    neighbourhood (normalized convolution); pixels with no defined neighbour within ~3 sigma get
-    the smallest defined value (the least anomalous: "no evidence")."""
-    m = np.asarray(m, np.float32)
-    if not np.isfinite(m).any():
-        return np.zeros_like(m)
-    out = nan_gaussian(m, sigma, fill_holes=True, min_weight=1e-3)
-    rest = ~np.isfinite(out)
-    if rest.any():
-        out[rest] = float(np.nanmin(m))
-    return out
-
-
 
 
 def build_bank(descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray],

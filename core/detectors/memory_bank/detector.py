@@ -30,8 +30,10 @@ only (no pretrained network):
   (``threshold`` = 0, the default) is the upper ``calibration_confidence`` limit of those scores'
   ``1 - false_alarm_rate`` quantile; ``threshold`` > 0 sets it by hand;
 * **fusion** (pure, milliseconds): weighted mean, interpolated towards the weighted maximum
-  (``gamma``: a defect seen by one modality only is not diluted by the other), optional agreement
-  (product) term (``beta``), NaN-aware Gaussian smoothing, image score from the top of the map.
+  (``max_weight``: a defect seen by one modality only is not diluted by the other), optional
+  agreement (product) term (``agreement_weight``), then the post-processing every detector shares
+  (:mod:`core.detectors.postprocess`: NaN-aware Gaussian smoothing, image score from the top of
+  the map, per-point scores).
 
 Every physical length is a multiple of the working voxel size, which is derived at fit time from
 the support clouds' own point spacing: nothing depends on the unit of the coordinates.
@@ -48,20 +50,18 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ...errors import InputError
-from ...fusion import image_score as _image_score
-from ...fusion import nan_gaussian
 from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ...sample import Sample
 from ..state import FitState
 from ..base import (STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Needs,
                     ProgressFn)
 from ..calibrated import CalibratedThreshold
+from ..postprocess import component_score
 from .fuse import fuse_components
 from .params import GEOMETRY, OBJECT, PARAMS, RGB, TEXTURE
 from .coreset import GroupScaler, Whitener, nn_distance
 from .features_3d import geometry_descriptors
-from .bank import (_Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts,  # noqa: F401
-                   _smooth_fill, _smooth_points, _weighted_max, build_bank)
+from .bank import _Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts, _smooth_points, build_bank
 from .features_rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
 
 #: a support set whose patch statistics depend on position less than this is matched as a
@@ -76,6 +76,8 @@ STATIONARITY_TEXTURE = 0.25
 #: calibration more optimistic, without lowering the scores of the test good parts
 TEXTURE_ZOOMS: tuple[float, ...] = ()
 TEXTURE_BLURS: tuple[float, ...] = ()
+#: smoothing (working pixels, about one patch step) of the per-component image scores
+COMPONENT_SIGMA = 4.0
 
 
 # ============================================================================== the detector
@@ -250,7 +252,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                     for (_, _, smp, _), cloud, loo, st in zip(splits, clouds, bank.extra["loo"],
                                                                strata or [None] * len(clouds)):
                         m, pp = self._geometry_output(bank.normalize(loo, st), cloud, smp, smp.grid_shape)
-                        scores.append(self._component_image_score(m, pp, smp.grid_shape))
+                        scores.append(self._component_image_score(m, pp))
                     bank.image_scale = max(1.0, float(np.median(scores)))
                 bank = banks[GEOMETRY]
                 for (_, _, smp, _), cloud, loo, st in zip(splits, clouds, bank.extra["loo"],
@@ -307,7 +309,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                 scores = []
                 for smp, loo in zip(rgb_support, bank.extra["loo"]):
                     m = self._rgb_output(bank.normalize(loo), grid, smp.grid_shape)
-                    scores.append(self._component_image_score(m, None, smp.grid_shape))
+                    scores.append(self._component_image_score(m, None))
                 bank.image_scale = max(1.0, float(np.median(scores)))
 
         if not banks:
@@ -379,7 +381,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
             maps = {k: v[j] for k, v in src.items() if np.isfinite(v[j]).any()}
             if not maps:
                 continue
-            comps = Components(maps=maps, shape=tuple(shape), extra={"working_size": self["working_size"]})
+            comps = Components(maps=maps, shape=tuple(shape))
             scores.append(fuse_components(comps, p)[2])
         return np.asarray(scores, np.float64)
 
@@ -440,8 +442,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
         self.require_fitted()
         self.check_sample(sample)
         t0 = time.perf_counter()
-        comps = Components(shape=sample.grid_shape, valid=sample.valid_mask(),
-                           extra={"working_size": self["working_size"]})
+        comps = Components(shape=sample.grid_shape, valid=sample.valid_mask())
         src = sample.paths.get("rgb") or sample.paths.get("points") or sample.key
         use_rgb = sample.has_rgb and RGB in self._banks
         use_geo = sample.has_points and GEOMETRY in self._banks and sample.n_points >= 5
@@ -493,11 +494,11 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
             else:
                 comps.point_maps[GEOMETRY] = per_point
 
-        # per-component image scores: max of the map smoothed with the default sigma
+        # per-component image scores: max of the map smoothed by COMPONENT_SIGMA working pixels
         for k, m in comps.maps.items():
-            comps.image[k] = self._component_image_score(m, None, grid)
+            comps.image[k] = self._component_image_score(m, None)
         for k, v in comps.point_maps.items():
-            comps.image[k] = self._component_image_score(None, v, None)
+            comps.image[k] = self._component_image_score(None, v)
         comps.seconds = time.perf_counter() - t0
         self.report(progress, 1.0, "done")
         return comps
@@ -529,14 +530,12 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
             m = cv2.resize(m, (grid[1], grid[0]), interpolation=cv2.INTER_NEAREST)
         return m, per_point
 
-    def _component_image_score(self, m: Optional[np.ndarray], per_point: Optional[np.ndarray],
-                               grid: Optional[tuple[int, int]]) -> float:
-        """A component's image score: the max of its map smoothed with the default ``sigma``
-        (per-point scores: their max)."""
+    def _component_image_score(self, m: Optional[np.ndarray], per_point: Optional[np.ndarray]) -> float:
+        """A component's image score: the max of its map smoothed by ``COMPONENT_SIGMA`` working
+        pixels (per-point scores: their max).  A fixed blur, not ``sigma_pct``: the fit's image
+        calibration uses these scores and must not depend on a fusion parameter."""
         if m is not None:
-            ws = float(self["working_size"])
-            sig = float(self.param("sigma").default) * max(grid) / ws
-            return _image_score(nan_gaussian(m, sig))
+            return component_score(m, 100.0 * COMPONENT_SIGMA / float(self["working_size"]))
         v = np.asarray(per_point)
         return float(np.max(v)) if v.size else float("nan")
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..base import STAGE_FIT, STAGE_FUSION, Param
 from ..calibrated import calibration_params
+from ..postprocess import image_top_fraction_param, rgb_weight_param, sigma_param
 
 RGB, GEOMETRY = "rgb", "geometry"
 TEXTURE, OBJECT = "texture", "object"
@@ -55,19 +56,20 @@ PARAMS: tuple[Param, ...] = (
                "distance)"),
     Param("seed", 0, "int", min=0, max=2**31 - 1, stage=STAGE_FIT, help="coreset / RANSAC seed"),
     # ---- fusion
-    Param("alpha", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-          help="weight of RGB; geometry gets 1 - alpha"),
-    Param("gamma", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-          help="weight of the 'either modality' term: 0 = weighted mean of the modalities, "
-               "1 = their weighted maximum (a defect seen in one modality only is not diluted)"),
-    Param("beta", 0.0, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-          help="weight of the agreement term (weighted geometric mean of both modalities)"),
-    Param("sigma", 4.0, "float", min=0.0, max=32.0, step=0.5, stage=STAGE_FUSION,
-          help="Gaussian smoothing of the fused map, in working pixels"),
+    rgb_weight_param("rgb_weight * RGB + (1 - rgb_weight) * 3D, renormalised where one modality is "
+                     "undefined"),
+    Param("max_weight", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
+          help="weight of the 'either modality' term where both are defined: "
+               "(1 - max_weight) * weighted mean + max_weight * weighted maximum of the modality maps "
+               "(0: the mean; 1: the maximum, so a defect seen in one modality only is not diluted)"),
+    Param("agreement_weight", 0.0, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
+          help="weight of the agreement term where both are defined, applied after max_weight: "
+               "(1 - agreement_weight) * map + agreement_weight * max(RGB, 0)^w * max(3D, 0)^(1 - w) "
+               "(w = rgb_weight: the weighted geometric mean of both modalities)"),
+    sigma_param(100 * 4.0 / 256),       # 4 working pixels at the default working_size
     Param("threshold", 0.0, "float", min=0.0, max=1000.0, step=0.1, stage=STAGE_FUSION,
           help="decision threshold on the image score; 0 = calibrated on the support's good "
                "parts (leave-one-out image scores) for the false alarm rate below"),
     *calibration_params(),
-    Param("image_top_fraction", 0.0, "float", min=0.0, max=0.5, step=0.001, stage=STAGE_FUSION,
-          help="image score = mean of this top fraction of the smoothed map (0: its maximum)"),
+    image_top_fraction_param(),
 )

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
-
+from ...fusion import weighted_max, weighted_mean
 from ..base import STAGE_FUSION, Components, DetectorResult, Needs, Param
+from ..postprocess import rgb_weight_param
 from ..trained import TEXT_OFF, TrainedDetector, checkpoint_param, fusion_common
 
 
@@ -26,10 +26,11 @@ class UnifiedMoEDetector(TrainedDetector):
     needs = Needs(rgb="optional", points="optional", support=0, default_support=5, training=True)
     params = (
         checkpoint_param(),
-        Param("rgb_weight", 0.5, "float", min=0.0, max=1.0, step=0.05, stage=STAGE_FUSION,
-              help="weight of the RGB map; geometry gets 1 - rgb_weight"),
+        rgb_weight_param("rgb_weight * RGB + (1 - rgb_weight) * 3D renormalised where one modality is "
+                         "undefined (fusion = mean), or max(RGB * rgb_weight / w_max, 3D * (1 - rgb_weight) "
+                         "/ w_max) with w_max the larger weight (fusion = max)"),
         Param("fusion", "mean", "choice", choices=("mean", "max"), stage=STAGE_FUSION,
-              help="weighted mean of the modality maps, or their weighted maximum"),
+              help="weighted mean of the modality maps, or their weighted maximum (see rgb_weight)"),
         *fusion_common(),
     )
 
@@ -46,16 +47,5 @@ class UnifiedMoEDetector(TrainedDetector):
             w = {k: 1.0 for k in w}
         fused = None
         if maps:
-            if p["fusion"] == "max":
-                wmax = max(w[k] for k in maps)
-                fused = np.fmax.reduce([m * (w[k] / wmax) for k, m in maps.items()]) if len(maps) > 1 \
-                    else next(iter(maps.values())) * (w[next(iter(maps))] / wmax if wmax else 1.0)
-            else:
-                num = np.zeros(components.shape, np.float64)
-                den = np.zeros(components.shape, np.float64)
-                for k, m in maps.items():
-                    ok = np.isfinite(m)
-                    num += np.where(ok, m, 0) * w[k]
-                    den += ok * w[k]
-                fused = np.where(den > 0, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+            fused = (weighted_max if p["fusion"] == "max" else weighted_mean)(maps, w)
         return self.finish(fused, components, p, {"text_term": TEXT_OFF, "modalities": sorted(maps)})
