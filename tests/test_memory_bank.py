@@ -8,7 +8,7 @@ from sklearn.neighbors import NearestNeighbors
 from core.detectors import STAGE_FIT, STAGE_FUSION, available, create, get
 from core.detectors.memory_bank import detector as mb_detector
 from core.detectors.memory_bank.coreset import GroupScaler, greedy_coreset, nn_distance
-from core.detectors.memory_bank.features_3d import geometry_descriptors, local_shape
+from core.features.geometry import geometry_descriptors, local_shape
 from core.preprocess import estimate_normals
 from core.errors import Cancelled, InputError
 from core.sample import Sample, map_to_points

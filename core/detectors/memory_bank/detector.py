@@ -4,14 +4,14 @@ In the spirit of *Back to the Feature* (Horwitz & Hoshen, 2022) but with hand-cr
 only (no pretrained network):
 
 * **RGB**: oriented-gradient (HOG-like) and Hessian descriptors of the locally contrast-normalised
-  lightness plus Lab colour, on a patch grid (:mod:`.features_rgb`), PCA-whitened on the support
+  lightness plus Lab colour, on a patch grid (:mod:`core.features.rgb`), PCA-whitened on the support
   patches (:class:`.coreset.Whitener`).  Two matching modes, chosen from the support's
-  stationarity (:func:`.features_rgb.stationarity`) unless ``rgb_mode`` says: **texture** (any
+  stationarity (:func:`core.features.rgb.stationarity`) unless ``rgb_mode`` says: **texture** (any
   position matches any position; orientations relative to the image's dominant one; the bank also
   holds the second-orientation and mirrored copies of the support) and **object** (a patch matches
   only bank patches within ``position_radius`` of its position);
 * **geometry**: FPFH + two-scale local shape descriptors on a voxel-downsampled copy of the object
-  points, the background plane removed (:mod:`.features_3d`, :mod:`core.preprocess`);
+  points, the background plane removed (:mod:`core.features.geometry`, :mod:`core.preprocess`);
 * one **memory bank** per modality from the K good support samples, reduced by a greedy k-center
   coreset; a test descriptor's anomaly score is its distance to the nearest bank entry.  The 3D
   bank also holds a copy of each support cloud with extra depth noise (``noise_augment`` times its
@@ -59,10 +59,10 @@ from ..calibrated import CalibratedThreshold
 from .fuse import fuse_components
 from .params import GEOMETRY, OBJECT, PARAMS, RGB, TEXTURE
 from .coreset import GroupScaler, Whitener, nn_distance
-from .features_3d import geometry_descriptors
+from ...features.geometry import geometry_descriptors
 from .bank import (_Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts,  # noqa: F401
                    _smooth_fill, _smooth_points, _weighted_max, build_bank)
-from .features_rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
+from ...features.rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
 
 #: a support set whose patch statistics depend on position less than this is matched as a
 #: texture.  Measured: MVTec AD grid 0.01, hazelnut toy 0.16, demo parts 0.12; the position-free
