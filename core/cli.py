@@ -132,8 +132,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"note: {line}")
     print(f"total {time.perf_counter() - t0:.1f} s" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.to_json(), indent=2))
+        from .io import write_json
+        write_json(args.json, report.to_json(), indent=2)
         print(f"wrote {args.json}")
     if args.save_maps:
         print(f"maps in {args.save_maps}")

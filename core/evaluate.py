@@ -5,7 +5,6 @@ Protocol (the MVTec 3D-AD few-shot protocol): for each class, the support set is
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import logging
 
 from .datasets.base import Dataset
 from .errors import Cancelled, MissingWeightsError, MMADError, UsageError
+from .io import atomic_open, to_jsonable
 from .metrics import EvalAccumulator
 from .sample import Sample, resize_map
 
@@ -57,12 +57,11 @@ class EvalReport:
         return txt
 
     def to_json(self) -> dict:
-        clean = lambda d: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}  # noqa: E731
-        return {"detector": self.detector, "shots": self.shots, "shots_used": dict(self.shots_used),
-                "params": _jsonable(self.params),
-                "per_class": {c: clean(m) for c, m in self.per_class.items()}, "mean": clean(self.mean),
-                "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped],
-                "notes": [{"undefined": k, "classes": v} for k, v in self.notes.items()]}
+        """The report as JSON types (:func:`core.io.to_jsonable`: an undefined metric is ``null``)."""
+        return to_jsonable({"detector": self.detector, "shots": self.shots, "shots_used": self.shots_used,
+                            "params": self.params, "per_class": self.per_class, "mean": self.mean,
+                            "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped],
+                            "notes": [{"undefined": k, "classes": v} for k, v in self.notes.items()]})
 
     def note_lines(self) -> list[str]:
         """One plain line per metric that is n/a, with the classes it concerns."""
@@ -70,10 +69,6 @@ class EvalReport:
 
     def table(self) -> str:
         return format_table(self.per_class, self.mean)
-
-
-def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, (tuple, set)) else str(o)))
 
 
 def format_table(per_class: dict[str, dict[str, float]], mean: dict[str, float]) -> str:
@@ -112,8 +107,8 @@ def save_map_tiff(root: Path, sample: Sample, pixel_map: np.ndarray) -> Path:
     m = resize_map(pixel_map, shape)
     m = np.nan_to_num(m, nan=float(np.nanmin(m)) if np.isfinite(m).any() else 0.0).astype(np.float32)
     out = Path(root) / (sample.class_name or "unknown") / "test" / (sample.label or "unknown") / f"{sample.id}.tiff"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(out, m)
+    with atomic_open(out) as fh:
+        tifffile.imwrite(fh, m)
     return out
 
 

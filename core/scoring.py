@@ -17,6 +17,7 @@ import numpy as np
 
 from .datasets.base import Dataset, SampleRef
 from .errors import InputError, MMADError, UsageError
+from .io import atomic_open, write_rgb
 from .sample import Sample
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,6 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
                 fit_store="auto", on_analysis: Optional[Callable] = None) -> ScoreOutcome:
     """Score each sample found in ``paths``; write heatmap PNGs (and per-point scores for free
     clouds) to ``out``.  A failing sample is reported and skipped; the others go on."""
-    import cv2
 
     from .datasets import open_dataset
     from .detectors import get
@@ -229,11 +229,12 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
         if res.pixel_map is not None:
             img = heatmap_png(sample, res)
             f = unique_path(out / f"{stem}_heatmap.png", taken)
-            cv2.imwrite(str(f), img[..., ::-1])
+            write_rgb(f, img)
             written.append(f)
         if res.point_scores is not None and not sample.organized:
             f = unique_path(out / f"{stem}_scores.npy", taken)
-            np.save(f, np.concatenate([sample.valid_points(), res.point_scores[:, None]], 1).astype(np.float32))
+            with atomic_open(f) as fh:
+                np.save(fh, np.concatenate([sample.valid_points(), res.point_scores[:, None]], 1).astype(np.float32))
             written.append(f)
         outcome.written += written
         verdict = "" if res.is_anomalous is None else ("  ANOMALOUS" if res.is_anomalous else "  ok")

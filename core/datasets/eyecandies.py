@@ -124,7 +124,7 @@ class EyecandiesDataset(Dataset):
 
 def read_pose(path: Path) -> np.ndarray:
     """A 4 x 4 camera pose from a whitespace-separated text file."""
-    a = io._read_text_table(Path(path), "pose file")
+    a = io.read_text_table(Path(path), "pose file")
     if a.size != 16:
         raise SampleLoadError(path, f"expected a 4 x 4 pose matrix, got {a.shape[0]} x {a.shape[1]} numbers")
     pose = a.reshape(4, 4)

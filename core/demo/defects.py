@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..io.json_files import to_jsonable
 from ._common import DEFECT_KINDS, _GT_GEOMETRY_FRACTION, _polyline_distance, _rng, _smoothstep, _waves
-from .parts import PartParams, _jsonable, _model
+from .parts import PartParams, _model
 
 
 
@@ -27,7 +28,7 @@ class DefectParams:
     seed: int = 0                 # shape details (outline wobble, crack path)
 
     def to_dict(self) -> dict:
-        return _jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
 # nominal ranges (mm); sizes and widths are multiplied by the class's defect_scale, depths are not
 _DEFECT_RANGES = {

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..io.json_files import to_jsonable
 from ._common import DEMO_CLASSES, _Z_NOMINAL, _TexGrid, _smoothstep
 
 # =============================================================================== part models
@@ -318,19 +319,7 @@ class PartParams:
     depth_noise: float                          # depth noise sigma (mm)
 
     def to_dict(self) -> dict:
-        return _jsonable(dataclasses.asdict(self))
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj)
-    if isinstance(obj, (np.integer, int)) and not isinstance(obj, bool):
-        return int(obj)
-    return obj
-
+        return to_jsonable(dataclasses.asdict(self))
 
 def _model(class_name: str) -> _PartModel:
     try:

@@ -15,10 +15,11 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
+from ..io.json_files import write_json
 from ._common import (DEFECT_KINDS, DEMO_CLASSES, DEMO_VERSION, GEOMETRY_DEFECTS, GOOD, MANIFEST, MIXED_DEFECTS,
                       TEXTURE_DEFECTS, _FORMAT, _LABELS, _SPLITS, ProgressFn, _rng)
 from .defects import sample_defect
-from .parts import _MODELS, _jsonable, _model, sample_part
+from .parts import _MODELS, _model, sample_part
 from .render import render_part
 
 # =============================================================================== dataset writer
@@ -160,9 +161,7 @@ def generate_demo(out_dir: str | Path, classes: Optional[Sequence[str]] = None, 
             "units": "mm; xyz missing points are stored as (0, 0, 0)",
             "samples": samples,
         }
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(manifest), fh, indent=1, sort_keys=True)
-            fh.write("\n")
+        write_json(tmp / MANIFEST, manifest, sort_keys=True)
         _install(tmp, out, args)
     except OSError as e:
         _remove(tmp)
