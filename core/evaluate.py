@@ -130,12 +130,9 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
     unknown classes).
     """
     from .detectors import get
-    from .session import Session, ThreadBackend, describe_error
-    cls_det = get(detector_id)
-    needs_support = cls_det.needs.support > 0
-    if needs_support and shots < 1:
-        raise UsageError(f"--shots must be at least 1 for detector '{detector_id}' (got {shots})")
-    shots = max(int(shots), 0)
+    from .session import Session, ThreadBackend, describe_error, support_shots
+    shots = support_shots(detector_id, shots)
+    needs_support = get(detector_id).needs.support > 0
     report = EvalReport(detector=detector_id, shots=shots, params=dict(params or {}))
     classes = list(classes) if classes else dataset.classes
     unknown = [c for c in classes if c not in dataset.classes]

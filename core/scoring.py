@@ -16,7 +16,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .datasets.base import Dataset, SampleRef
-from .errors import InputError, MMADError, UsageError
+from .errors import InputError, MMADError
 from .io import atomic_open, write_rgb
 from .sample import Sample
 
@@ -171,10 +171,9 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
 
     from .datasets import open_dataset
     from .detectors import get
-    from .session import Session, ThreadBackend, describe_error
+    from .session import Session, ThreadBackend, describe_error, support_shots
+    shots = support_shots(detector_id, shots)
     det_cls = get(detector_id)
-    if det_cls.needs.support and shots < 1:
-        raise UsageError(f"--shots must be at least 1 for detector '{detector_id}' (got {shots})")
     outcome = ScoreOutcome()
 
     def bad(p, e) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 from ...fusion import image_score as _image_score
 from ...fusion import weighted_mean, weighted_product
 from ..base import Components
-from .bank import _smooth_fill, _weighted_max
+from .bank import smooth_fill, weighted_max
 from .params import GEOMETRY, RGB
 
 
@@ -41,14 +41,14 @@ def fuse_components(components: Components, p: dict[str, Any]) -> tuple[Optional
         if gamma > 0 and len(maps) == 2:
             # where a single modality is defined, mean and max are that modality's value
             both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
-            fused = np.where(both, (1 - gamma) * fused + gamma * _weighted_max(maps, present), fused)
+            fused = np.where(both, (1 - gamma) * fused + gamma * weighted_max(maps, present), fused)
         if beta > 0 and len(maps) == 2:
             both = np.isfinite(maps[RGB]) & np.isfinite(maps[GEOMETRY])
             agree = weighted_product(maps, present)
             if agree is not None:
                 fused = np.where(both, (1 - beta) * fused + beta * agree, fused)
         defined = np.isfinite(fused)
-        smooth = _smooth_fill(fused, grid_sigma(p["sigma"], components))
+        smooth = smooth_fill(fused, grid_sigma(p["sigma"], components))
         pixel_map = smooth.astype(np.float32)
         score = _image_score(np.where(defined, smooth, np.nan), p["image_top_fraction"])
         if components.valid is not None:
