@@ -9,7 +9,7 @@
         NNN_pose.txt           4 x 4 camera pose
         NNN_mask.png           defect mask (test sets)
 
-The organized cloud follows the dataset's own recipe (methods.md §9)::
+The organized cloud follows the dataset's own recipe::
 
     d   = png / 65535 * (max - min) + min
     K4  = [[f, 0, W/2, 0], [0, f, H/2, 0], [0, 0, 1, 0], [0, 0, 0, 1]],  f = 711.11
