@@ -23,10 +23,10 @@ rename; :class:`~core.errors.OutputWriteError` naming the file on failure).
 Modules: :mod:`._common` (path checks, limits, guards, natural sort), :mod:`.probe` (header checks
 before decoding), :mod:`.images`, :mod:`.clouds`, :mod:`.labels`, :mod:`.text` (tables, YAML),
 :mod:`.atomic` (atomic writes), :mod:`.json_files` (the one JSON conversion, JSON files, saved
-headers).  Every public name is re-exported here: ``from core import io; io.read_rgb(path)``.  The
-limits ``MAX_POINTS`` and ``MAX_PIXELS`` are read from this package at call time
-(``core.io.MAX_PIXELS = ...`` changes it; the environment variable ``MMAD_MAX_PIXELS`` overrides the
-pixel limit).
+headers), :mod:`.locks` (a lock file between processes).  Every public name is re-exported here:
+``from core import io; io.read_rgb(path)``.  The limits ``MAX_POINTS`` and ``MAX_PIXELS`` are read
+from this package at call time (``core.io.MAX_PIXELS = ...`` changes it; the environment variable
+``MMAD_MAX_PIXELS`` overrides the pixel limit).
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ from .probe import check_pixels, image_size, tiff_is_xyz
 from .images import fit_max_side, read_image_raw, read_mask, read_rgb, write_mask, write_rgb
 from .json_files import json_text, read_json_header, to_jsonable, write_json
 from .labels import align_point_labels, read_point_labels
+from .locks import file_lock
 from .text import read_text_table, read_simple_yaml, read_yaml
 
 __all__ = [
@@ -46,5 +47,5 @@ __all__ = [
     "list_dir", "max_points", "natural_key", "read_cloud", "read_xyz_tiff", "write_cloud", "write_xyz_tiff",
     "tiff_is_xyz", "read_image_raw", "read_mask", "read_rgb", "write_mask", "write_rgb",
     "align_point_labels", "read_point_labels", "read_simple_yaml", "read_text_table", "read_yaml",
-    "atomic_open", "atomic_path", "atomic_write", "json_text", "read_json_header", "to_jsonable", "write_json",
+    "atomic_open", "atomic_path", "atomic_write", "file_lock", "json_text", "read_json_header", "to_jsonable", "write_json",
 ]

@@ -130,8 +130,7 @@ def guard(path: Path, what: str) -> Iterator[None]:
     except MemoryError:
         raise SampleLoadError(path, f"not enough memory to load this {what}") from None
     except Exception as e:  # noqa: BLE001 - any library failure becomes a plain message
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SampleLoadError(path, f"could not read {what}: {msg}") from None
+        raise SampleLoadError(path, f"could not read {what}: {first_line(e)}") from None
 
 
 class _Quiet:
