@@ -167,6 +167,15 @@ def list_entries(folder: Path, exts: Sequence[str], warnings: Optional[list] = N
     return sorted(files + fakes, key=lambda p: io.natural_key(p.name))
 
 
+def load_rgb_and_mask(ref: SampleRef) -> Sample:
+    """An image-only sample: its RGB image and, when it has one, its defect mask (same size)."""
+    paths = {k: Path(v) for k, v in ref.paths.items()}
+    rgb = io.read_rgb(paths["rgb"])
+    gt = read_gt_mask(paths["gt"], rgb.shape[:2], paths["rgb"]) if "gt" in paths else None
+    return Sample(id=ref.id, class_name=ref.class_name, label=ref.label, split=ref.split,
+                  rgb=rgb, gt_mask=gt, paths=paths)
+
+
 def read_gt_mask(gt_path: Path, grid: Optional[tuple], image_path: Optional[Path] = None) -> np.ndarray:
     """A ground-truth mask that must have the sample's pixel grid ``(H, W)``: a mask of another
     size is a :class:`SampleLoadError` naming both sizes (never a silent resize)."""

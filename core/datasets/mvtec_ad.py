@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import io
 from ..sample import GOOD, Sample
-from .base import ClassFolderDataset, SampleRef, list_entries, read_gt_mask, walk_split_labels
+from .base import ClassFolderDataset, SampleRef, list_entries, load_rgb_and_mask, walk_split_labels
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: clouds beside the images mean a multimodal user folder, not MVTec AD
@@ -93,11 +93,7 @@ class MVTecADDataset(ClassFolderDataset):
         return refs
 
     def load(self, ref: SampleRef) -> Sample:
-        paths = {k: Path(v) for k, v in ref.paths.items()}
-        rgb = io.read_rgb(paths["rgb"])
-        gt = read_gt_mask(paths["gt"], rgb.shape[:2], paths["rgb"]) if "gt" in paths else None
-        return Sample(id=ref.id, class_name=ref.class_name, label=ref.label, split=ref.split,
-                      rgb=rgb, gt_mask=gt, paths=paths)
+        return load_rgb_and_mask(ref)
 
 
 def _mask_map(folder: Path, warnings: list) -> dict[str, Path]:
