@@ -24,11 +24,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
 from core.errors import InputError
+from core.io import atomic_write
 from core.session import ProcessBackend, Session
 
 from .actions import ACTIONS, build_actions, build_menus, shortcuts_text, toolbar_specs
@@ -355,9 +356,12 @@ class MainWindow(QMainWindow):
     def save_screenshot(self, path: str | Path) -> Path:
         """Save a PNG of the whole window (with the 3D view under X11 / the off-screen render)."""
         path = Path(path)
-        if not self.grab().save(str(path), "PNG"):
-            raise InputError(path, "could not write the screenshot")
-        return path
+        data = QByteArray()
+        buf = QBuffer(data)
+        buf.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not self.grab().save(buf, "PNG"):
+            raise InputError(path, "could not encode the screenshot")
+        return atomic_write(path, data.data())
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_state)

@@ -34,7 +34,6 @@ import logging
 import numbers
 import os
 import sys
-import tempfile
 import threading
 import weakref
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any, Optional
 from PySide6.QtCore import QByteArray, QStandardPaths
 
 from core.detectors.aliases import migrate_params
+from core.io import atomic_open, json_text
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,6 @@ def default_path(organization: str = ORGANIZATION, application: str = APPLICATIO
     if not base:
         base = str(Path.home() / ".config")
     return Path(base) / organization / f"{application}.ini"
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    return str(v)
 
 
 def plain(value: Any) -> Any:
@@ -251,20 +241,8 @@ class _Store:
                     cp.add_section(section)
                 cp.set(section, name, encode(snapshot[key]))
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=self.path.parent)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-                        cp.write(fh, space_around_delimiters=False)
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    try:
-                        os.unlink(tmp)
-                    except OSError:
-                        pass
-                    raise
+                with atomic_open(self.path, "w", encoding="utf-8", newline="\n") as fh:
+                    cp.write(fh, space_around_delimiters=False)
             except OSError as err:
                 self.warn(f"cannot save the settings ({err.strerror or err})")
                 return False
@@ -377,7 +355,7 @@ class Settings:
         return migrate_params(detector_id, d) if isinstance(d, dict) else {}
 
     def set_detector_params(self, detector_id: str, params: dict[str, Any]) -> None:
-        self.set_value(f"params/{detector_id}", json.dumps(_jsonable(params)))
+        self.set_value(f"params/{detector_id}", json_text(params, indent=None))
 
     # ------------------------------------------------------------------ window
     def save_window(self, window) -> None:

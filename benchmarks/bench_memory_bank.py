@@ -42,9 +42,9 @@ from core.sample import GOOD, Sample                            # noqa: E402
 TIMES: dict[str, float] = defaultdict(float)
 _WRAPPED = {
     "3d preprocessing": ("remove_background_plane", "voxel_downsample", "point_spacing"),
-    "3d descriptors (normals+FPFH+shape)": ("geometry_descriptors", "_neighbour_counts"),
+    "3d descriptors (normals+FPFH+shape)": ("geometry_descriptors", "neighbour_counts"),
     "rgb descriptors": ("rgb_descriptors",),
-    "nn search (+3d score smoothing)": ("nn_distance", "_smooth_points"),
+    "nn search (+3d score smoothing)": ("nn_distance", "smooth_points"),
 }
 
 

@@ -10,9 +10,6 @@ one made for another detector, other features or other classes (:class:`Checkpoi
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -20,7 +17,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import InputError
-from .headers import read_header
+from .io.atomic import atomic_write
+from .io.json_files import read_json_header, to_jsonable, write_json
 
 FORMAT = "mmad-checkpoint/1"
 SUFFIX = ".safetensors"
@@ -63,23 +61,13 @@ class Checkpoint:
 
     def save(self, path: str | Path) -> Path:
         """Write both files atomically (tensors first, JSON last); returns the tensor file."""
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
         tpath, jpath = paths_for(path)
-        tpath.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=tpath.parent, prefix=tpath.name + ".", suffix=".part")
-        os.close(fd)
-        try:
-            save_file({k: np.ascontiguousarray(v) for k, v in self.tensors.items()}, tmp)
-            sha = file_sha256(Path(tmp))
-            os.chmod(tmp, 0o644)   # mkstemp makes it private; a model file is ordinary data
-            os.replace(tmp, tpath)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        meta = dict(self.meta, format=FORMAT, tensors_sha256=sha, tensor_file=tpath.name)
-        tmp_j = jpath.with_name(jpath.name + ".part")
-        tmp_j.write_text(json.dumps(meta, indent=1, sort_keys=True))
-        os.replace(tmp_j, jpath)
+        data = save({k: np.ascontiguousarray(v) for k, v in self.tensors.items()})
+        sha = hashlib.sha256(data).hexdigest()
+        atomic_write(tpath, data)
+        meta = to_jsonable(dict(self.meta, format=FORMAT, tensors_sha256=sha, tensor_file=tpath.name))
+        write_json(jpath, meta, sort_keys=True)
         self.meta, self.path, self.sha256 = meta, tpath, sha
         return tpath
 
@@ -98,7 +86,7 @@ def load_checkpoint(path: str | Path, detector: Optional[str] = None, features: 
     tpath, jpath = paths_for(path)
     if not jpath.is_file() or not tpath.is_file():
         raise CheckpointError(Path(path), f"no checkpoint here (expected {tpath.name} and {jpath.name})")
-    meta = read_header(jpath, FORMAT, "checkpoint", CheckpointError, detector)
+    meta = read_json_header(jpath, FORMAT, "checkpoint", CheckpointError, detector)
     if features is not None:
         theirs = meta.get("features") or {}
         for k in ("version", "d_rgb", "d_geo"):

@@ -95,6 +95,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .datasets import open_dataset
     from .detectors import get
     from .evaluate import evaluate
+    from .session import support_shots
 
     det = get(args.detector)  # unknown id -> UnknownDetectorError with the list
     params = _parse_params(args.param, args.weights, args.detector)
@@ -103,7 +104,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.checkpoint:
         params["checkpoint"] = str(Path(args.checkpoint).resolve())
     for k, v in params.items():
-        det.param(k).coerce(v)   # a bad parameter is a one-line error before anything runs
+        det.param(k).coerce(v)   # a bad parameter or --shots is a one-line error before anything runs
+    support_shots(args.detector, args.shots)
     ds = open_dataset(args.data)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     bar = None
@@ -139,8 +141,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"note: {line}")
     print(f"total {time.perf_counter() - t0:.1f} s" + (f", {len(report.skipped)} skipped" if report.skipped else ""))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.to_json(), indent=2))
+        from .io import write_json
+        write_json(args.json, report.to_json(), indent=2)
         print(f"wrote {args.json}")
     if args.save_maps:
         print(f"maps in {args.save_maps}")
@@ -286,15 +288,6 @@ def main(argv: Optional[Sequence[str]] = None, gui: Optional[Callable[[Optional[
     if getattr(args, "data", None) == "demo" and args.cmd in ("eval", "train"):
         from .demo import ensure_demo
         args.data = str(ensure_demo())
-    if getattr(args, "shots", None) is not None and args.shots < 1 and args.cmd in ("eval", "score"):
-        from .detectors import get
-        try:
-            if get(args.detector).needs.support:
-                _err(f"--shots must be at least 1 for detector '{args.detector}' (got {args.shots})")
-                return EXIT_USER
-        except MMADError as e:
-            _err(str(e))
-            return EXIT_USER
     log_path = _setup_logging(bool(getattr(args, "debug", False)))
     try:
         return _run(args, log_path)

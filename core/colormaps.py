@@ -26,6 +26,7 @@ __all__ = [
     "NAN_COLOR",
     "alpha_ramp",
     "apply_colormap",
+    "check_colormap",
     "colormap_indices",
     "colorbar_image",
     "contrast_color",
@@ -85,7 +86,8 @@ _CONTRAST = {
 }
 
 
-def _check_name(name: str) -> str:
+def check_colormap(name: str) -> str:
+    """``name`` if it is one of :data:`COLORMAPS`, else ValueError listing them."""
     if name not in COLORMAPS:
         raise ValueError(f"unknown colormap {name!r}; choose one of {', '.join(COLORMAPS)}")
     return name
@@ -129,12 +131,12 @@ def lut(name: str = "inferno", *, use_matplotlib: bool = True) -> np.ndarray:
     ``use_matplotlib=False`` forces the built-in control-point tables (used by the tests to check
     them against matplotlib).
     """
-    return _cached_lut(_check_name(name), bool(use_matplotlib))
+    return _cached_lut(check_colormap(name), bool(use_matplotlib))
 
 
 def contrast_color(name: str) -> tuple[int, int, int]:
     """An RGB colour that stands out against every colour of colormap ``name``."""
-    return _CONTRAST[_check_name(name)]
+    return _CONTRAST[check_colormap(name)]
 
 
 def _indices(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:

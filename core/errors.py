@@ -29,6 +29,23 @@ class InputError(MMADError):
         return (type(self), (self.path, self.problem))
 
 
+class OutputWriteError(InputError, OSError):
+    """An output file (an export, a report, a map, a saved fit, a checkpoint, the settings) cannot be
+    written.  ``path`` is the file, ``problem`` why; it is also an :class:`OSError` (``filename``,
+    ``strerror``), so code that guards file writes with ``except OSError`` keeps working."""
+
+    def __init__(self, path: str | Path | None, problem: str):
+        super().__init__(path, problem)
+        self.filename = None if path is None else str(path)
+        self.strerror = problem
+
+    def __str__(self) -> str:   # OSError's would print "[Errno ...]"
+        return f"{self.path}: {self.problem}" if self.path is not None else self.problem
+
+    def __reduce__(self):       # survive the trip from the detector process
+        return (type(self), (self.path, self.problem))
+
+
 class SampleLoadError(InputError):
     """A sample's file is missing, truncated, corrupt or inconsistent with its siblings."""
 

@@ -8,7 +8,6 @@ The GUI's evaluation view uses the helpers at the end on the scores already in a
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 from .datasets.base import Dataset
 from .errors import Cancelled, MissingWeightsError, MMADError, UsageError
+from .io import atomic_open, to_jsonable
 from .metrics import EvalAccumulator
 from .sample import Sample, resize_map
 
@@ -63,12 +63,11 @@ class EvalReport:
         return txt
 
     def to_json(self) -> dict:
-        clean = lambda d: {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}  # noqa: E731
-        return {"detector": self.detector, "shots": self.shots, "shots_used": dict(self.shots_used),
-                "params": _jsonable(self.params),
-                "per_class": {c: clean(m) for c, m in self.per_class.items()}, "mean": clean(self.mean),
-                "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped],
-                "notes": [{"undefined": k, "classes": v} for k, v in self.notes.items()]}
+        """The report as JSON types (:func:`core.io.to_jsonable`: an undefined metric is ``null``)."""
+        return to_jsonable({"detector": self.detector, "shots": self.shots, "shots_used": self.shots_used,
+                            "params": self.params, "per_class": self.per_class, "mean": self.mean,
+                            "skipped": [{"sample": s.key, "reason": s.reason} for s in self.skipped],
+                            "notes": [{"undefined": k, "classes": v} for k, v in self.notes.items()]})
 
     def note_lines(self) -> list[str]:
         """One plain line per metric that is n/a, with the classes it concerns."""
@@ -76,10 +75,6 @@ class EvalReport:
 
     def table(self) -> str:
         return format_table(self.per_class, self.mean)
-
-
-def _jsonable(d: dict) -> dict:
-    return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, (tuple, set)) else str(o)))
 
 
 def format_table(per_class: dict[str, dict[str, float]], mean: dict[str, float]) -> str:
@@ -118,8 +113,8 @@ def save_map_tiff(root: Path, sample: Sample, pixel_map: np.ndarray) -> Path:
     m = resize_map(pixel_map, shape)
     m = np.nan_to_num(m, nan=float(np.nanmin(m)) if np.isfinite(m).any() else 0.0).astype(np.float32)
     out = Path(root) / (sample.class_name or "unknown") / "test" / (sample.label or "unknown") / f"{sample.id}.tiff"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(out, m)
+    with atomic_open(out) as fh:
+        tifffile.imwrite(fh, m)
     return out
 
 
@@ -141,12 +136,9 @@ def evaluate(dataset: Dataset, detector_id: str, classes: Optional[Sequence[str]
     unknown classes).
     """
     from .detectors import get
-    from .session import Session, ThreadBackend, describe_error
-    cls_det = get(detector_id)
-    needs_support = cls_det.needs.support > 0
-    if needs_support and shots < 1:
-        raise UsageError(f"--shots must be at least 1 for detector '{detector_id}' (got {shots})")
-    shots = max(int(shots), 0)
+    from .session import Session, ThreadBackend, describe_error, support_shots
+    shots = support_shots(detector_id, shots)
+    needs_support = get(detector_id).needs.support > 0
     report = EvalReport(detector=detector_id, shots=shots, params=dict(params or {}))
     classes = list(classes) if classes else dataset.classes
     unknown = [c for c in classes if c not in dataset.classes]

@@ -16,7 +16,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from .datasets.base import Dataset, SampleRef
-from .errors import InputError, MMADError, UsageError
+from .errors import InputError, MMADError
+from .io import atomic_open, write_rgb
 from .sample import Sample
 
 log = logging.getLogger(__name__)
@@ -167,14 +168,12 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
                 fit_store="auto", on_analysis: Optional[Callable] = None) -> ScoreOutcome:
     """Score each sample found in ``paths``; write heatmap PNGs (and per-point scores for free
     clouds) to ``out``.  A failing sample is reported and skipped; the others go on."""
-    import cv2
 
     from .datasets import open_dataset
     from .detectors import get
-    from .session import Session, ThreadBackend, describe_error
+    from .session import Session, ThreadBackend, describe_error, support_shots
+    shots = support_shots(detector_id, shots)
     det_cls = get(detector_id)
-    if det_cls.needs.support and shots < 1:
-        raise UsageError(f"--shots must be at least 1 for detector '{detector_id}' (got {shots})")
     outcome = ScoreOutcome()
 
     def bad(p, e) -> None:
@@ -229,11 +228,12 @@ def score_paths(paths: Sequence[str | Path], detector_id: str, out: Path, *, sup
         if res.pixel_map is not None:
             img = heatmap_png(sample, res)
             f = unique_path(out / f"{stem}_heatmap.png", taken)
-            cv2.imwrite(str(f), img[..., ::-1])
+            write_rgb(f, img)
             written.append(f)
         if res.point_scores is not None and not sample.organized:
             f = unique_path(out / f"{stem}_scores.npy", taken)
-            np.save(f, np.concatenate([sample.valid_points(), res.point_scores[:, None]], 1).astype(np.float32))
+            with atomic_open(f) as fh:
+                np.save(fh, np.concatenate([sample.valid_points(), res.point_scores[:, None]], 1).astype(np.float32))
             written.append(f)
         outcome.written += written
         verdict = "" if res.is_anomalous is None else ("  ANOMALOUS" if res.is_anomalous else "  ok")

@@ -9,7 +9,7 @@ Steps: features on the common grid (:mod:`core.features.grid`) of every good tra
 the classes (a sample that fails to load is skipped with a warning), per-channel standardization
 from those features, then epochs of shuffled mini-batches of grid locations.  ``cancel`` is
 polled before every batch (:class:`~core.errors.Cancelled`); batches whose gradients are not
-finite are skipped (seed 001 III-C).  Seeds are fixed per epoch (``(seed, epoch)``), so a run and
+finite are skipped.  Seeds are fixed per epoch (``(seed, epoch)``), so a run and
 a run resumed from its checkpoint give the same weights.  The checkpoint (:mod:`core.checkpoint`)
 is written after every epoch (cancel loses at most one; ``resume`` continues it) with the
 per-class calibration of the model on its training data.

@@ -119,7 +119,7 @@ def test_upsample_and_smooth_keep_a_constant_and_spread_a_peak():
 
 # ---------------------------------------------------------------------- dense features
 def _reference_dual_path(model, x, layers, vv_start):
-    """A direct re-implementation of methods.md section 2 with explicit per-head loops."""
+    """A direct re-implementation of the V-V dual path (core.backbones.clip_dense) with explicit per-head loops."""
     vis = model.visual
     t = vis.conv1(x).flatten(2).transpose(1, 2)
     t = torch.cat([vis.class_embedding.view(1, 1, -1).expand(len(t), 1, -1), t], 1) + vis.positional_embedding

@@ -133,7 +133,7 @@ def test_bgr_order_on_disk(tmp_path):
     """PNGs hold what render_part returns (RGB order after cv2's BGR)."""
     root = demo.generate_demo(tmp_path / "d", classes=["cookie"], n_train=1, n_val=0, n_test_good=0,
                               n_per_defect=0, size=64)
-    part = demo.sample_part("cookie", demo._sample_rng(0, "cookie", "train", "good", 0))
+    part = demo.sample_part("cookie", demo.sample_rng(0, "cookie", "train", "good", 0))
     r = demo.render_part(part, None, 64)
     on_disk = cv2.imread(str(root / "cookie/train/good/rgb/000.png"))[..., ::-1]
     assert np.array_equal(on_disk, r.rgb)
@@ -352,7 +352,7 @@ def test_ensure_demo_concurrent_callers(tmp_path):
     for t in threads:
         t.join()
     assert not errors
-    assert len(set(results)) == 1 and demo._is_complete(results[0])
+    assert len(set(results)) == 1 and demo.is_complete(results[0])
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".demo-v") and not p.name.endswith(".lock")]
     assert leftovers == []
 

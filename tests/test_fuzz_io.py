@@ -288,10 +288,10 @@ def test_corrupt_tiff_is_quiet(tmp_path, capfd):
 def test_captured_library_output_becomes_a_log_record(caplog, capfd):
     import logging
 
-    from core.io._common import _capture_stderr
+    from core.io._common import capture_stderr
 
     with caplog.at_level(logging.INFO, logger="core.io"):
-        with _capture_stderr("x.ply"):
+        with capture_stderr("x.ply"):
             os.write(2, b"Read PLY failed: unable to read file\n")
     assert capfd.readouterr().err == ""
     assert any("Read PLY failed" in r.getMessage() and "x.ply" in r.getMessage() for r in caplog.records)

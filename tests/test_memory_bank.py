@@ -7,8 +7,9 @@ from sklearn.neighbors import NearestNeighbors
 
 from core.detectors import STAGE_FIT, STAGE_FUSION, available, create, get
 from core.detectors.memory_bank import detector as mb_detector
+from core.detectors.memory_bank.bank import depth_noise
 from core.detectors.memory_bank.coreset import GroupScaler, greedy_coreset, nn_distance
-from core.detectors.memory_bank.features_3d import geometry_descriptors, local_shape
+from core.features.geometry import geometry_descriptors, local_shape
 from core.preprocess import estimate_normals
 from core.errors import Cancelled, InputError
 from core.sample import Sample, map_to_points
@@ -166,9 +167,9 @@ def test_depth_noise_estimate_is_unit_free():
         rng = np.random.default_rng(1)
         # add a known noise, much larger than the part's own (0.01 mm)
         s.points[..., 2] += rng.normal(0, sigma * unit, s.points.shape[:2]).astype(np.float32)
-        est = mb_detector._depth_noise(s, np.arange(s.n_points))
+        est = depth_noise(s, np.arange(s.n_points))
         assert est == pytest.approx(sigma * unit, rel=0.2), (unit, est)
-    assert np.isnan(mb_detector._depth_noise(Sample(id="u", points=np.zeros((10, 3), np.float32)), np.arange(10)))
+    assert np.isnan(depth_noise(Sample(id="u", points=np.zeros((10, 3), np.float32)), np.arange(10)))
 
 
 def test_group_scaler_balances_groups():

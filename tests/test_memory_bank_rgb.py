@@ -11,7 +11,7 @@ import pytest
 from core.detectors import create
 from core.calibration import calibrate_threshold, false_alarm_rate, tolerance_threshold
 from core.detectors.memory_bank.coreset import Whitener
-from core.detectors.memory_bank.features_rgb import dominant_angles, rgb_descriptors
+from core.features.rgb import dominant_angles, rgb_descriptors
 from core.detectors.state import FitState
 from core.sample import Sample
 

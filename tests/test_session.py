@@ -296,3 +296,31 @@ def test_process_backend_cancel_and_crash(fake_detector, memory_dataset):
         assert s.analyze(ref).result is not None        # the worker restarts (and refits)
     finally:
         s.close()
+
+
+# ---------------------------------------------------------------------- checks of what callers ask
+def test_saved_params_keep_declared_valid_values_and_say_what_was_dropped(fake_detector):
+    from core.session import saved_params
+    usable, dropped = saved_params(FakeDetector, {"alpha": "0.25", "gain": 99.0, "renamed_long_ago": 1, "bank_size": 7.6})
+    assert usable == {"alpha": 0.25, "bank_size": 8}
+    assert len(dropped) == 1 and "gain" in dropped[0]
+
+
+def test_set_detector_drops_invalid_saved_values_but_set_params_refuses_them(fake_detector, memory_dataset, caplog):
+    from core.errors import InvalidParameterError
+    s = Session(memory_dataset)
+    with caplog.at_level("WARNING", logger="core.session.session"):
+        s.set_detector("fake-test", alpha=0.2, gain=99.0, gone=1)
+    assert s.params["alpha"] == 0.2 and s.params["gain"] == 1.0
+    assert any("gain" in r.getMessage() for r in caplog.records)
+    with pytest.raises(InvalidParameterError):
+        s.set_params(alpha=0.4, gain=99.0)
+    assert s.params["alpha"] == 0.2          # a bad value changes nothing
+
+
+def test_support_shots_is_the_one_check_of_shots(fake_detector):
+    from core.errors import UsageError
+    from core.session import support_shots
+    assert support_shots("fake-test", 3) == 3
+    with pytest.raises(UsageError, match="--shots must be at least 1 for detector 'fake-test'"):
+        support_shots("fake-test", 0)

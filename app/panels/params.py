@@ -40,8 +40,24 @@ class ParamEditor(QWidget):
     def value(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def set_value(self, v: Any) -> None:  # pragma: no cover - abstract
+    def set_value(self, v: Any) -> None:
+        """Show ``v`` without emitting ``valueChanged``."""
+        self._silent = True
+        try:
+            self._show(v)
+        finally:
+            self._silent = False
+
+    def _show(self, v: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _hold(self, widget: QWidget, changed: Any, slot: Optional[Any] = None) -> None:
+        """Lay out the editor's one input ``widget`` (no margins); its signal ``changed`` emits
+        :attr:`valueChanged` (through ``slot`` when given)."""
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        changed.connect(slot or self._emit)
+        lay.addWidget(widget)
 
     def _emit(self, *_: Any) -> None:
         if not self._silent:
@@ -139,75 +155,56 @@ class NumberEditor(ParamEditor):
         v = self.spin.value()
         return int(v) if self.param.kind == "int" else float(v)
 
-    def set_value(self, v: Any) -> None:
-        self._silent = True
-        try:
-            self.spin.setValue(v)
-            if self.slider is not None:
-                self.slider.setValue(self._to_slider(float(v)))
-        finally:
-            self._silent = False
+    def _show(self, v: Any) -> None:
+        self.spin.setValue(v)
+        if self.slider is not None:
+            self.slider.setValue(self._to_slider(float(v)))
 
 
 class BoolEditor(ParamEditor):
     def __init__(self, param: Param, parent: Optional[QWidget] = None):
         super().__init__(param, parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
         self.box = QCheckBox()
-        self.box.toggled.connect(self._emit)
-        lay.addWidget(self.box)
+        self._hold(self.box, self.box.toggled)
         self.set_value(param.default)
 
     def value(self) -> bool:
         return self.box.isChecked()
 
-    def set_value(self, v: Any) -> None:
-        self._silent = True
+    def _show(self, v: Any) -> None:
         self.box.setChecked(bool(v))
-        self._silent = False
 
 
 class ChoiceEditor(ParamEditor):
     def __init__(self, param: Param, parent: Optional[QWidget] = None):
         super().__init__(param, parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox()
         for c in param.choices:
             self.combo.addItem(str(c), c)
-        self.combo.currentIndexChanged.connect(self._emit)
-        lay.addWidget(self.combo)
+        self._hold(self.combo, self.combo.currentIndexChanged)
         self.set_value(param.default)
 
     def value(self) -> Any:
         return self.combo.currentData()
 
-    def set_value(self, v: Any) -> None:
-        self._silent = True
+    def _show(self, v: Any) -> None:
         i = self.combo.findData(v)
         if i >= 0:
             self.combo.setCurrentIndex(i)
-        self._silent = False
 
 
 class TextEditor(ParamEditor):
     def __init__(self, param: Param, parent: Optional[QWidget] = None):
         super().__init__(param, parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
         self.edit = QLineEdit()
-        self.edit.editingFinished.connect(self._emit)
-        lay.addWidget(self.edit)
+        self._hold(self.edit, self.edit.editingFinished)
         self.set_value(param.default)
 
     def value(self) -> str:
         return self.edit.text()
 
-    def set_value(self, v: Any) -> None:
-        self._silent = True
+    def _show(self, v: Any) -> None:
         self.edit.setText("" if v is None else str(v))
-        self._silent = False
 
 
 class _PlainText(QPlainTextEdit):
@@ -223,26 +220,21 @@ class TextListEditor(ParamEditor):
 
     def __init__(self, param: Param, parent: Optional[QWidget] = None):
         super().__init__(param, parent)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
         self.edit = _PlainText()
         self.edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.edit.setMinimumHeight(64)
         self.edit.setTabChangesFocus(True)
-        self.edit.focusLost.connect(self._maybe_emit)
-        lay.addWidget(self.edit)
+        self._hold(self.edit, self.edit.focusLost, self._maybe_emit)
         self._last: tuple = ()
         self.set_value(param.default)
 
     def value(self) -> tuple[str, ...]:
         return tuple(s.strip() for s in self.edit.toPlainText().split("\n") if s.strip())
 
-    def set_value(self, v: Any) -> None:
-        self._silent = True
+    def _show(self, v: Any) -> None:
         items = v.split("\n") if isinstance(v, str) else list(v or ())
         self.edit.setPlainText("\n".join(str(s) for s in items))
         self._last = self.value()
-        self._silent = False
 
     def _maybe_emit(self) -> None:
         if self.value() != self._last:

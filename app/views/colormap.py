@@ -12,9 +12,8 @@ from PySide6.QtCore import QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from core.colormaps import (COLORMAPS, NAN_COLOR, alpha_ramp, apply_colormap, colorbar_image,  # noqa: F401
-                            colormap_indices, contrast_color, lut, score_colors, score_range)
-from core.colormaps import _check_name
+from core.colormaps import (COLORMAPS, NAN_COLOR, alpha_ramp, apply_colormap, check_colormap,  # noqa: F401
+                            colorbar_image, colormap_indices, contrast_color, lut, score_colors, score_range)
 
 __all__ = [
     "COLORMAPS",
@@ -45,7 +44,7 @@ class ColorBar(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None, name: str = "inferno"):
         super().__init__(parent)
-        self._name = _check_name(name)
+        self._name = check_colormap(name)
         self._vmin = 0.0
         self._vmax = 1.0
         self._threshold: Optional[float] = None
@@ -68,7 +67,7 @@ class ColorBar(QWidget):
         return self._threshold
 
     def set_colormap(self, name: str) -> None:
-        self._name = _check_name(name)
+        self._name = check_colormap(name)
         self._rebuild()
         self.update()
 

@@ -1,7 +1,7 @@
 """Dense CLIP features: per-layer patch tokens in the joint space, with AnomalyCLIP's training-free
 value-value (V-V) attention on the last blocks, and the global (CLS) embedding.
 
-The dual path (methods.md section 2): for every block ``b >= vv_start`` (1-indexed)::
+The dual path (AnomalyCLIP's, as above): for every block ``b >= vv_start`` (1-indexed)::
 
     x_ori <- x_ori + Attn_qk(ln1(x_ori)); x_ori <- x_ori + MLP(ln2(x_ori))      # the usual block
     x_vv  <- x_vv  + Attn_vv(ln1(x_ori))                                       # no FFN

@@ -112,6 +112,33 @@ class Dataset:
         raise NotImplementedError
 
 
+class ClassFolderDataset(Dataset):
+    """A dataset of one folder per part class (or a class folder itself): subclasses give the class
+    folders under a root (:meth:`class_folders`) and the samples of one class folder
+    (:meth:`list_class`); detection and listing follow from them, opening no file."""
+
+    @staticmethod
+    def class_folders(root: Path) -> list[Path]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def list_class(cls, class_dir: Path, warnings: list[str]) -> list[SampleRef]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def detect(cls, root: Path) -> bool:
+        """True when ``root`` looks like this layout or one class of it (folder listing only)."""
+        return bool(cls.class_folders(Path(root)))
+
+    @classmethod
+    def from_root(cls, root) -> "ClassFolderDataset":
+        """List the samples under ``root`` without opening any file."""
+        root = Path(root)
+        warnings: list[str] = []
+        refs = [r for cdir in cls.class_folders(root) for r in cls.list_class(cdir, warnings)]
+        return cls(root, refs, warnings)
+
+
 def walk_split_labels(class_folders: Sequence[Path], splits: dict[str, str],
                       label_dirs: Callable[[Path], list[Path]]) -> Iterator[tuple[Path, str, Path]]:
     """``(class folder, split, label folder)`` of a ``<class>/<split>/<label>`` tree (MVTec AD,
@@ -138,6 +165,15 @@ def list_entries(folder: Path, exts: Sequence[str], warnings: Optional[list] = N
     if warnings is not None:
         warnings.extend(f"{d}: is a folder, not a file (its sample will fail to load)" for d in fakes)
     return sorted(files + fakes, key=lambda p: io.natural_key(p.name))
+
+
+def load_rgb_and_mask(ref: SampleRef) -> Sample:
+    """An image-only sample: its RGB image and, when it has one, its defect mask (same size)."""
+    paths = {k: Path(v) for k, v in ref.paths.items()}
+    rgb = io.read_rgb(paths["rgb"])
+    gt = read_gt_mask(paths["gt"], rgb.shape[:2], paths["rgb"]) if "gt" in paths else None
+    return Sample(id=ref.id, class_name=ref.class_name, label=ref.label, split=ref.split,
+                  rgb=rgb, gt_mask=gt, paths=paths)
 
 
 def read_gt_mask(gt_path: Path, grid: Optional[tuple], image_path: Optional[Path] = None) -> np.ndarray:

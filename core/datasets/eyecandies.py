@@ -9,7 +9,7 @@
         NNN_pose.txt           4 x 4 camera pose
         NNN_mask.png           defect mask (test sets)
 
-The organized cloud follows the dataset's own recipe (methods.md §9)::
+The organized cloud follows the dataset's own recipe::
 
     d   = png / 65535 * (max - min) + min
     K4  = [[f, 0, W/2, 0], [0, f, H/2, 0], [0, 0, 1, 0], [0, 0, 0, 1]],  f = 711.11
@@ -124,7 +124,7 @@ class EyecandiesDataset(Dataset):
 
 def read_pose(path: Path) -> np.ndarray:
     """A 4 x 4 camera pose from a whitespace-separated text file."""
-    a = io._read_text_table(Path(path), "pose file")
+    a = io.read_text_table(Path(path), "pose file")
     if a.size != 16:
         raise SampleLoadError(path, f"expected a 4 x 4 pose matrix, got {a.shape[0]} x {a.shape[1]} numbers")
     pose = a.reshape(4, 4)

@@ -26,10 +26,9 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .. import io
 from ..errors import InputError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, hold_out, list_entries, read_gt_mask
+from .base import Dataset, SampleRef, hold_out, list_entries, load_rgb_and_mask
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DEFAULT_SPLIT_RATIO = 0.2
@@ -108,11 +107,7 @@ class AnomalibFolderDataset(Dataset):
         return cls(root, _unique(refs), warnings)
 
     def load(self, ref: SampleRef) -> Sample:
-        paths = {k: Path(v) for k, v in ref.paths.items()}
-        rgb = io.read_rgb(paths["rgb"])
-        gt = read_gt_mask(paths["gt"], rgb.shape[:2], paths["rgb"]) if "gt" in paths else None
-        return Sample(id=ref.id, class_name=ref.class_name, label=ref.label, split=ref.split,
-                      rgb=rgb, gt_mask=gt, paths=paths)
+        return load_rgb_and_mask(ref)
 
 
 def _unique(refs: list[SampleRef]) -> list[SampleRef]:

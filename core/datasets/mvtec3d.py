@@ -20,7 +20,7 @@ import numpy as np
 from .. import io
 from ..errors import SampleLoadError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, list_entries, read_gt_mask, walk_split_labels
+from .base import ClassFolderDataset, SampleRef, list_entries, read_gt_mask, walk_split_labels
 
 #: split folder name -> split name used in :class:`SampleRef`
 SPLITS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
@@ -51,26 +51,17 @@ def _stem_map(folder: Path, exts, warnings: Optional[list] = None) -> dict[str, 
     return {p.stem: p for p in list_entries(folder, exts, warnings)}
 
 
-class MVTec3DDataset(Dataset):
+class MVTec3DDataset(ClassFolderDataset):
     """A lazily listed MVTec 3D-AD dataset (or one class of it)."""
 
     layout = "mvtec3d"
     layout_label = "MVTec 3D-AD"
-
-    @staticmethod
-    def detect(root: Path) -> bool:
-        """True when ``root`` looks like an MVTec 3D-AD tree or class folder (folder listing only)."""
-        return bool(class_dirs(Path(root)))
+    class_folders = staticmethod(class_dirs)
 
     @classmethod
-    def from_root(cls, root) -> "MVTec3DDataset":
-        """List the samples under ``root`` without opening any file."""
-        root = Path(root)
-        refs: list[SampleRef] = []
-        warnings: list[str] = []
-        for cdir, split, ldir in walk_split_labels(class_dirs(root), SPLITS, _label_dirs):
-            refs.extend(cls._list_label_dir(cdir.name, split, ldir, warnings))
-        return cls(root, refs, warnings)
+    def list_class(cls, class_dir: Path, warnings: list[str]) -> list[SampleRef]:
+        return [r for _, split, ldir in walk_split_labels([class_dir], SPLITS, _label_dirs)
+                for r in cls._list_label_dir(class_dir.name, split, ldir, warnings)]
 
     @staticmethod
     def _list_label_dir(class_name: str, split: str, ldir: Path, warnings: Optional[list] = None) -> list[SampleRef]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import io
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, list_entries, read_gt_mask, walk_split_labels
+from .base import ClassFolderDataset, SampleRef, list_entries, load_rgb_and_mask, walk_split_labels
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: clouds beside the images mean a multimodal user folder, not MVTec AD
@@ -71,38 +71,29 @@ def class_dirs(root: Path) -> list[Path]:
     return subs if subs and all(_is_class_dir(d) for d in subs) else []
 
 
-class MVTecADDataset(Dataset):
+class MVTecADDataset(ClassFolderDataset):
     """A lazily listed MVTec AD dataset (or one class of it)."""
 
     layout = "mvtec-ad"
     layout_label = "MVTec AD"
-
-    @staticmethod
-    def detect(root: Path) -> bool:
-        return bool(class_dirs(Path(root)))
+    class_folders = staticmethod(class_dirs)
 
     @classmethod
-    def from_root(cls, root) -> "MVTecADDataset":
-        root = Path(root)
+    def list_class(cls, class_dir: Path, warnings: list[str]) -> list[SampleRef]:
         refs: list[SampleRef] = []
-        warnings: list[str] = []
-        for cdir, split, ldir in walk_split_labels(class_dirs(root), SPLITS, _label_dirs):
+        for _, split, ldir in walk_split_labels([class_dir], SPLITS, _label_dirs):
             is_good = ldir.name.lower() == GOOD
-            masks = {} if is_good else _mask_map(cdir / GT_DIR / ldir.name, warnings)
+            masks = {} if is_good else _mask_map(class_dir / GT_DIR / ldir.name, warnings)
             for p in list_entries(ldir, IMAGE_EXTS, warnings):
                 paths = {"rgb": p}
                 if p.stem in masks:
                     paths["gt"] = masks[p.stem]
-                refs.append(SampleRef(id=p.stem, class_name=cdir.name, split=split,
+                refs.append(SampleRef(id=p.stem, class_name=class_dir.name, split=split,
                                       label=GOOD if is_good else ldir.name, paths=paths))
-        return cls(root, refs, warnings)
+        return refs
 
     def load(self, ref: SampleRef) -> Sample:
-        paths = {k: Path(v) for k, v in ref.paths.items()}
-        rgb = io.read_rgb(paths["rgb"])
-        gt = read_gt_mask(paths["gt"], rgb.shape[:2], paths["rgb"]) if "gt" in paths else None
-        return Sample(id=ref.id, class_name=ref.class_name, label=ref.label, split=ref.split,
-                      rgb=rgb, gt_mask=gt, paths=paths)
+        return load_rgb_and_mask(ref)
 
 
 def _mask_map(folder: Path, warnings: list) -> dict[str, Path]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import io
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, list_entries
+from .base import ClassFolderDataset, SampleRef, list_entries
 
 CLOUD_EXTS = (".pcd", ".ply")
 LABEL_EXTS = (".txt", ".npy")
@@ -57,34 +57,27 @@ def label_from_stem(stem: str) -> str:
     return rest if sep and rest else ""
 
 
-class Real3DDataset(Dataset):
+class Real3DDataset(ClassFolderDataset):
     """A lazily listed Real3D-AD dataset (or one class of it)."""
 
     layout = "real3d"
     layout_label = "Real3D-AD"
-
-    @staticmethod
-    def detect(root: Path) -> bool:
-        return bool(class_dirs(Path(root)))
+    class_folders = staticmethod(class_dirs)
 
     @classmethod
-    def from_root(cls, root) -> "Real3DDataset":
-        root = Path(root)
-        refs, warnings = [], []
-        for cdir in class_dirs(root):
-            for p in list_entries(cdir / "train", CLOUD_EXTS, warnings):
-                refs.append(SampleRef(id=p.stem, class_name=cdir.name, split="train", label=GOOD,
-                                      paths={"points": p}))
-            gts = {p.stem: p for p in io.list_dir(cdir / "gt", LABEL_EXTS)}
-            for p in list_entries(cdir / "test", CLOUD_EXTS, warnings):
-                if "template" in p.stem.lower():  # stray templates left in test/ by some releases
-                    continue
-                paths = {"points": p}
-                if p.stem in gts:
-                    paths["labels"] = gts[p.stem]
-                refs.append(SampleRef(id=p.stem, class_name=cdir.name, split="test",
-                                      label=label_from_stem(p.stem), paths=paths))
-        return cls(root, refs, warnings)
+    def list_class(cls, class_dir: Path, warnings: list[str]) -> list[SampleRef]:
+        refs = [SampleRef(id=p.stem, class_name=class_dir.name, split="train", label=GOOD, paths={"points": p})
+                for p in list_entries(class_dir / "train", CLOUD_EXTS, warnings)]
+        gts = {p.stem: p for p in io.list_dir(class_dir / "gt", LABEL_EXTS)}
+        for p in list_entries(class_dir / "test", CLOUD_EXTS, warnings):
+            if "template" in p.stem.lower():  # stray templates left in test/ by some releases
+                continue
+            paths = {"points": p}
+            if p.stem in gts:
+                paths["labels"] = gts[p.stem]
+            refs.append(SampleRef(id=p.stem, class_name=class_dir.name, split="test",
+                                  label=label_from_stem(p.stem), paths=paths))
+        return refs
 
     def load(self, ref: SampleRef) -> Sample:
         paths = {k: Path(v) for k, v in ref.paths.items()}

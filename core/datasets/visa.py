@@ -30,7 +30,7 @@ from typing import Optional
 from .. import io
 from ..errors import InputError
 from ..sample import GOOD, Sample
-from .base import Dataset, SampleRef, hold_out, list_entries, read_gt_mask
+from .base import Dataset, SampleRef, hold_out, list_entries, load_rgb_and_mask
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 CSV_DIR, DEFAULT_CSV = "split_csv", "1cls.csv"
@@ -109,11 +109,7 @@ class VisADataset(Dataset):
         return cls(root, refs, warnings)
 
     def load(self, ref: SampleRef) -> Sample:
-        paths = {k: Path(v) for k, v in ref.paths.items()}
-        rgb = io.read_rgb(paths["rgb"])
-        gt = read_gt_mask(paths["gt"], rgb.shape[:2], paths["rgb"]) if "gt" in paths else None
-        return Sample(id=ref.id, class_name=ref.class_name, label=ref.label, split=ref.split,
-                      rgb=rgb, gt_mask=gt, paths=paths)
+        return load_rgb_and_mask(ref)
 
 
 def _refs_from_csv(csv_path: Path, only: Optional[str] = None) -> list[SampleRef]:

@@ -57,8 +57,8 @@ from .cli import main
 from .defects import DefectParams, sample_defect
 from .parts import PartParams, sample_part
 from .render import Rendered, render_part
-from .writer import (_is_complete, _read_manifest, _sample_rng, default_cache_dir, ensure_demo,  # noqa: F401
-                     generate_demo)
+from .writer import (default_cache_dir, ensure_demo, generate_demo, is_complete, read_manifest,  # noqa: F401
+                     sample_rng)
 
 __all__ = [
     "DEMO_VERSION", "DEMO_CLASSES", "DEFECT_KINDS", "GEOMETRY_DEFECTS", "TEXTURE_DEFECTS", "MIXED_DEFECTS",

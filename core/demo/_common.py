@@ -19,33 +19,33 @@ MIXED_DEFECTS: tuple[str, ...] = ("hole", "crack")        # in 3D and dark in RG
 
 GOOD = "good"
 MANIFEST = "demo.json"
-_FORMAT = "mmad-inspector-demo"
-_LABELS = (GOOD,) + DEFECT_KINDS
-_SPLITS = ("train", "validation", "test")
+DEMO_FORMAT = "mmad-inspector-demo"
+LABELS = (GOOD,) + DEFECT_KINDS
+SPLITS = ("train", "validation", "test")
 
 ProgressFn = Callable[[float, str], None]
 
 # camera / sensor constants (mm)
-_Z_NOMINAL = 300.0           # nominal distance camera -> background plane
-_PROJECTOR_AZIMUTH = 0.0     # the structured-light projector sits to the right of the camera (deg)
-_PROJECTOR_ELEVATION = 70.0  # ... 20 deg off the optical axis
-_STEEP_COS = 0.2             # points whose normal is > ~78 deg from the view ray are not measured
-_GT_GEOMETRY_FRACTION = 0.15  # dent/bump ground truth: |height change| > 15 % of its peak
+Z_NOMINAL = 300.0           # nominal distance camera -> background plane
+PROJECTOR_AZIMUTH = 0.0     # the structured-light projector sits to the right of the camera (deg)
+PROJECTOR_ELEVATION = 70.0  # ... 20 deg off the optical axis
+STEEP_COS = 0.2             # points whose normal is > ~78 deg from the view ray are not measured
+GT_GEOMETRY_FRACTION = 0.15  # dent/bump ground truth: |height change| > 15 % of its peak
 
 
 # =============================================================================== small helpers
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     """Hermite step from 0 at ``e0`` to 1 at ``e1`` (``e0 > e1`` gives a falling step)."""
     t = np.clip((np.asarray(x, np.float32) - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
 
-def _rng(*key: int) -> np.random.Generator:
+def make_rng(*key: int) -> np.random.Generator:
     """An independent, reproducible random stream for an integer key."""
     return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
 
 
-def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float | tuple[float, float]) -> np.ndarray:
+def value_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float | tuple[float, float]) -> np.ndarray:
     """Gaussian-filtered white noise with unit standard deviation.
 
     ``sigma`` (texels) is the correlation length, or ``(sigma_x, sigma_y)`` for anisotropic noise
@@ -69,9 +69,9 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float | tupl
     return ((n - np.float32(mean[0, 0])) / np.float32(max(float(std[0, 0]), 1e-6))).astype(np.float32, copy=False)
 
 
-def _waves(seed: int, n: int = 6, wavelength: tuple[float, float] = (0.8, 3.0)):
+def random_waves(seed: int, n: int = 6, wavelength: tuple[float, float] = (0.8, 3.0)):
     """A smooth random field evaluable anywhere: a sum of ``n`` random plane waves (mm)."""
-    r = _rng(seed, 99)
+    r = make_rng(seed, 99)
     k = 2 * np.pi / r.uniform(*wavelength, n)
     th = r.uniform(0, 2 * np.pi, n)
     ph = r.uniform(0, 2 * np.pi, n)
@@ -86,7 +86,7 @@ def _waves(seed: int, n: int = 6, wavelength: tuple[float, float] = (0.8, 3.0)):
     return field
 
 
-def _polyline_distance(px: np.ndarray, py: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def polyline_distance(px: np.ndarray, py: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance from points to a polyline and the arc-length position (0..1) of the nearest point."""
     best = np.full(px.shape, np.inf, np.float32)
     pos = np.zeros(px.shape, np.float32)
@@ -103,7 +103,7 @@ def _polyline_distance(px: np.ndarray, py: np.ndarray, pts: np.ndarray) -> tuple
     return np.sqrt(best).astype(np.float32), pos.astype(np.float32)
 
 
-class _TexGrid:
+class TexGrid:
     """A square texture over the part's local frame: ``[-extent, extent]^2`` mm at ``ppm`` texels/mm."""
 
     def __init__(self, extent: float, ppm: float):
@@ -116,7 +116,7 @@ class _TexGrid:
     def noise(self, rng: np.random.Generator, sigma_mm: float | tuple[float, float]) -> np.ndarray:
         s = sigma_mm if np.isscalar(sigma_mm) else tuple(sigma_mm)
         s = s * self.ppm if np.isscalar(s) else (s[0] * self.ppm, s[1] * self.ppm)
-        return _noise(rng, (self.n, self.n), s)
+        return value_noise(rng, (self.n, self.n), s)
 
     def sample(self, tex: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Bilinear lookup of a texture at local coordinates (mm)."""

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 
 from ..errors import InputError
 from ._common import DEMO_CLASSES
-from .writer import _read_manifest, generate_demo
+from .writer import generate_demo, read_manifest
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m core.demo", description="Generate the MMAD Inspector demo dataset.")
@@ -35,7 +35,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (InputError, ValueError) as e:
         print(f"\nerror: {e}", file=sys.stderr)
         return 1
-    n = len(_read_manifest(out)["samples"])
+    n = len(read_manifest(out)["samples"])
     if not ns.quiet:
         print(file=sys.stderr)
     print(f"wrote {n} samples to {out} in {time.perf_counter() - t0:.1f} s")

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import DEFECT_KINDS, _GT_GEOMETRY_FRACTION, _polyline_distance, _rng, _smoothstep, _waves
-from .parts import PartParams, _jsonable, _model
+from ..io.json_files import to_jsonable
+from ._common import DEFECT_KINDS, GT_GEOMETRY_FRACTION, make_rng, polyline_distance, random_waves, smoothstep
+from .parts import PartParams, part_model
 
 
 
@@ -27,7 +28,7 @@ class DefectParams:
     seed: int = 0                 # shape details (outline wobble, crack path)
 
     def to_dict(self) -> dict:
-        return _jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
 # nominal ranges (mm); sizes and widths are multiplied by the class's defect_scale, depths are not
 _DEFECT_RANGES = {
@@ -44,7 +45,7 @@ def sample_defect(part: PartParams, kind: str, rng: np.random.Generator | int) -
     """Draw a defect of ``kind`` placed on the top surface of ``part``."""
     if kind not in DEFECT_KINDS:
         raise ValueError(f"unknown defect kind {kind!r}; choose from {', '.join(DEFECT_KINDS)}")
-    m = _model(part.class_name)
+    m = part_model(part.class_name)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     rg = _DEFECT_RANGES[kind]
     k = m.defect_scale
@@ -80,7 +81,7 @@ class _DefectField:
 
 def _defect_shape(defect: DefectParams):
     """Deterministic shape details of a defect (crack path / scratch curve / outline wobble)."""
-    r = _rng(defect.seed, 7)
+    r = make_rng(defect.seed, 7)
     cu, cv = defect.center
     a = math.radians(defect.angle)
     if defect.kind == "crack":
@@ -110,7 +111,7 @@ def _defect_shape(defect: DefectParams):
     return kk, amp, ph
 
 
-def _defect_field(defect: DefectParams, u: np.ndarray, v: np.ndarray, px_mm: float) -> _DefectField:
+def defect_field(defect: DefectParams, u: np.ndarray, v: np.ndarray, px_mm: float) -> _DefectField:
     """Height change, albedo weight and GT region of a defect, evaluated at local coordinates."""
     shape = u.shape
     dh = np.zeros(shape, np.float32)
@@ -126,22 +127,22 @@ def _defect_field(defect: DefectParams, u: np.ndarray, v: np.ndarray, px_mm: flo
     uu, vv = u[sel].astype(np.float32), v[sel].astype(np.float32)
     details = _defect_shape(defect)
     if linear:
-        dist, pos = _polyline_distance(uu, vv, details)
+        dist, pos = polyline_distance(uu, vv, details)
         # never thinner than about a pixel, so the defect exists at any resolution
         hw = max(0.5 * defect.width, 0.55 * px_mm)
         taper = 0.35 + 0.65 * np.sqrt(np.clip(np.sin(np.pi * pos), 0.0, 1.0))
         hw_local = hw * taper
         if kind == "crack":
-            wob = _waves(defect.seed, 5, (0.6, 2.0))(uu, vv)
+            wob = random_waves(defect.seed, 5, (0.6, 2.0))(uu, vv)
             hw_local = hw_local * (1.0 + 0.25 * wob)
             depth = defect.depth * taper
             g = np.clip(1.0 - dist / np.maximum(hw_local, 1e-3), 0.0, 1.0)
             d_ = -depth * g ** 0.7
-            c_ = _smoothstep(1.6, 1.0, dist / np.maximum(hw_local, 1e-3))     # dark, crumbly edges
+            c_ = smoothstep(1.6, 1.0, dist / np.maximum(hw_local, 1e-3))     # dark, crumbly edges
             r_ = (g > 0) | (c_ > 0.5)
         else:
             d_ = np.zeros_like(uu)
-            c_ = _smoothstep(1.3, 0.7, dist / np.maximum(hw_local, 1e-3))
+            c_ = smoothstep(1.3, 0.7, dist / np.maximum(hw_local, 1e-3))
             r_ = c_ > 0.5
     else:
         kk, amp, ph = details
@@ -158,19 +159,19 @@ def _defect_field(defect: DefectParams, u: np.ndarray, v: np.ndarray, px_mm: flo
             prof = np.clip(1.0 - rn * rn, 0.0, 1.0) ** 2
             d_ = (-1.0 if kind == "dent" else 1.0) * defect.depth * prof
             c_ = np.zeros_like(uu)
-            r_ = prof > _GT_GEOMETRY_FRACTION
+            r_ = prof > GT_GEOMETRY_FRACTION
         elif kind == "hole":
-            wall = _smoothstep(1.0, 0.86, rn)
+            wall = smoothstep(1.0, 0.86, rn)
             d_ = -defect.depth * wall + 0.08 * np.exp(-((rn - 1.12) / 0.1) ** 2)   # cavity + small burr
-            c_ = _smoothstep(1.12, 0.9, rn)
+            c_ = smoothstep(1.12, 0.9, rn)
             r_ = rn < 1.05
         else:  # stain
-            fine = _waves(defect.seed, 8, (0.5, 2.0))(uu, vv)
+            fine = random_waves(defect.seed, 8, (0.5, 2.0))(uu, vv)
             edge = rn + 0.05 * fine
-            blotch = 0.82 + 0.18 * _waves(defect.seed + 1, 6, (1.0, 4.0))(uu, vv)
-            c_ = _smoothstep(1.0, 0.82, edge) * blotch
+            blotch = 0.82 + 0.18 * random_waves(defect.seed + 1, 6, (1.0, 4.0))(uu, vv)
+            c_ = smoothstep(1.0, 0.82, edge) * blotch
             d_ = np.zeros_like(uu)
-            r_ = _smoothstep(1.0, 0.82, edge) > 0.5
+            r_ = smoothstep(1.0, 0.82, edge) > 0.5
     dh[sel], cov[sel], region[sel] = d_, c_, r_
     return _DefectField(dh, cov, region)
 

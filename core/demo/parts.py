@@ -8,7 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._common import DEMO_CLASSES, _Z_NOMINAL, _TexGrid, _smoothstep
+from ..io.json_files import to_jsonable
+from ._common import DEMO_CLASSES, Z_NOMINAL, TexGrid, smoothstep
 
 # =============================================================================== part models
 class _PartModel:
@@ -45,7 +46,7 @@ class _PartModel:
         """Distance inside the region where a defect may be centred (top faces, away from walls)."""
         raise NotImplementedError
 
-    def textures(self, rng: np.random.Generator, shape: dict, grid: _TexGrid) -> dict:
+    def textures(self, rng: np.random.Generator, shape: dict, grid: TexGrid) -> dict:
         """Maps over ``grid``: ``albedo`` (n x n x 3 linear RGB), ``bump`` (shading-only micro
         height, mm), optionally ``lump`` (real low-amplitude height relief, mm)."""
         raise NotImplementedError
@@ -109,10 +110,10 @@ class _Cookie(_PartModel):
         pores = g.noise(rng, 0.18)
         r = np.hypot(g.u, g.v)
         base = np.array([0.50, 0.26, 0.085], np.float32) * s["bake"]
-        rim = 1.0 - 0.32 * _smoothstep(s["radius"] - 6.0, s["radius"], r)      # browner rim
+        rim = 1.0 - 0.32 * smoothstep(s["radius"] - 6.0, s["radius"], r)      # browner rim
         shade = rim * (1.0 + 0.07 * low + 0.04 * mid)
-        dark = _smoothstep(1.5, 2.4, spk)                                     # dark crumbs
-        light = _smoothstep(2.1, 2.9, sug)                                    # sugar grains
+        dark = smoothstep(1.5, 2.4, spk)                                     # dark crumbs
+        light = smoothstep(2.1, 2.9, sug)                                    # sugar grains
         alb = base[None, None] * shade[..., None]
         alb = alb * (1.0 - 0.6 * dark[..., None] * np.array([0.9, 1.0, 1.0], np.float32))
         alb = alb + light[..., None] * np.array([0.25, 0.2, 0.14], np.float32)
@@ -162,7 +163,7 @@ class _Bracket(_PartModel):
     def surface(self, u, v, s, tex):
         d = self._sdf(u, v, s)
         bev = s["bevel"]
-        h = (s["thickness"] - bev * np.clip(1.0 - d / bev, 0.0, 1.0)) * _smoothstep(-0.05, 0.05, d)
+        h = (s["thickness"] - bev * np.clip(1.0 - d / bev, 0.0, 1.0)) * smoothstep(-0.05, 0.05, d)
         return h.astype(np.float32), d.astype(np.float32)
 
     def top_distance(self, u, v, s):
@@ -173,7 +174,7 @@ class _Bracket(_PartModel):
         low = g.noise(rng, 5.0)
         base = np.array([0.27, 0.28, 0.29], np.float32) * s["shade"]
         d = self._sdf(g.u, g.v, s)
-        chamfer = 1.0 + 0.12 * _smoothstep(s["bevel"], 0.6 * s["bevel"], d)  # freshly cut, brighter
+        chamfer = 1.0 + 0.12 * smoothstep(s["bevel"], 0.6 * s["bevel"], d)  # freshly cut, brighter
         f = (1.0 + 0.08 * brushed + 0.03 * low) * chamfer
         alb = base[None, None] * f[..., None]
         bump = 0.0035 * brushed
@@ -218,7 +219,7 @@ class _Tube(_PartModel):
         f = s["fillet"]
         tf = np.clip(du / f, 0.0, 1.0)
         h = h - f * (1.0 - np.sqrt(1.0 - (1.0 - tf) ** 2))     # rounded end edges
-        h = h * _smoothstep(-0.05, 0.05, d)
+        h = h * smoothstep(-0.05, 0.05, d)
         return np.maximum(h, 0.0).astype(np.float32), d.astype(np.float32)
 
     def top_distance(self, u, v, s):
@@ -275,7 +276,7 @@ class _Gasket(_PartModel):
         t = np.clip(np.abs(x) / hw, 0.0, 1.0)
         h = s["height"] * (1.0 - t ** 4) ** 0.25          # rounded (superelliptic) section
         d = hw - np.abs(x)
-        h = h * _smoothstep(-0.05, 0.05, d)
+        h = h * smoothstep(-0.05, 0.05, d)
         return h.astype(np.float32), d.astype(np.float32)
 
     def top_distance(self, u, v, s):
@@ -293,8 +294,8 @@ class _Gasket(_PartModel):
         return {"albedo": alb.astype(np.float32), "bump": bump.astype(np.float32)}
 
 
-_MODELS: dict[str, _PartModel] = {m.name: m for m in (_Cookie(), _Bracket(), _Tube(), _Gasket())}
-assert tuple(_MODELS) == DEMO_CLASSES
+PART_MODELS: dict[str, _PartModel] = {m.name: m for m in (_Cookie(), _Bracket(), _Tube(), _Gasket())}
+assert tuple(PART_MODELS) == DEMO_CLASSES
 
 
 # =============================================================================== parameters
@@ -318,30 +319,18 @@ class PartParams:
     depth_noise: float                          # depth noise sigma (mm)
 
     def to_dict(self) -> dict:
-        return _jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj)
-    if isinstance(obj, (np.integer, int)) and not isinstance(obj, bool):
-        return int(obj)
-    return obj
-
-
-def _model(class_name: str) -> _PartModel:
+def part_model(class_name: str) -> _PartModel:
     try:
-        return _MODELS[class_name]
+        return PART_MODELS[class_name]
     except KeyError:
         raise ValueError(f"unknown demo class {class_name!r}; choose from {', '.join(DEMO_CLASSES)}") from None
 
 
 def sample_part(class_name: str, rng: np.random.Generator | int) -> PartParams:
     """Draw a good part of ``class_name`` (pose, size, shape, lighting, plane, noise)."""
-    m = _model(class_name)
+    m = part_model(class_name)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     tilt = math.radians(rng.uniform(0.5, 3.0))
     tilt_dir = rng.uniform(0, 2 * np.pi)
@@ -353,7 +342,7 @@ def sample_part(class_name: str, rng: np.random.Generator | int) -> PartParams:
         shift=(float(rng.uniform(-m.shift_range, m.shift_range)), float(rng.uniform(-m.shift_range, m.shift_range))),
         scale=float(rng.uniform(0.97, 1.03)),
         shape=m.sample_shape(rng),
-        plane_z=float(_Z_NOMINAL + rng.uniform(-3.0, 3.0)),
+        plane_z=float(Z_NOMINAL + rng.uniform(-3.0, 3.0)),
         plane_slope=(float(math.tan(tilt) * math.cos(tilt_dir)), float(math.tan(tilt) * math.sin(tilt_dir))),
         light_azimuth=float(m.light_azimuth + rng.uniform(-25.0, 25.0)),
         light_elevation=float(rng.uniform(50.0, 68.0)),

@@ -8,10 +8,10 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from ._common import (_PROJECTOR_AZIMUTH, _PROJECTOR_ELEVATION, _STEEP_COS, _Z_NOMINAL, _TexGrid, _noise, _rng,
-                      _smoothstep)
-from .defects import DefectParams, _defect_field
-from .parts import PartParams, _model
+from ._common import (PROJECTOR_AZIMUTH, PROJECTOR_ELEVATION, STEEP_COS, Z_NOMINAL, TexGrid, make_rng, smoothstep,
+                      value_noise)
+from .defects import DefectParams, defect_field
+from .parts import PartParams, part_model
 
 
 
@@ -77,18 +77,18 @@ def render_part(part: PartParams, defect: Optional[DefectParams] = None, size: i
     The same ``part`` always gives the same sensor noise, texture and dropouts, so rendering it with
     and without a defect isolates the defect's effect.
     """
-    m = _model(part.class_name)
+    m = part_model(part.class_name)
     size = int(size)
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
-    f = size * _Z_NOMINAL / m.fov_mm
-    px_mm = _Z_NOMINAL / f
+    f = size * Z_NOMINAL / m.fov_mm
+    px_mm = Z_NOMINAL / f
     c = np.arange(size, dtype=np.float32) + 0.5 - size / 2.0
     a, b = np.meshgrid(c / f, c / f)  # ray slopes x/z (cols), y/z (rows)
 
     # ---- textures in the part frame
-    grid = _TexGrid(m.extent, min(8.0, 1.5 / px_mm))
-    tex = m.textures(_rng(part.seed, 1), part.shape, grid)
+    grid = TexGrid(m.extent, min(8.0, 1.5 / px_mm))
+    tex = m.textures(make_rng(part.seed, 1), part.shape, grid)
     tex["grid"] = grid
 
     # ---- geometry: intersect each ray with plane + height field (fixed point for parallax)
@@ -106,11 +106,11 @@ def render_part(part: PartParams, defect: Optional[DefectParams] = None, size: i
         h, d = m.surface(u, v, part.shape, tex)
         h, d = h * part.scale, d * part.scale
         if defect is not None:
-            field_ = _defect_field(defect, u, v, px_mm)
+            field_ = defect_field(defect, u, v, px_mm)
             h = np.maximum(h + field_.dh * (d > 0), 0.0)
         z = (part.plane_z - h) / denom
     h = h.astype(np.float32)
-    inside = _smoothstep(-0.5 * px_mm, 0.5 * px_mm, d)
+    inside = smoothstep(-0.5 * px_mm, 0.5 * px_mm, d)
     object_mask = d > 0
 
     # ---- shading geometry (with the shading-only micro bump)
@@ -125,8 +125,8 @@ def render_part(part: PartParams, defect: Optional[DefectParams] = None, size: i
     shadow = cv2.GaussianBlur(shadow, (0, 0), 0.8)
 
     # ---- albedo: part texture over a textured plane, then the defect
-    trng = _rng(part.seed, 2)
-    bg_tex = 1.0 + 0.06 * _noise(trng, (size, size), 0.6) + 0.05 * _noise(trng, (size, size), size / 10.0)
+    trng = make_rng(part.seed, 2)
+    bg_tex = 1.0 + 0.06 * value_noise(trng, (size, size), 0.6) + 0.05 * value_noise(trng, (size, size), size / 10.0)
     albedo = np.asarray(m.background, np.float32)[None, None] * bg_tex[..., None]
     obj_alb = grid.sample(tex["albedo"], u, v)
     albedo = albedo * (1.0 - inside[..., None]) + obj_alb * inside[..., None]
@@ -158,21 +158,21 @@ def render_part(part: PartParams, defect: Optional[DefectParams] = None, size: i
     rad *= (1.0 - 0.12 * r2)[..., None]                      # vignetting
     img = np.clip(rad * 0.95, 0.0, 1.0) ** (1.0 / 2.2)
     img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.55)
-    srng = _rng(part.seed, 3)
+    srng = make_rng(part.seed, 3)
     img = img + srng.standard_normal(img.shape, dtype=np.float32) * (0.005 + 0.012 * np.sqrt(img))
     rgb = np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
     # ---- depth sensor: noise along the ray and missing points
-    nrng = _rng(part.seed, 4)
+    nrng = make_rng(part.seed, 4)
     noise = part.depth_noise * (0.85 * nrng.standard_normal((size, size), dtype=np.float32)
-                                + 0.5 * _noise(nrng, (size, size), 2.0))
+                                + 0.5 * value_noise(nrng, (size, size), 2.0))
     zn = (z + noise).astype(np.float32)
-    missing = np.einsum("ijk,ijk->ij", n_geo, view) < _STEEP_COS
-    proj = _cast_shadow(h, px_mm, _PROJECTOR_AZIMUTH, _PROJECTOR_ELEVATION, softness_mm=0.05)
+    missing = np.einsum("ijk,ijk->ij", n_geo, view) < STEEP_COS
+    proj = _cast_shadow(h, px_mm, PROJECTOR_AZIMUTH, PROJECTOR_ELEVATION, softness_mm=0.05)
     missing |= cv2.dilate((proj > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if m.spec_dropout is not None:
         missing |= (np.einsum("ijk,ijk->ij", n_geo, half) > m.spec_dropout) & object_mask
-    drng = _rng(part.seed, 5)
+    drng = make_rng(part.seed, 5)
     missing |= drng.random((size, size), dtype=np.float32) < m.dropout_rate
     blobs = np.zeros((size, size), np.uint8)
     for _ in range(int(drng.poisson(2.0))):

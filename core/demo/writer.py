@@ -1,11 +1,9 @@
 """Writing the demo dataset: file layout, manifest, atomic install, cache (:func:`ensure_demo`)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -15,10 +13,12 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError
-from ._common import (DEFECT_KINDS, DEMO_CLASSES, DEMO_VERSION, GEOMETRY_DEFECTS, GOOD, MANIFEST, MIXED_DEFECTS,
-                      TEXTURE_DEFECTS, _FORMAT, _LABELS, _SPLITS, ProgressFn, _rng)
+from ..io.json_files import write_json
+from ..io.locks import file_lock
+from ._common import (DEFECT_KINDS, DEMO_CLASSES, DEMO_FORMAT, DEMO_VERSION, GEOMETRY_DEFECTS, GOOD, LABELS, MANIFEST,
+                      MIXED_DEFECTS, SPLITS, TEXTURE_DEFECTS, ProgressFn, make_rng)
 from .defects import sample_defect
-from .parts import _MODELS, _jsonable, _model, sample_part
+from .parts import PART_MODELS, part_model, sample_part
 from .render import render_part
 
 # =============================================================================== dataset writer
@@ -30,7 +30,7 @@ def _normalize_args(classes: Optional[Sequence[str]] = None, n_train: int = 20, 
         classes = [classes]
     classes = list(dict.fromkeys(str(c) for c in classes))
     for c in classes:
-        _model(c)
+        part_model(c)
     if not classes:
         raise ValueError("at least one demo class is needed")
     counts = dict(n_train=n_train, n_val=n_val, n_test_good=n_test_good, n_per_defect=n_per_defect)
@@ -56,9 +56,9 @@ def _plan(args: dict) -> Iterator[tuple[str, str, str, int]]:
                 yield cname, "test", kind, i
 
 
-def _sample_rng(seed: int, cname: str, split: str, label: str, i: int) -> np.random.Generator:
+def sample_rng(seed: int, cname: str, split: str, label: str, i: int) -> np.random.Generator:
     # keys by *name* position in the fixed tuples, so a subset of classes gives the same files
-    return _rng(seed, DEMO_CLASSES.index(cname), _SPLITS.index(split), _LABELS.index(label), i)
+    return make_rng(seed, DEMO_CLASSES.index(cname), SPLITS.index(split), LABELS.index(label), i)
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
@@ -67,7 +67,7 @@ def _write_png(path: Path, img: np.ndarray) -> None:
 
 
 def _render_and_write(root: Path, args: dict, cname: str, split: str, label: str, i: int) -> dict:
-    rng = _sample_rng(args["seed"], cname, split, label, i)
+    rng = sample_rng(args["seed"], cname, split, label, i)
     part = sample_part(cname, rng)
     defect = sample_defect(part, label, rng) if label != GOOD else None
     r = render_part(part, defect, args["size"])
@@ -92,18 +92,18 @@ def _render_and_write(root: Path, args: dict, cname: str, split: str, label: str
     return entry
 
 
-def _read_manifest(root: Path) -> Optional[dict]:
+def read_manifest(root: Path) -> Optional[dict]:
     try:
         with open(Path(root) / MANIFEST, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("format") == _FORMAT else None
+    return data if isinstance(data, dict) and data.get("format") == DEMO_FORMAT else None
 
 
-def _is_complete(root: Path, args: Optional[dict] = None) -> bool:
+def is_complete(root: Path, args: Optional[dict] = None) -> bool:
     """True if ``root`` holds a finished demo of this version (with ``args`` if given)."""
-    man = _read_manifest(root)
+    man = read_manifest(root)
     if man is None or man.get("version") != DEMO_VERSION:
         return False
     if args is not None and man.get("args") != args:
@@ -136,7 +136,7 @@ def generate_demo(out_dir: str | Path, classes: Optional[Sequence[str]] = None, 
     if out.exists():
         if not out.is_dir():
             raise InputError(out, "exists and is not a folder; not overwriting it with the demo dataset")
-        if any(out.iterdir()) and _read_manifest(out) is None:
+        if any(out.iterdir()) and read_manifest(out) is None:
             raise InputError(out, "exists, is not empty and is not a demo dataset; not overwriting it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -152,17 +152,15 @@ def generate_demo(out_dir: str | Path, classes: Optional[Sequence[str]] = None, 
             if progress is not None:
                 progress((k + 1) / len(plan), f"demo: {cname}/{split}/{label}/{i:03d}")
         manifest = {
-            "format": _FORMAT, "version": DEMO_VERSION, "args": args, "classes": args["classes"],
+            "format": DEMO_FORMAT, "version": DEMO_VERSION, "args": args, "classes": args["classes"],
             "defect_kinds": list(DEFECT_KINDS),
             "defect_groups": {"geometry": list(GEOMETRY_DEFECTS), "texture": list(TEXTURE_DEFECTS),
                               "both": list(MIXED_DEFECTS)},
-            "class_descriptions": {c: _MODELS[c].description for c in args["classes"]},
+            "class_descriptions": {c: PART_MODELS[c].description for c in args["classes"]},
             "units": "mm; xyz missing points are stored as (0, 0, 0)",
             "samples": samples,
         }
-        with open(tmp / MANIFEST, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(manifest), fh, indent=1, sort_keys=True)
-            fh.write("\n")
+        write_json(tmp / MANIFEST, manifest, sort_keys=True)
         _install(tmp, out, args)
     except OSError as e:
         _remove(tmp)
@@ -182,7 +180,7 @@ def _install(tmp: Path, out: Path, args: dict) -> None:
         except OSError:
             if not out.exists():
                 raise
-        if _is_complete(out, args):       # another process finished the same demo first
+        if is_complete(out, args):       # another process finished the same demo first
             _remove(tmp)
             return
         old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -210,42 +208,6 @@ def default_cache_dir() -> Path:
     return cache_dir(create=False)
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """An advisory inter-process lock (POSIX flock / Windows msvcrt); no-op where unavailable."""
-    fh = open(path, "a+b")
-    locked = None
-    try:
-        try:
-            import fcntl
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            locked = "fcntl"
-        except ImportError:
-            try:
-                import msvcrt
-                while True:
-                    try:
-                        msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
-                        locked = "msvcrt"
-                        break
-                    except OSError:
-                        time.sleep(0.5)
-            except ImportError:
-                pass
-        yield
-    finally:
-        try:
-            if locked == "fcntl":
-                import fcntl
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-            elif locked == "msvcrt":
-                import msvcrt
-                fh.seek(0)
-                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
-        finally:
-            fh.close()
-
-
 def ensure_demo(root: str | Path | None = None, progress: Optional[ProgressFn] = None, **kw) -> Path:
     """Return ``<root>/demo-v<DEMO_VERSION>``, generating it only if missing, incomplete or made
     with other arguments (``kw`` are :func:`generate_demo`'s).  ``root`` defaults to
@@ -254,14 +216,14 @@ def ensure_demo(root: str | Path | None = None, progress: Optional[ProgressFn] =
     base = Path(root).expanduser() if root is not None else default_cache_dir()
     target = base / f"demo-v{DEMO_VERSION}"
     args = _normalize_args(**kw)
-    if _is_complete(target, args):
+    if is_complete(target, args):
         return target
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(base, f"cannot create the cache folder ({e.strerror or e})") from None
-    with _file_lock(base / f".demo-v{DEMO_VERSION}.lock"):
-        if _is_complete(target, args):    # generated by another process while we waited
+    with file_lock(base / f".demo-v{DEMO_VERSION}.lock"):
+        if is_complete(target, args):    # generated by another process while we waited
             return target
         return generate_demo(target, progress=progress, **kw)
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -21,7 +20,8 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError, MMADError
-from ..headers import read_header
+from ..io.atomic import atomic_open
+from ..io.json_files import read_json_header, to_jsonable, write_json
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +32,9 @@ class FitStateError(InputError):
     """A saved fit state cannot be used (corrupt, foreign detector, other version)."""
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (tuple, list)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, (np.bool_,)):
-        return bool(v)
-    if v is None or isinstance(v, (str, int, float, bool)):
-        return v
-    return str(v)
-
-
 def params_key(params: dict[str, Any]) -> str:
     """A stable text of a parameter dict (sorted keys, tuples as lists)."""
-    return json.dumps(_jsonable(params), sort_keys=True, separators=(",", ":"))
+    return json.dumps(to_jsonable(params), sort_keys=True, separators=(",", ":"))
 
 
 def arrays_hash(arrays: dict[str, np.ndarray]) -> str:
@@ -137,29 +121,17 @@ class FitState:
         base = Path(path)
         if base.suffix in (".json", ".npz"):
             base = base.with_suffix("")
-        base.parent.mkdir(parents=True, exist_ok=True)
         arrays = {k: np.ascontiguousarray(v) for k, v in self.arrays.items()}
         for k, v in arrays.items():
             if v.dtype == object:
                 raise MMADError(f"fit state array '{k}' has dtype object; only numeric arrays are saved")
         header = {"format": FORMAT, "detector": self.detector, "version": self.version,
-                  "class_name": self.class_name, "params": _jsonable(self.params),
+                  "class_name": self.class_name, "params": to_jsonable(self.params),
                   "support_hash": self.support_hash, "n_support": self.n_support,
-                  "arrays_sha256": arrays_hash(arrays), "meta": _jsonable(self.meta)}
-        fd, tmp = tempfile.mkstemp(dir=base.parent, prefix=base.name + ".", suffix=".npz.part")
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, base.with_suffix(".npz"))
-            tmp_j = base.with_suffix(".json.part")
-            tmp_j.write_text(json.dumps(header, indent=1))
-            os.replace(tmp_j, base.with_suffix(".json"))
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+                  "arrays_sha256": arrays_hash(arrays), "meta": to_jsonable(self.meta)}
+        with atomic_open(base.with_suffix(".npz")) as f:
+            np.savez(f, **arrays)
+        write_json(base.with_suffix(".json"), header)
         return base.with_suffix(".json")
 
     @classmethod
@@ -169,7 +141,7 @@ class FitState:
         if base.suffix in (".json", ".npz"):
             base = base.with_suffix("")
         jpath, npath = base.with_suffix(".json"), base.with_suffix(".npz")
-        header = read_header(jpath, FORMAT, "saved fit", FitStateError, detector)
+        header = read_json_header(jpath, FORMAT, "saved fit", FitStateError, detector)
         if version is not None and str(header.get("version")) != str(version):
             raise FitStateError(jpath, f"was saved by version {header.get('version')} of the detector "
                                        f"(this is {version}); it is refitted")

@@ -141,10 +141,10 @@ class TrainedDetector(CalibratedThreshold, Detector):
         class's ``validation/good`` parts and the training parts the checkpoint held out of
         training (its ``held_out`` keys), minus the support.  Reads only the checkpoint's JSON."""
         from ..checkpoint import FORMAT, CheckpointError, paths_for
-        from ..headers import read_header
+        from ..io.json_files import read_json_header
         held: set[str] = set()
         try:
-            meta = read_header(paths_for(self["checkpoint"])[1], FORMAT, "checkpoint", CheckpointError)
+            meta = read_json_header(paths_for(self["checkpoint"])[1], FORMAT, "checkpoint", CheckpointError)
             held = {str(k) for k in meta.get("held_out", [])}
         except CheckpointError:
             pass      # no readable checkpoint: fit() reports it

@@ -1,9 +1,9 @@
 """RGB and 3D features on one common patch grid, with a validity mask (as CFM / M3DM align them).
 
-* **RGB**: the weight-free patch descriptors of :func:`core.detectors.memory_bank.features_rgb.rgb_descriptors`
+* **RGB**: the weight-free patch descriptors of :func:`core.features.rgb.rgb_descriptors`
   (colour + differential texture, pooled over three windows) on a ``gh x gw`` patch grid of the
   image resized to ``working_size`` (``gh = ceil(working_size / stride)``);
-* **3D**: FPFH + local shape (:func:`core.detectors.memory_bank.features_3d.geometry_descriptors`)
+* **3D**: FPFH + local shape (:func:`core.features.geometry.geometry_descriptors`)
   of the voxel-downsampled object points (the background plane removed).  Each pixel of the
   organized cloud takes the descriptor of its voxel; the pixels are then *area-averaged* onto the
   same patch grid (a patch is the mean descriptor of the object pixels that fall in it).  A patch
@@ -26,6 +26,8 @@ from scipy import sparse
 from ..errors import InputError
 from ..preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ..sample import Sample
+from .geometry import geometry_descriptors
+from .rgb import rgb_descriptors
 
 #: bumped whenever what the features mean changes: a checkpoint trained on other features is refused
 FEATURE_VERSION = "grid-handcrafted/2"   # 2: the real-parts RGB descriptors of memory-bank v2
@@ -77,7 +79,6 @@ class GridFeatures:
 
 
 def _rgb_features(sample: Sample, cfg: FeatureConfig) -> np.ndarray:
-    from ..detectors.memory_bank.features_rgb import rgb_descriptors
     d, g, _ = rgb_descriptors(sample.rgb, size=cfg.working_size, stride=cfg.stride)
     if tuple(g) != cfg.grid:   # pragma: no cover - guarded by FeatureConfig.grid
         raise RuntimeError(f"RGB grid {g} != {cfg.grid}")
@@ -86,7 +87,6 @@ def _rgb_features(sample: Sample, cfg: FeatureConfig) -> np.ndarray:
 
 def _geo_features(sample: Sample, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """(G x D_GEO pooled descriptors, G bool valid) of an organized cloud."""
-    from ..detectors.memory_bank.features_3d import geometry_descriptors
     src = sample.paths.get("points") or sample.key
     h, w = sample.points.shape[:2]
     valid = sample.valid_mask()

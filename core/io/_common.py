@@ -76,7 +76,7 @@ logging.getLogger("tifffile").addHandler(logging.NullHandler())
 
 
 # ====================================================================== helpers
-def _path(path: PathLike) -> Path:
+def as_path(path: PathLike) -> Path:
     return Path(os.fspath(path))
 
 
@@ -87,7 +87,7 @@ def check_file(path: PathLike) -> int:
     regular file (a FIFO/pipe)", "file is empty (0 bytes)", "permission denied").  Nothing is opened,
     so a FIFO never blocks.
     """
-    p = _path(path)
+    p = as_path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
@@ -109,7 +109,7 @@ def check_file(path: PathLike) -> int:
     return int(st.st_size)
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     check_file(path)
     try:
         with open(path, "rb") as f:
@@ -121,7 +121,7 @@ def _read_bytes(path: Path) -> bytes:
 
 
 @contextlib.contextmanager
-def _guard(path: Path, what: str) -> Iterator[None]:
+def guard(path: Path, what: str) -> Iterator[None]:
     """Turn unexpected library exceptions into a SampleLoadError naming ``path``."""
     try:
         yield
@@ -130,8 +130,7 @@ def _guard(path: Path, what: str) -> Iterator[None]:
     except MemoryError:
         raise SampleLoadError(path, f"not enough memory to load this {what}") from None
     except Exception as e:  # noqa: BLE001 - any library failure becomes a plain message
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SampleLoadError(path, f"could not read {what}: {msg}") from None
+        raise SampleLoadError(path, f"could not read {what}: {first_line(e)}") from None
 
 
 class _Quiet:
@@ -225,7 +224,7 @@ class _StderrCapture:
                         log.info("library messages%s: %s", f" while reading {what}" if what else "", text)
 
 
-_capture_stderr = _StderrCapture()
+capture_stderr = _StderrCapture()
 
 
 def _cv2_lower():
@@ -247,15 +246,15 @@ def _o3d_restore(level):
     o3d.utility.set_verbosity_level(level)
 
 
-_quiet_cv2 = _Quiet(_cv2_lower, lambda old: cv2.utils.logging.setLogLevel(old))
-_quiet_o3d = _Quiet(_o3d_lower, _o3d_restore)
+quiet_cv2 = _Quiet(_cv2_lower, lambda old: cv2.utils.logging.setLogLevel(old))
+quiet_o3d = _Quiet(_o3d_lower, _o3d_restore)
 
 
-def _fmt_shape(shape: Sequence[int]) -> str:
+def fmt_shape(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(int(s)) for s in shape) + ")"
 
 
-def _too_many(path: Path, n: int) -> SampleLoadError:
+def too_many_points(path: Path, n: int) -> SampleLoadError:
     return SampleLoadError(path, f"point cloud is too large ({n:,} points; the limit is {max_points():,})")
 
 
@@ -296,7 +295,7 @@ def list_dir(folder: PathLike, exts: Optional[Sequence[str]] = None, dirs: bool 
 
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     s = str(e).strip()
     return s.splitlines()[0] if s else type(e).__name__
 

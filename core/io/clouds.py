@@ -6,13 +6,14 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError, SampleLoadError
-from ._common import (CLOUD_EXTS, DegenerateCloudError, TEXT_CLOUD_EXTS, TIFF_EXTS, PathLike, _first_line, _fmt_shape, _guard, _path,
-                      _quiet_o3d, _too_many, check_file, max_points)
-from .headers import _check_pcd, _check_ply
+from ..errors import InputError, OutputWriteError, SampleLoadError
+from ._common import (CLOUD_EXTS, TEXT_CLOUD_EXTS, TIFF_EXTS, DegenerateCloudError, PathLike, as_path, check_file,
+                      first_line, fmt_shape, guard, max_points, quiet_o3d, too_many_points)
+from .atomic import atomic_open, atomic_path
+from .probe import check_pcd_header, check_ply_header
 from .plypcd import read_pcd_arrays, read_ply_arrays
-from .images import _read_tiff_array
-from .text import _read_text_table
+from .images import read_tiff_array
+from .text import read_text_table
 
 # ====================================================================== organized xyz (TIFF)
 def _organized_missing_to_nan(xyz: np.ndarray) -> np.ndarray:
@@ -30,17 +31,17 @@ def read_xyz_tiff(path: PathLike, require_points: bool = True) -> np.ndarray:
     a non-finite coordinate.  Planar ``3 x H x W`` files are accepted.  With ``require_points`` an
     all-missing cloud raises ("all points are missing").
     """
-    p = _path(path)
-    a = _read_tiff_array(p, points=True)
+    p = as_path(path)
+    a = read_tiff_array(p, points=True)
     if a.ndim == 3 and a.shape[0] == 3 and a.shape[2] != 3:
         a = np.moveaxis(a, 0, -1)
     if a.ndim != 3 or a.shape[2] != 3:
         hint = " (a single-channel TIFF is a depth map or a gray image, not xyz)" if a.ndim == 2 else ""
-        raise SampleLoadError(p, f"expected an H x W x 3 xyz TIFF, got shape {_fmt_shape(a.shape)}{hint}")
+        raise SampleLoadError(p, f"expected an H x W x 3 xyz TIFF, got shape {fmt_shape(a.shape)}{hint}")
     if a.dtype.kind not in "fiu":
         raise SampleLoadError(p, f"expected numeric xyz coordinates, got data type {a.dtype}")
     if a.shape[0] * a.shape[1] > max_points():
-        raise _too_many(p, a.shape[0] * a.shape[1])
+        raise too_many_points(p, a.shape[0] * a.shape[1])
     xyz = _organized_missing_to_nan(a)
     valid = np.isfinite(xyz).all(axis=-1)
     if require_points and not valid.any():
@@ -54,13 +55,13 @@ def write_xyz_tiff(path: PathLike, xyz: np.ndarray) -> Path:
     """Write an organized ``H x W x 3`` cloud as a float32 TIFF, NaN stored as 0 (MVTec 3D-AD convention)."""
     import tifffile
 
-    p = _path(path)
+    p = as_path(path)
     a = np.asarray(xyz, dtype=np.float32)
     if a.ndim != 3 or a.shape[2] != 3:
-        raise InputError(p, f"expected an H x W x 3 organized cloud, got shape {_fmt_shape(a.shape)}")
+        raise InputError(p, f"expected an H x W x 3 organized cloud, got shape {fmt_shape(a.shape)}")
     a = np.where(np.isfinite(a).all(axis=-1, keepdims=True), a, 0.0).astype(np.float32)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(str(p), a, photometric="rgb")
+    with atomic_open(p) as fh:
+        tifffile.imwrite(fh, a, photometric="rgb")
     return p
 
 
@@ -157,10 +158,10 @@ def _finish_organized(path: Path, xyz: np.ndarray, colors: Optional[np.ndarray])
 
 
 def _read_ply_pcd(path: Path, size: int, kind: str):
-    info = _check_ply(path, size) if kind == "ply" else _check_pcd(path, size)
+    info = check_ply_header(path, size) if kind == "ply" else check_pcd_header(path, size)
     if info["n"] == 0:
         raise SampleLoadError(path, "point cloud has no points (the file declares 0 points)")
-    with _guard(path, "point cloud"):
+    with guard(path, "point cloud"):
         pts, colors = read_ply_arrays(path, info) if kind == "ply" else read_pcd_arrays(path, info)
     organized = info.get("organized")
     if organized is not None:
@@ -169,7 +170,7 @@ def _read_ply_pcd(path: Path, size: int, kind: str):
     return _finish_unorganized(path, pts, colors)
 
 
-def _read_npy_array(path: Path) -> np.ndarray:
+def read_npy_array(path: Path) -> np.ndarray:
     check_file(path)
     try:
         arr = np.load(str(path), mmap_mode="r", allow_pickle=False)
@@ -179,22 +180,22 @@ def _read_npy_array(path: Path) -> np.ndarray:
             raise SampleLoadError(path, "not a numeric .npy array (it holds pickled Python objects)") from None
         if "mmap length" in msg or "fully written" in msg:
             raise SampleLoadError(path, "truncated .npy file (the data is shorter than its header says)") from None
-        raise SampleLoadError(path, f"not a valid .npy file ({_first_line(e)})") from None
+        raise SampleLoadError(path, f"not a valid .npy file ({first_line(e)})") from None
     except (OSError, EOFError) as e:
-        raise SampleLoadError(path, f"not a valid .npy file ({_first_line(e)})") from None
+        raise SampleLoadError(path, f"not a valid .npy file ({first_line(e)})") from None
     if not isinstance(arr, np.ndarray):
         raise SampleLoadError(path, "not a valid .npy file")
     return arr
 
 
 def _read_npy_cloud(path: Path):
-    arr = _read_npy_array(path)
+    arr = read_npy_array(path)
     if arr.dtype.names:  # structured array with named fields
         if not {"x", "y", "z"} <= set(arr.dtype.names):
             raise SampleLoadError(path, f"structured .npy array has no x, y, z fields (fields: {', '.join(arr.dtype.names)})")
         if arr.size > max_points():
-            raise _too_many(path, arr.size)
-        with _guard(path, ".npy point cloud"):
+            raise too_many_points(path, arr.size)
+        with guard(path, ".npy point cloud"):
             pts = np.stack([np.asarray(arr[k], np.float64).reshape(-1) for k in "xyz"], axis=1)
             names = arr.dtype.names
             cols = None
@@ -208,16 +209,16 @@ def _read_npy_cloud(path: Path):
     shape = arr.shape
     if arr.ndim == 2 and shape[1] in (3, 4, 6, 7):
         if shape[0] > max_points():
-            raise _too_many(path, shape[0])
-        with _guard(path, ".npy point cloud"):
+            raise too_many_points(path, shape[0])
+        with guard(path, ".npy point cloud"):
             a = np.asarray(arr, dtype=np.float64)
         cols = a[:, 3:6] if shape[1] >= 6 else None
         colors = _colors_to_uint8(cols) if cols is not None and _looks_like_colors(cols) else None
         return _finish_unorganized(path, a[:, :3], colors)
     if arr.ndim == 3 and shape[2] in (3, 6):
         if shape[0] * shape[1] > max_points():
-            raise _too_many(path, shape[0] * shape[1])
-        with _guard(path, ".npy point cloud"):
+            raise too_many_points(path, shape[0] * shape[1])
+        with guard(path, ".npy point cloud"):
             a = np.asarray(arr, dtype=np.float64)
         cols = a[:, :, 3:6] if shape[2] == 6 else None
         colors = _colors_to_uint8(cols) if cols is not None and _looks_like_colors(cols) else None
@@ -225,13 +226,13 @@ def _read_npy_cloud(path: Path):
     if arr.size == 0:
         raise SampleLoadError(path, "point cloud is empty (no points)")
     raise SampleLoadError(path, f"expected an N x 3 (or N x 6 with colours) or H x W x 3 point array, "
-                                f"got shape {_fmt_shape(shape)}")
+                                f"got shape {fmt_shape(shape)}")
 
 
 def _read_text_cloud(path: Path):
-    a = _read_text_table(path)
+    a = read_text_table(path)
     if a.shape[0] > max_points():
-        raise _too_many(path, a.shape[0])
+        raise too_many_points(path, a.shape[0])
     if a.shape[1] < 3:
         raise SampleLoadError(path, f"expected at least 3 columns (x y z), got {a.shape[1]}")
     colors = None
@@ -258,7 +259,7 @@ def read_cloud(path: PathLike) -> tuple[np.ndarray, Optional[np.ndarray], bool]:
     None.  Raises :class:`SampleLoadError` for empty, all-missing, truncated, corrupt, unsupported
     or too large (> :data:`max_points()`) clouds.
     """
-    p = _path(path)
+    p = as_path(path)
     ext = p.suffix.lower()
     if ext not in CLOUD_EXTS:
         raise SampleLoadError(p, f"unsupported point cloud format '{ext or p.name}' "
@@ -281,27 +282,27 @@ def write_cloud(path: PathLike, points: np.ndarray, colors: Optional[np.ndarray]
     ``.csv`` (one point per line), ``.tif`` / ``.tiff`` (organized only, :func:`write_xyz_tiff`).
     Organized clouds written to point formats keep only their valid points.
     """
-    p = _path(path)
+    p = as_path(path)
     ext = p.suffix.lower()
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim not in (2, 3) or pts.shape[-1] != 3:
-        raise InputError(p, f"expected N x 3 or H x W x 3 points, got shape {_fmt_shape(pts.shape)}")
+        raise InputError(p, f"expected N x 3 or H x W x 3 points, got shape {fmt_shape(pts.shape)}")
     cols = None
     if colors is not None:
         cols = np.asarray(colors)
         if cols.shape != pts.shape:
-            raise InputError(p, f"colours shape {_fmt_shape(cols.shape)} does not match points {_fmt_shape(pts.shape)}")
+            raise InputError(p, f"colours shape {fmt_shape(cols.shape)} does not match points {fmt_shape(pts.shape)}")
         cols = cols if cols.dtype == np.uint8 else _colors_to_uint8(cols)
     if ext in TIFF_EXTS:
         if pts.ndim != 3:
             raise InputError(p, "a TIFF point cloud must be organized (H x W x 3)")
         return write_xyz_tiff(p, pts)
-    p.parent.mkdir(parents=True, exist_ok=True)
     if ext == ".npy":
         a = pts.astype(np.float32)
         if cols is not None:
             a = np.concatenate([a, cols.astype(np.float32)], axis=-1)
-        np.save(str(p), a)
+        with atomic_open(p) as fh:
+            np.save(fh, a)
         return p
     if pts.ndim == 3:
         keep = np.isfinite(pts).all(axis=-1) & ~(pts == 0).all(axis=-1)
@@ -310,7 +311,8 @@ def write_cloud(path: PathLike, points: np.ndarray, colors: Optional[np.ndarray]
     if ext in TEXT_CLOUD_EXTS:
         a = pts if cols is None else np.concatenate([pts, cols.astype(np.float64)], axis=1)
         fmt = ["%.6f"] * 3 + ["%d"] * (a.shape[1] - 3)
-        np.savetxt(str(p), a, fmt=fmt, delimiter="," if ext == ".csv" else " ")
+        with atomic_open(p) as fh:
+            np.savetxt(fh, a, fmt=fmt, delimiter="," if ext == ".csv" else " ")
         return p
     if ext in (".ply", ".pcd"):
         import open3d as o3d
@@ -319,10 +321,9 @@ def write_cloud(path: PathLike, points: np.ndarray, colors: Optional[np.ndarray]
         pc.points = o3d.utility.Vector3dVector(pts)
         if cols is not None:
             pc.colors = o3d.utility.Vector3dVector(cols.astype(np.float64) / 255.0)
-        with _quiet_o3d():
-            ok = o3d.io.write_point_cloud(str(p), pc, write_ascii=False)
-        if not ok:
-            raise InputError(p, "could not write the point cloud (folder not writable?)")
+        with atomic_path(p) as tmp, quiet_o3d():
+            if not o3d.io.write_point_cloud(str(tmp), pc, write_ascii=False):
+                raise OutputWriteError(p, "could not write the point cloud")
         return p
     raise InputError(p, f"unsupported point cloud format '{ext}' (expected .ply, .pcd, .npy, .txt, .xyz, .csv or .tiff)")
 

@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, SampleLoadError
-from ._common import (PathLike, _capture_stderr, _first_line, _fmt_shape, _guard, _path, _quiet_cv2,
-                      _read_bytes, _too_many, check_file, max_pixels, max_points,
-                      min_image_side)
-from .headers import _EXT_FORMAT, _check_image_structure, _sniff_image_format, check_pixels, image_size
+from ._common import (PathLike, as_path, capture_stderr, check_file, first_line, fmt_shape, guard, max_pixels,
+                      max_points, min_image_side, quiet_cv2, read_bytes, too_many_points)
+from .atomic import atomic_write
+from .probe import EXT_FORMAT, check_image_structure, check_pixels, image_size, sniff_image_format
 
-def _read_tiff_array(path: Path, points: bool = False) -> np.ndarray:
+def read_tiff_array(path: Path, points: bool = False) -> np.ndarray:
     """First image series of a TIFF as stored (no conversion).
 
     Its size is checked from the header before any data is decoded: width x height against the
@@ -24,11 +24,11 @@ def _read_tiff_array(path: Path, points: bool = False) -> np.ndarray:
     import tifffile
 
     check_file(path)
-    with _guard(path, "TIFF file"):
+    with guard(path, "TIFF file"):
         try:
             tf = tifffile.TiffFile(str(path))
         except (tifffile.TiffFileError, ValueError, OSError, IndexError, struct.error) as e:
-            raise SampleLoadError(path, f"not a valid TIFF file ({_first_line(e)})") from None
+            raise SampleLoadError(path, f"not a valid TIFF file ({first_line(e)})") from None
         with tf:
             if not tf.series or not len(tf.pages):
                 raise SampleLoadError(path, "truncated or corrupt TIFF (no image data found)")
@@ -37,25 +37,25 @@ def _read_tiff_array(path: Path, points: bool = False) -> np.ndarray:
             w, h = int(page.imagewidth), int(page.imagelength)
             if points:
                 if w * h > max_points():
-                    raise _too_many(path, w * h)
+                    raise too_many_points(path, w * h)
             else:
                 check_pixels(path, w, h)
             limit = max_points() if points else max_pixels()
             if int(np.prod(series.shape, dtype=np.float64)) > 4 * limit:
-                raise SampleLoadError(path, f"image is too large to load (shape {_fmt_shape(series.shape)}; "
+                raise SampleLoadError(path, f"image is too large to load (shape {fmt_shape(series.shape)}; "
                                             f"the limit is {limit:,} pixels per plane)")
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     return np.asarray(series.asarray())
             except (ValueError, OSError, IndexError, KeyError, struct.error) as e:
-                raise SampleLoadError(path, f"truncated or corrupt TIFF ({_first_line(e)})") from None
+                raise SampleLoadError(path, f"truncated or corrupt TIFF ({first_line(e)})") from None
 
 
 
 def _decode_image(path: Path) -> tuple[np.ndarray, str]:
     """Decode an image file as stored. Returns (array, channel order: "bgr" or "rgb")."""
-    path = _path(path)
+    path = as_path(path)
     ext = path.suffix.lower()
     check_file(path)
     try:
@@ -63,18 +63,18 @@ def _decode_image(path: Path) -> tuple[np.ndarray, str]:
             head = f.read(16)
     except OSError as e:
         raise SampleLoadError(path, f"cannot read the file ({e.strerror or e})") from None
-    fmt = _sniff_image_format(head)
-    expected = _EXT_FORMAT.get(ext)
+    fmt = sniff_image_format(head)
+    expected = EXT_FORMAT.get(ext)
     if fmt is None:
         what = f"{expected} image" if expected else "image"
         raise SampleLoadError(path, f"not a valid {what} (the file content is not a PNG, JPEG, BMP or TIFF image)")
     if fmt == "TIFF":
-        return _read_tiff_array(path), "rgb"
+        return read_tiff_array(path), "rgb"
     w, h = image_size(path)  # from the header: a decompression bomb is refused unread
     check_pixels(path, w, h)
-    data = _read_bytes(path)
-    _check_image_structure(path, data, fmt)
-    with _guard(path, f"{fmt} image"), _quiet_cv2(), _capture_stderr(str(path)):
+    data = read_bytes(path)
+    check_image_structure(path, data, fmt)
+    with guard(path, f"{fmt} image"), quiet_cv2(), capture_stderr(str(path)):
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.size == 0:
         raise SampleLoadError(path, f"truncated or corrupt {fmt} image (it could not be decoded)")
@@ -113,7 +113,7 @@ def _to_rgb(path: Path, img: np.ndarray, order: str) -> np.ndarray:
     if img.ndim == 2:
         img = img[:, :, None]
     if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4) or min(img.shape[:2]) < 1:
-        raise SampleLoadError(path, f"expected a gray, RGB or RGBA image, got an array of shape {_fmt_shape(img.shape)}")
+        raise SampleLoadError(path, f"expected a gray, RGB or RGBA image, got an array of shape {fmt_shape(img.shape)}")
     c = img.shape[2]
     if c in (1, 2):  # gray (+ alpha)
         g = _scale_to_uint8(img[:, :, 0])
@@ -148,7 +148,7 @@ def read_rgb(path: PathLike, max_side: Optional[int] = None, min_side: Optional[
     (:func:`fit_max_side`).  Raises :class:`SampleLoadError` for missing, empty, truncated, corrupt,
     too large, too small or non-image files.
     """
-    p = _path(path)
+    p = as_path(path)
     img, order = _decode_image(p)
     rgb = _to_rgb(p, img, order)
     h, w = rgb.shape[:2]
@@ -160,7 +160,7 @@ def read_rgb(path: PathLike, max_side: Optional[int] = None, min_side: Optional[
 
 def read_image_raw(path: PathLike) -> np.ndarray:
     """Read an image as stored (e.g. a 16-bit depth PNG stays ``uint16``); colour order is RGB."""
-    p = _path(path)
+    p = as_path(path)
     img, order = _decode_image(p)
     if order == "bgr" and img.ndim == 3 and img.shape[2] >= 3:
         img = np.concatenate([img[:, :, 2::-1], img[:, :, 3:]], axis=2)
@@ -174,7 +174,7 @@ def read_mask(path: PathLike, shape: Optional[tuple[int, int]] = None, resize: b
     :class:`SampleLoadError` naming both sizes, unless ``resize=True`` asks for an explicit
     nearest-neighbour resize to that grid.
     """
-    p = _path(path)
+    p = as_path(path)
     img, order = _decode_image(p)
     if img.ndim == 3 and order == "rgb" and img.shape[0] in (1, 3, 4) and img.shape[2] not in (1, 2, 3, 4):
         img = np.moveaxis(img, 0, -1)
@@ -183,12 +183,12 @@ def read_mask(path: PathLike, shape: Optional[tuple[int, int]] = None, resize: b
             img = img[:, :, :1]
         img = img[:, :, :3]
         if img.shape[2] not in (1, 3):
-            raise SampleLoadError(p, f"expected a mask image, got an array of shape {_fmt_shape(img.shape)}")
+            raise SampleLoadError(p, f"expected a mask image, got an array of shape {fmt_shape(img.shape)}")
         mask = (np.nan_to_num(img.astype(np.float64) if img.dtype.kind == "f" else img) > 0).any(axis=2)
     elif img.ndim == 2:
         mask = np.nan_to_num(img) > 0 if img.dtype.kind == "f" else img > 0
     else:
-        raise SampleLoadError(p, f"expected a mask image, got an array of shape {_fmt_shape(img.shape)}")
+        raise SampleLoadError(p, f"expected a mask image, got an array of shape {fmt_shape(img.shape)}")
     if shape is not None and tuple(mask.shape) != (int(shape[0]), int(shape[1])):
         if not resize:
             raise SampleLoadError(p, f"mask size {mask.shape[1]} x {mask.shape[0]} (W x H) does not match the "
@@ -199,18 +199,27 @@ def read_mask(path: PathLike, shape: Optional[tuple[int, int]] = None, resize: b
 
 def write_rgb(path: PathLike, rgb: np.ndarray) -> Path:
     """Write an ``H x W x 3`` uint8 RGB (or ``H x W`` gray) image; the format follows the suffix."""
-    p = _path(path)
+    p = as_path(path)
     a = np.asarray(rgb)
     if a.dtype != np.uint8:
         a = _scale_to_uint8(a)
     if a.ndim == 3 and a.shape[2] == 3:
         a = a[:, :, ::-1]
     elif a.ndim != 2:
-        raise InputError(p, f"expected an H x W x 3 RGB image, got shape {_fmt_shape(a.shape)}")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(p), np.ascontiguousarray(a)):
-        raise InputError(p, "could not write the image (unsupported extension or folder not writable)")
-    return p
+        raise InputError(p, f"expected an H x W x 3 RGB image, got shape {fmt_shape(a.shape)}")
+    return atomic_write(p, encode_image(p, a))
+
+
+def encode_image(path: PathLike, bgr: np.ndarray) -> bytes:
+    """The file bytes of an 8-bit BGR (or gray) image in the format of ``path``'s suffix."""
+    p = as_path(path)
+    try:
+        ok, buf = cv2.imencode(p.suffix.lower() or ".png", np.ascontiguousarray(bgr))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise InputError(p, f"cannot encode an image as '{p.suffix}' (use .png, .jpg, .bmp or .tiff)")
+    return buf.tobytes()
 
 
 def write_mask(path: PathLike, mask: np.ndarray) -> Path:

@@ -6,9 +6,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import SampleLoadError
-from ._common import PathLike, _guard, _path
-from .clouds import _read_npy_array
-from .text import _read_text_table
+from ._common import PathLike, as_path, guard
+from .clouds import read_npy_array
+from .text import read_text_table
 
 def read_point_labels(path: PathLike) -> tuple[Optional[np.ndarray], np.ndarray]:
     """Read per-point ground truth: ``(xyz or None, labels)`` with ``labels`` an ``N`` bool array.
@@ -17,15 +17,15 @@ def read_point_labels(path: PathLike) -> tuple[Optional[np.ndarray], np.ndarray]
     value > 0 is a defect) or a single label column; ``.npy`` files an ``N`` label vector or an
     ``N x 4`` array.
     """
-    p = _path(path)
+    p = as_path(path)
     if p.suffix.lower() == ".npy":
-        a = _read_npy_array(p)
-        with _guard(p, "label file"):
+        a = read_npy_array(p)
+        with guard(p, "label file"):
             a = np.asarray(a, dtype=np.float64)
         if a.ndim == 1:
             a = a[:, None]
     else:
-        a = _read_text_table(p, "per-point label file")
+        a = read_text_table(p, "per-point label file")
     if a.ndim != 2 or a.shape[1] in (2, 3):
         raise SampleLoadError(p, f"expected rows of 'x y z label' or a single label column, got {a.shape[1]} columns")
     if a.shape[0] == 0:
@@ -43,7 +43,7 @@ def align_point_labels(path: PathLike, points: np.ndarray, label_xyz: Optional[n
     coordinates agree); otherwise each point takes the label of the nearest labelled coordinate
     (scipy ``cKDTree``).  ``path`` (the label file) is only used in error messages.
     """
-    p = _path(path)
+    p = as_path(path)
     pts = np.asarray(points, dtype=np.float64)
     n = pts.shape[0]
     if len(labels) == n:

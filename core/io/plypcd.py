@@ -1,4 +1,4 @@
-"""PLY and PCD bodies parsed with numpy, after :mod:`.headers` has validated the header.
+"""PLY and PCD bodies parsed with numpy, after :mod:`.probe` has validated the header.
 
 open3d's readers cannot report errors: on a bad body they print "Read PLY failed" (RPly) to the C
 stderr and still return the announced number of points, full of uninitialised memory.  So ASCII and
@@ -15,9 +15,9 @@ from typing import Optional
 import numpy as np
 
 from ..errors import SampleLoadError
-from ._common import _capture_stderr, _first_line, _guard, _quiet_o3d
+from ._common import capture_stderr, first_line, guard, quiet_o3d
 
-_PLY_NP = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
+PLY_NUMPY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
            "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
            "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
 _COLOR_NAMES = (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue"))
@@ -31,7 +31,7 @@ def _loadtxt(path: Path, skip: int, rows: int, what: str) -> np.ndarray:
             a = np.loadtxt(str(path), dtype=np.float64, skiprows=skip, max_rows=rows, ndmin=2, comments=None,
                            encoding="latin-1")
     except ValueError as e:
-        msg = _first_line(e).split(";")[0]
+        msg = first_line(e).split(";")[0]
         raise SampleLoadError(path, f"malformed {what} data: {msg}") from None
     except MemoryError:
         raise SampleLoadError(path, f"not enough memory to load this {what} file") from None
@@ -64,14 +64,14 @@ def _skip_list_rows(path: Path, mm: np.ndarray, pos: int, elem: list, order: str
             if size is not None:
                 pos += size
                 continue
-            cs = np.dtype(order + _PLY_NP[ctype]).itemsize
+            cs = np.dtype(order + PLY_NUMPY_TYPES[ctype]).itemsize
             if pos + cs > end:
                 raise SampleLoadError(path, f"truncated PLY file: the '{name}' element ends early, "
                                             "before the point data")
-            k = int(np.frombuffer(mm[pos:pos + cs].tobytes(), order + _PLY_NP[ctype])[0])
+            k = int(np.frombuffer(mm[pos:pos + cs].tobytes(), order + PLY_NUMPY_TYPES[ctype])[0])
             if k < 0:
                 raise SampleLoadError(path, f"corrupt PLY file: negative list length in the '{name}' element")
-            pos += cs + k * np.dtype(_PLY_NP[itype]).itemsize
+            pos += cs + k * np.dtype(PLY_NUMPY_TYPES[itype]).itemsize
         if pos > end:
             raise SampleLoadError(path, f"truncated PLY file: the '{name}' element ends early, before the point data")
     return pos
@@ -79,7 +79,7 @@ def _skip_list_rows(path: Path, mm: np.ndarray, pos: int, elem: list, order: str
 
 def read_ply_arrays(path: Path, info: dict):
     """``(points N x 3 float64, colours N x 3 uint8 or None)`` of a PLY described by ``info``
-    (:func:`core.io.headers._check_ply`)."""
+    (:func:`core.io.probe.check_ply_header`)."""
     elements, vi, n = info["elements"], info["vi"], info["n"]
     props = elements[vi][2]
     names = [pr[1] for pr in props]
@@ -92,13 +92,13 @@ def read_ply_arrays(path: Path, info: dict):
             raise SampleLoadError(path, f"malformed PLY data: the point rows have {a.shape[1]} values but the "
                                         f"header announces {len(props)} properties ({' '.join(names)})")
         cols = {nm: a[:, i] for i, nm in enumerate(names)}
-        ints = {pr[1] for pr in props if _PLY_NP[pr[2]][0] in "iu"}
+        ints = {pr[1] for pr in props if PLY_NUMPY_TYPES[pr[2]][0] in "iu"}
         for nm in ints:  # integer properties must hold integers (garbage like "1.5e300" is not a colour)
             if not np.all(cols[nm] == np.round(cols[nm])):
                 raise SampleLoadError(path, f"malformed PLY data: integer property '{nm}' holds non-integer values")
     else:
         order = "<" if info["fmt"] == "binary_little_endian" else ">"
-        dt = np.dtype([(f"p{i}", order + _PLY_NP[pr[2]]) for i, pr in enumerate(props)])
+        dt = np.dtype([(f"p{i}", order + PLY_NUMPY_TYPES[pr[2]]) for i, pr in enumerate(props)])
         mm = np.memmap(path, dtype=np.uint8, mode="r")
         try:
             pos = info["header_len"]
@@ -121,7 +121,7 @@ def read_ply_arrays(path: Path, info: dict):
         if all(k in cols for k in trio):
             raw = [cols[k] for k in trio]
             if info["fmt"] == "ascii":
-                kinds = {_PLY_NP[pr[2]] for pr in props if pr[1] in trio}
+                kinds = {PLY_NUMPY_TYPES[pr[2]] for pr in props if pr[1] in trio}
                 raw = [r.astype(np.uint8) if kinds == {"u1"} else r for r in raw]
             colors = _colors_from(raw)
             break
@@ -137,7 +137,7 @@ def _unpack_rgb(v: np.ndarray) -> np.ndarray:
 
 def read_pcd_arrays(path: Path, info: dict):
     """``(points N x 3 float64, colours N x 3 uint8 or None)`` of a PCD described by ``info``
-    (:func:`core.io.headers._check_pcd`)."""
+    (:func:`core.io.probe.check_pcd_header`)."""
     n, names, sizes, types, counts = info["n"], info["names"], info["sizes"], info["types"], info["counts"]
     kind = info["kind"]
     if kind == "binary_compressed":
@@ -182,13 +182,13 @@ def read_pcd_arrays(path: Path, info: dict):
 def _read_pcd_o3d(path: Path, n: int):
     import open3d as o3d
 
-    with _guard(path, "point cloud"), _quiet_o3d(), _capture_stderr(str(path)):
+    with guard(path, "point cloud"), quiet_o3d(), capture_stderr(str(path)):
         pc = o3d.io.read_point_cloud(str(path), format="pcd", remove_nan_points=False, remove_infinite_points=False)
         pts = np.asarray(pc.points, dtype=np.float64)
         colors = np.asarray(pc.colors) if pc.has_colors() else None
     if pts.shape[0] == 0:
         raise SampleLoadError(path, "could not read point cloud (corrupt, truncated or unsupported format)")
-    said = _capture_stderr.last
+    said = capture_stderr.last
     if "fail" in said.lower() or "error" in said.lower():
         raise SampleLoadError(path, f"corrupt PCD file (open3d: {said.splitlines()[-1][:200]})")
     if pts.shape[0] != n:

@@ -8,9 +8,9 @@ import numpy as np
 import yaml
 
 from ..errors import SampleLoadError
-from ._common import PathLike, _first_line, _path, _read_bytes, _too_many, check_file, max_points
+from ._common import PathLike, as_path, check_file, first_line, max_points, read_bytes, too_many_points
 
-def _read_text_table(path: Path, what: str = "text point cloud") -> np.ndarray:
+def read_text_table(path: Path, what: str = "text point cloud") -> np.ndarray:
     """Parse a whitespace-, comma- or semicolon-separated numeric table (header lines skipped)."""
     size = check_file(path)
     with open(path, "rb") as f:
@@ -46,16 +46,16 @@ def _read_text_table(path: Path, what: str = "text point cloud") -> np.ndarray:
     delim = "," if "," in first else (";" if ";" in first else None)
     avg = max(len(sample) / max(len(lines), 1), 4.0)
     if size / avg > max_points() * 1.2:
-        raise _too_many(path, int(size / avg))
+        raise too_many_points(path, int(size / avg))
     try:
         a = np.loadtxt(str(path), delimiter=delim, skiprows=skip, comments=("#", "//"), ndmin=2, dtype=np.float64)
     except ValueError as e:
-        msg = _first_line(e)
+        msg = first_line(e)
         raise SampleLoadError(path, f"truncated or malformed {what}: {msg}") from None
     except MemoryError:
         raise SampleLoadError(path, f"not enough memory to load this {what}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise SampleLoadError(path, f"could not read {what}: {_first_line(e)}") from None
+        raise SampleLoadError(path, f"could not read {what}: {first_line(e)}") from None
     return a
 
 
@@ -79,8 +79,8 @@ def read_yaml(path: PathLike) -> dict:
     Raises :class:`SampleLoadError` for a missing/empty/binary file, invalid YAML (with its line) or a
     document that is not a mapping.
     """
-    p = _path(path)
-    data = _read_bytes(p)
+    p = as_path(path)
+    data = read_bytes(p)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -91,7 +91,7 @@ def read_yaml(path: PathLike) -> dict:
         where = f" on line {e.problem_mark.line + 1}" if e.problem_mark is not None else ""
         raise SampleLoadError(p, f"invalid YAML{where}: {e.problem or e.context or 'syntax error'}") from None
     except yaml.YAMLError as e:
-        raise SampleLoadError(p, f"invalid YAML: {_first_line(e)}") from None
+        raise SampleLoadError(p, f"invalid YAML: {first_line(e)}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

@@ -9,16 +9,14 @@
 * :func:`write_samples_csv` - one row per sample of the dataset, reviewed or not.
 
 The default folder of exports is :func:`core.paths.exports_dir` (``~/MMAD Inspector exports/<dataset>``).
-Every writer raises :class:`~core.errors.InputError` naming the file when it cannot be written.
+Every writer writes atomically (:mod:`core.io.atomic`) and raises
+:class:`~core.errors.OutputWriteError` (an :class:`~core.errors.InputError`) naming the file when it cannot be written.
 """
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import platform
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional, Sequence
@@ -27,6 +25,7 @@ import numpy as np
 
 from ..colormaps import DEFAULT_COLORMAP, heatmap_overlay, score_range
 from ..errors import InputError
+from ..io import atomic_write, to_jsonable, write_json, write_rgb
 from .records import finite_or_none
 
 SCALAR_FIELD = "scalar_anomaly"
@@ -34,26 +33,6 @@ CSV_COLUMNS = ("key", "class", "split", "label", "ground_truth", "image_score", 
                "detector", "verdict", "final_verdict", "note", "reviewer", "review_time", "marks",
                "rgb_path", "points_path", "gt_path")
 _VERSION_PACKAGES = ("mmad-inspector", "numpy", "torch", "open_clip_torch", "open3d", "open3d-cpu", "opencv-python-headless")
-
-
-def _atomic_write(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder (never half a file)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    except OSError as e:
-        raise InputError(path, f"cannot write here ({e.strerror or e})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise InputError(path, f"cannot write the file ({e.strerror or e})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
 
 
 # ---------------------------------------------------------------------- overlay PNG
@@ -73,12 +52,7 @@ def overlay_image(sample: Any, result: Any, opacity: float = 0.5, colormap: str 
 
 def write_overlay_png(path: str | Path, sample: Any, result: Any, opacity: float = 0.5,
                       colormap: str = DEFAULT_COLORMAP) -> Path:
-    import cv2
-    img = overlay_image(sample, result, opacity, colormap)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[:, :, ::-1]))
-    if not ok:
-        raise InputError(path, "could not encode the PNG")
-    return _atomic_write(Path(path), buf.tobytes())
+    return write_rgb(path, overlay_image(sample, result, opacity, colormap))
 
 
 # ---------------------------------------------------------------------- scored PLY
@@ -108,7 +82,7 @@ def write_scored_ply(path: str | Path, points: np.ndarray, scores: np.ndarray,
               f"element vertex {pts.shape[0]}"]
     header += [f"property {ply_types[t]} {n}" for n, t in fields]
     header.append("end_header")
-    return _atomic_write(Path(path), ("\n".join(header) + "\n").encode("ascii") + rec.tobytes())
+    return atomic_write(path, ("\n".join(header) + "\n").encode("ascii") + rec.tobytes())
 
 
 def write_sample_ply(path: str | Path, sample: Any, result: Any) -> Path:
@@ -121,15 +95,15 @@ def write_sample_ply(path: str | Path, sample: Any, result: Any) -> Path:
 
 def read_ply_fields(path: str | Path) -> dict[str, np.ndarray]:
     """Every vertex property of a PLY file (any format the loaders accept), by name."""
-    from ..io.headers import _check_ply
-    from ..io.plypcd import _PLY_NP
+    from ..io.probe import check_ply_header
+    from ..io.plypcd import PLY_NUMPY_TYPES
     p = Path(path)
-    info = _check_ply(p, p.stat().st_size)
+    info = check_ply_header(p, p.stat().st_size)
     props = info["elements"][info["vi"]][2]
     if info["fmt"] == "ascii" or info["vi"] != 0 or any(pr[0] is None for pr in props):
         raise InputError(p, "only binary PLY files whose first element is the vertices are read here")
     order = "<" if info["fmt"] == "binary_little_endian" else ">"
-    dt = np.dtype([(pr[1], order + _PLY_NP[pr[2]]) for pr in props])
+    dt = np.dtype([(pr[1], order + PLY_NUMPY_TYPES[pr[2]]) for pr in props])
     rec = np.fromfile(p, dtype=dt, count=info["n"], offset=info["header_len"])
     return {name: np.asarray(rec[name]) for name in dt.names}
 
@@ -149,23 +123,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set)):
-        return [_plain(x) for x in v]
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return finite_or_none(v)
-    if v is None or isinstance(v, str):
-        return v
-    key = getattr(v, "key", None)
-    return key if isinstance(key, str) else str(v)
+def _support_name(item: Any) -> Any:
+    """A support item as JSON: a dataset sample by its key, a file by its path."""
+    key = getattr(item, "key", None)
+    return key if isinstance(key, str) else to_jsonable(item)
 
 
 def _map_stats(a: Optional[np.ndarray]) -> Optional[dict]:
@@ -191,14 +152,14 @@ def sample_report(key: str, *, result: Any = None, record: Any = None, detector:
     out: dict[str, Any] = {"format": "mmad-sample-result/1", "key": key, "detector": detector,
                            "image_score": score, "threshold": threshold,
                            "decision": None if anomalous is None else ("anomalous" if anomalous else "good"),
-                           "params": _plain(dict(params or {})), "fit_key": fit_key,
-                           "support": [_plain(s) for s in support], "versions": versions()}
+                           "params": to_jsonable(dict(params or {})), "fit_key": fit_key,
+                           "support": [_support_name(s) for s in support], "versions": versions()}
     if ref is not None:
         out.update({"class": ref.class_name, "split": ref.split, "label": ref.label,
                     "files": {k: str(v) for k, v in ref.paths.items()}})
     if result is not None:
         comps = getattr(result, "components", None)
-        out["component_scores"] = _plain(dict(getattr(comps, "image", {}) or {}))
+        out["component_scores"] = to_jsonable(dict(getattr(comps, "image", {}) or {}))
         out["modalities"] = getattr(result, "modalities", "")
         out["pixel_map"] = _map_stats(getattr(result, "pixel_map", None))
         out["point_scores"] = _map_stats(getattr(result, "point_scores", None))
@@ -213,8 +174,7 @@ def sample_report(key: str, *, result: Any = None, record: Any = None, detector:
 
 def write_sample_json(path: str | Path, key: str, **kw: Any) -> Path:
     """Write :func:`sample_report` as indented JSON (NaN and infinity become null)."""
-    doc = sample_report(key, **kw)
-    return _atomic_write(Path(path), json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    return write_json(path, sample_report(key, **kw))
 
 
 # ---------------------------------------------------------------------- CSV of every sample
@@ -255,4 +215,4 @@ def write_samples_csv(path: str | Path, refs: Iterable[Any], records: Optional[M
                     getattr(v, "reviewer", "") or "", getattr(v, "time", "") or "", marks.get(ref.key, 0),
                     str(ref.paths.get("rgb", "")), str(ref.paths.get("points", "")),
                     next((str(ref.paths[k]) for k in _GT_ROLES if k in ref.paths), "")])
-    return _atomic_write(Path(path), buf.getvalue().encode("utf-8"))
+    return atomic_write(path, buf.getvalue())

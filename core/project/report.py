@@ -20,7 +20,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .export import _atomic_write, _plain, ground_truth_kind, versions
+from ..io import atomic_write, to_jsonable
+from .export import ground_truth_kind, versions
 from .records import finite_or_none
 
 THUMB_SIZE = 96
@@ -161,7 +162,7 @@ def build_html_report(refs: Sequence[Any], records: Optional[Mapping[str, Any]] 
     parts.append(f"<p>{len(refs)} samples in {len(by_class)} classes; {n_scored} scored, {n_rev} reviewed. "
                  f"Detector <b>{_e(detector or 'n/a')}</b>. Written {_e(when)}.</p>")
     if params:
-        parts.append(f"<p class='muted'>Parameters: <code>{_e(_plain(dict(params)))}</code></p>")
+        parts.append(f"<p class='muted'>Parameters: <code>{_e(to_jsonable(dict(params)))}</code></p>")
     ver = versions()
     parts.append("<p class='muted'>Versions: " + ", ".join(f"{_e(k)} {_e(v)}" for k, v in ver.items()) + "</p>")
 
@@ -226,4 +227,4 @@ def build_html_report(refs: Sequence[Any], records: Optional[Mapping[str, Any]] 
 def write_html_report(path: str | Path, refs: Sequence[Any], records: Optional[Mapping[str, Any]] = None,
                       verdicts: Optional[Mapping[str, Any]] = None, **kw: Any) -> Path:
     """Write :func:`build_html_report` to ``path`` (atomically)."""
-    return _atomic_write(Path(path), build_html_report(refs, records, verdicts, **kw).encode("utf-8"))
+    return atomic_write(path, build_html_report(refs, records, verdicts, **kw))

@@ -78,6 +78,7 @@ def restore_session(project: "Project", session: "Session", detector: bool = Tru
     """Put the project's detector (with ``detector``), support sets and cached scores into ``session``
     (whose dataset must be the project's).  Scores are restored only where the detector, every
     parameter and the class's fit (support content) are the same as when they were computed."""
+    from ..session.checks import saved_params
     report = RestoreReport()
     choice = project.detector() if detector else None
     if choice is not None and choice.id != session.detector_id:
@@ -86,11 +87,9 @@ def restore_session(project: "Project", session: "Session", detector: bool = Tru
         except (MMADError, KeyError, ValueError) as e:
             report.warnings.append(f"detector '{choice.id}' of the project cannot be used: {e}")
     elif choice is not None and choice.params:
-        known = {p.name for p in type(session.detector).params}
-        try:
-            session.set_params(**{k: v for k, v in choice.params.items() if k in known})
-        except (MMADError, ValueError) as e:
-            report.warnings.append(f"saved parameters not applied: {e}")
+        usable, dropped = saved_params(session.detector, choice.params)
+        session.set_params(**usable)
+        report.warnings += [f"saved parameter not applied: {why}" for why in dropped]
     report.detector = session.detector_id or None
     for c in session.classes:
         items = _support_items(project, session, c, report)

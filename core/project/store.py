@@ -380,8 +380,8 @@ class Project:
 
     # ------------------------------------------------------------------ detector & thresholds
     def set_detector(self, detector_id: str, params: Optional[Mapping[str, Any]] = None) -> None:
-        from ..detectors.state import _jsonable
-        self.set_setting("detector", {"id": str(detector_id), "params": _jsonable(dict(params or {}))})
+        from ..io.json_files import to_jsonable
+        self.set_setting("detector", {"id": str(detector_id), "params": to_jsonable(dict(params or {}))})
 
     def detector(self) -> Optional[DetectorChoice]:
         """The saved detector and its parameters (renamed ones under today's names)."""

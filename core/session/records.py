@@ -35,7 +35,8 @@ class SampleRecord:
 
 
 @dataclass
-class _CacheEntry:
+class CacheEntry:
+    """A sample's cached components and fused result, with the session generations they belong to."""
     components: Components
     result: DetectorResult
     generation: int          # component generation of the sample's class when extracted
@@ -71,7 +72,8 @@ class RunSummary:
         return ", ".join(parts)
 
 
-def _sub_progress(progress: Optional[ProgressFn], lo: float, hi: float) -> Optional[ProgressFn]:
+def sub_progress(progress: Optional[ProgressFn], lo: float, hi: float) -> Optional[ProgressFn]:
+    """A progress callback whose 0..1 is ``lo``..``hi`` of ``progress`` (None stays None)."""
     if progress is None:
         return None
     return lambda f, msg="": progress(lo + (hi - lo) * min(max(float(f), 0.0), 1.0), msg)

@@ -45,6 +45,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..backbones import release as release_backbones
 from ..datasets.base import Dataset, SampleRef
 from ..detectors import registry
 from ..detectors.base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, CancelFn, Components,
@@ -54,8 +55,9 @@ from ..errors import Cancelled, InputError, MissingWeightsError, MMADError
 from ..sample import Sample
 from .backends import Backend, ThreadBackend
 from .cache import ByteLRU
+from .checks import saved_params
 from .events import SessionEvents
-from .records import (Analysis, RunSummary, SampleRecord, _CacheEntry, _sub_progress,  # noqa: F401
+from .records import (Analysis, CacheEntry, RunSummary, SampleRecord, sub_progress,  # noqa: F401
                       describe_error)
 
 log = logging.getLogger(__name__)
@@ -172,15 +174,9 @@ class Session:
             self.device = device
         if isinstance(detector, str):
             cls = registry.get(detector)
-            # keep only the saved values this detector still declares, and those that are valid
-            known = {p.name: p for p in cls.params}
-            ok = {}
-            for k, v in params.items():
-                if k in known:
-                    try:
-                        ok[k] = known[k].coerce(v)
-                    except ValueError as err:
-                        log.warning("ignoring saved value: %s", err)
+            ok, dropped = saved_params(cls, params)
+            for why in dropped:
+                log.warning("ignoring saved value: %s", why)
             det = cls(device=self.device, **ok)
         else:
             det = detector
@@ -213,12 +209,10 @@ class Session:
         value; nothing is changed then.
         """
         det = self._need_detector()
-        # validate everything first so that a bad value changes nothing
-        coerced = {k: det.param(k).coerce(v) for k, v in values.items()}
         with self._lock:
-            touched = det.set_params(**coerced)
+            touched = det.set_params(**values)   # validates every value before it changes any
             for inst in self._instances.values():
-                inst.set_params(**coerced)
+                inst.set_params(**values)
             if STAGE_FIT in touched:
                 self._bump_all(fit=True)
             elif STAGE_SCORE in touched:
@@ -255,10 +249,8 @@ class Session:
             self._bump_all(fit=True)
             self.components.clear()
             self._mark_all_stale()
-        try:   # backbones of the old device are released (only if something loaded them)
-            import sys
-            if "core.backbones" in sys.modules:
-                sys.modules["core.backbones"].release()
+        try:   # backbones of the old device are released
+            release_backbones()
         except Exception:  # noqa: BLE001 - releasing memory must never fail a device change
             log.debug("backbone release failed", exc_info=True)
         self.events.detector_changed.emit()
@@ -432,7 +424,7 @@ class Session:
             key_items = _fit_hash([it for it in items if not _failed(it, support)],
                                   [it for it in calib_items if not _failed(it, calib)])
         end = 0.8 if calib else 1.0
-        state = self.backend.fit(inst, class_name, support, key_items, _sub_progress(progress, 0.3, end), cancel)
+        state = self.backend.fit(inst, class_name, support, key_items, sub_progress(progress, 0.3, end), cancel)
         if inst.state is not state:
             inst.load_state(state)
         if calib:
@@ -484,17 +476,17 @@ class Session:
         fit_s = 0.0
         lo = 0.0
         if not self.is_fitted(c):
-            fit_s = self.fit(c, _sub_progress(progress, 0.0, 0.5), cancel, on_error)
+            fit_s = self.fit(c, sub_progress(progress, 0.0, 0.5), cancel, on_error)
             lo = 0.5
         Detector.check_cancel(cancel)
         inst = self.instance(c)
         entry = None if force else self._entry(ref.key, any_text=True)
         t0 = time.perf_counter()
         if entry is not None and entry.text_generation != text_gen:
-            comps = self.backend.rescore(inst, c, entry.components, _sub_progress(progress, lo, 1.0), cancel)
+            comps = self.backend.rescore(inst, c, entry.components, sub_progress(progress, lo, 1.0), cancel)
             seconds = entry.components.seconds
         else:
-            comps = self.backend.extract(inst, c, sample, _sub_progress(progress, lo, 1.0), cancel)
+            comps = self.backend.extract(inst, c, sample, sub_progress(progress, lo, 1.0), cancel)
             seconds = time.perf_counter() - t0
             comps.seconds = comps.seconds or seconds
         result = inst.fuse(comps)
@@ -506,7 +498,7 @@ class Session:
                 fusion_gen = self._fusion_gen
             rec = self.records.get(ref.key)
             if not stale:
-                self.components.put(ref.key, _CacheEntry(comps, result, gen, fusion_gen, text_gen))
+                self.components.put(ref.key, CacheEntry(comps, result, gen, fusion_gen, text_gen))
             if rec is not None:
                 self._update_record(rec, result)
                 rec.stale = stale
@@ -534,7 +526,7 @@ class Session:
             if cancel is not None and cancel():
                 summary.cancelled = True
                 break
-            sub = _sub_progress(progress, i / n, (i + 1) / n)
+            sub = sub_progress(progress, i / n, (i + 1) / n)
             sub_msg = (lambda f, msg="", _i=i, _s=sub: _s(f, f"{_i + 1}/{n} {ref.id}: {msg}")) if sub else None
             if ref.class_name in failed_classes:
                 msg = failed_classes[ref.class_name]
@@ -546,7 +538,7 @@ class Session:
             try:
                 if not self.is_fitted(ref.class_name):
                     try:
-                        self.fit(ref.class_name, _sub_progress(sub_msg, 0.0, 0.5), cancel, on_error)
+                        self.fit(ref.class_name, sub_progress(sub_msg, 0.0, 0.5), cancel, on_error)
                     except (Cancelled, MissingWeightsError):
                         raise
                     except Exception as err:  # noqa: BLE001 - one class must not stop the batch
@@ -581,8 +573,8 @@ class Session:
         return summary
 
     # ------------------------------------------------------------------ fusion (cheap, GUI thread)
-    def _entry(self, key: str, any_text: bool = False) -> Optional[_CacheEntry]:
-        entry: Optional[_CacheEntry] = self.components.get(key)
+    def _entry(self, key: str, any_text: bool = False) -> Optional[CacheEntry]:
+        entry: Optional[CacheEntry] = self.components.get(key)
         if entry is None:
             return None
         c = self._refs_by_key[key].class_name if key in self._refs_by_key else ""
@@ -621,7 +613,7 @@ class Session:
         entry = self._entry(key)
         return None if entry is None else self._refuse_entry(key, entry)
 
-    def _refuse_entry(self, key: str, entry: _CacheEntry) -> DetectorResult:
+    def _refuse_entry(self, key: str, entry: CacheEntry) -> DetectorResult:
         c = self._refs_by_key[key].class_name if key in self._refs_by_key else ""
         gen = self._fusion_gen
         result = self.instance(c).fuse(entry.components)

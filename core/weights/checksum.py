@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -67,12 +65,8 @@ def remember_hash(path: Path, digest: str) -> None:
         key, size, mtime = _stat_key(path)
         data = _read_verified()
         data[key] = {"size": size, "mtime_ns": mtime, "sha256": digest}
-        target = _verified_path()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".verified-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-        os.replace(tmp, target)
+        from ..io.json_files import write_json
+        write_json(_verified_path(), data, sort_keys=True)
     except OSError as e:  # a read-only cache only costs a re-hash next time
         log.debug("could not remember the hash of %s: %s", path, e)
 

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Optional, Union
 
 from .. import __version__, paths
 from ..errors import Cancelled, ChecksumError
@@ -79,30 +79,6 @@ def _transfer(spec: WeightSpec, url: str, part: Path, progress: Optional[Progres
             raise http.client.IncompleteRead(b"", expected - done)
 
 
-@contextlib.contextmanager
-def _download_lock(path: Path) -> Iterator[None]:
-    """An advisory lock between processes (POSIX ``flock``; Windows ``msvcrt``); none where unavailable."""
-    fh = open(path, "a+b")
-    try:
-        try:
-            import fcntl
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        except ImportError:
-            try:
-                import msvcrt
-                while True:
-                    try:
-                        msvcrt.locking(fh.fileno(), msvcrt.LK_LOCK, 1)
-                        break
-                    except OSError:
-                        time.sleep(0.5)
-            except ImportError:
-                pass
-        yield
-    finally:
-        fh.close()  # closing releases the lock
-
-
 def download(spec: Union[WeightSpec, str], progress: Optional[ProgressFn] = None,
              cancel: Optional[CancelFn] = None, retries: int = 2) -> Path:
     """Download the spec's file into :func:`core.paths.weights_dir` and return its path.
@@ -122,8 +98,9 @@ def download(spec: Union[WeightSpec, str], progress: Optional[ProgressFn] = None
         paths.weights_dir(create=True)
     except Exception as e:  # InputError: unwritable cache
         raise missing_error(spec, [], str(e)) from e
+    from ..io.locks import file_lock      # here: core.io imports OpenCV, a download is rare
     part = part_path(spec)
-    with _download_lock(part.parent / f".{spec.filename}.lock"):
+    with file_lock(part.parent / f".{spec.filename}.lock"):
         if usable(target) is None:            # another process finished it while we waited
             verify_sha256(target, spec.sha256, cancel)
             return target

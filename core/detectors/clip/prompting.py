@@ -1,4 +1,4 @@
-"""Prompt data: WinCLIP's state phrases and templates (anomalib's lists, methods.md section 1).
+"""Prompt data: WinCLIP's state phrases and templates (anomalib's lists).
 
 Every template x every state gives the ensemble: 147 normal and 84 anomalous prompts.  ``{}`` in a
 state takes the object name; ``{}`` in a template takes the state phrase.

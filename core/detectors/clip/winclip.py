@@ -1,4 +1,4 @@
-"""WinCLIP scoring (Jeong et al. 2023, as anomalib implements it; methods.md section 1), on our CLIP handle.
+"""WinCLIP scoring (Jeong et al. 2023, as anomalib implements it), on our CLIP handle.
 
 Written from the description, in torch, so that the same random-weight model gives anomalib's numbers
 (``benchmarks/parity_winclip.py`` measures it):

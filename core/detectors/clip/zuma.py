@@ -1,4 +1,4 @@
-"""ZUMA's training-free pipeline (yif-ma/ZUMA; methods.md section 4), the maths on numpy arrays.
+"""ZUMA's training-free pipeline (github.com/yif-ma/ZUMA), the maths on numpy arrays.
 
 * :func:`calibrate` - cross-domain calibration (CDC): rendered-view tokens attend to the RGB tokens
   through a Sinkhorn-normalised Gaussian kernel, gated by the RGB statistics, mixed into hybrid tokens;

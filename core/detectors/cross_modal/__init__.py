@@ -1,4 +1,4 @@
-"""The ``cross-modal`` detector (trained, seed 001). Importing registers it."""
+"""The ``cross-modal`` detector (trained RGB <-> 3D feature mappers). Importing registers it."""
 from ..registry import register
 from .detector import CrossModalDetector
 

@@ -1,4 +1,4 @@
-"""The ``cross-modal`` detector (seed 001): anomalies are where RGB and 3D disagree.
+"""The ``cross-modal`` detector: anomalies are where RGB and 3D disagree.
 
 A trained RGB -> 3D mapper (GACM) and 3D -> RGB MLP (:mod:`.model`) predict each modality's
 features from the other's; the maps are ``Psi_rgb = D(F_rgb, F_3d->rgb)`` and
@@ -27,7 +27,7 @@ from ..trained import TEXT_OFF, TrainedDetector, checkpoint_param, fusion_common
 
 class CrossModalDetector(TrainedDetector):
     id = "cross-modal"
-    name = "Cross-modal mapper (trained, seed 001)"
+    name = "Cross-modal mapper (trained, RGB <-> 3D)"
     description = ("Trained on good parts of several classes: a geometry-aware RGB->3D mapper (semantic and "
                    "geometric branches, geometry-prior gating) and a 3D->RGB MLP on weight-free patch "
                    "descriptors; anomalies are where the modalities disagree. Needs RGB and an organized "

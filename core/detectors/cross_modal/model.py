@@ -1,4 +1,4 @@
-"""The networks of the ``cross-modal`` detector (seed 001, section III-A / III-C).
+"""The networks of the ``cross-modal`` detector: a geometry-aware RGB -> 3D mapper and a 3D -> RGB MLP.
 
 * :class:`GACM` - geometry-aware cross-modal mapper RGB -> 3D::
 

@@ -23,7 +23,7 @@ _COMPLETENESS_EDGES = (0.6, 0.85)  # strata of neighbourhood completeness (bound
 
 # ============================================================================== fitted state
 @dataclass
-class _Bank:
+class Bank:
     """One modality's memory bank and its nominal score distribution.
 
     With ``strata`` (an integer per nominal score), the normalization is *conditional*: each
@@ -78,7 +78,7 @@ class _Bank:
 
 
 @dataclass
-class _Cloud:
+class WorkingCloud:
     """A sample's geometry prepared for description."""
     work: np.ndarray                # M x 3 working points: object voxels first, then plane context
     n_object: int                   # the first n_object rows of ``work`` are object voxels
@@ -110,7 +110,7 @@ def positional_nn(queries: np.ndarray, query_pos: np.ndarray, bank: np.ndarray, 
     return out
 
 
-def _smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -> np.ndarray:
+def smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -> np.ndarray:
     """Mean of ``values`` over each point's k nearest neighbours (itself included)."""
     k = int(min(k, len(points)))
     if k <= 1:
@@ -119,7 +119,7 @@ def _smooth_points(points: np.ndarray, values: np.ndarray, k: int = _SMOOTH_K) -
     return np.asarray(values, np.float64)[idx].mean(1).astype(np.float32)
 
 
-def _depth_noise(sample: Sample, obj_idx: np.ndarray) -> float:
+def depth_noise(sample: Sample, obj_idx: np.ndarray) -> float:
     """Robust depth-noise estimate of an organized cloud on its object pixels (NaN if unknown).
 
     The second difference of z along the rows, z[i-1] - 2 z[i] + z[i+1], is ~0 on a smooth surface
@@ -140,12 +140,12 @@ def _depth_noise(sample: Sample, obj_idx: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6.0))
 
 
-def _neighbour_counts(points: np.ndarray, radius: float) -> np.ndarray:
+def neighbour_counts(points: np.ndarray, radius: float) -> np.ndarray:
     """Number of points within ``radius`` of each point (itself included)."""
     return cKDTree(points).query_ball_point(points, radius, return_length=True).astype(np.float64)
 
 
-def _completeness_strata(counts: np.ndarray, n_ref: float) -> np.ndarray:
+def completeness_strata(counts: np.ndarray, n_ref: float) -> np.ndarray:
     """Stratum of each point from its neighbourhood completeness ``counts / n_ref``:
     0 = boundary (< 0.6), 1 = partial (< 0.85), 2 = open surface."""
     return np.digitize(counts / max(n_ref, 1.0), _COMPLETENESS_EDGES).astype(np.int8)
@@ -156,7 +156,7 @@ def build_bank(descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray
                strata: Optional[list[np.ndarray]] = None,
                extra: Optional[tuple[list[np.ndarray], ...]] = None, whiten: bool = False,
                radius: Optional[float] = None, min_std: Optional[np.ndarray] = None, *,
-               coreset_ratio: float, coreset_max: int, seed: int, check: Callable[[], None]) -> _Bank:
+               coreset_ratio: float, coreset_max: int, seed: int, check: Callable[[], None]) -> Bank:
     """Scale, coreset, and leave-one-out nominal scores of one modality.
 
     ``extra`` = (descriptors, sample ids, positions) of augmented copies: they join the bank
@@ -216,7 +216,7 @@ def build_bank(descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray
         if not ok.all():  # one shot: a query whose every bank entry was excluded
             dist = np.where(ok, dist, dist[ok].max() if ok.any() else 0.0)
         if smooth and len(dist):
-            dist = _smooth_points(pi, dist)
+            dist = smooth_points(pi, dist)
         nominal.append(dist)
     loo = list(nominal)
     nominal = np.concatenate(nominal) if nominal else np.zeros(0, np.float32)
@@ -225,6 +225,6 @@ def build_bank(descs: list[np.ndarray], groups: np.ndarray, pos: list[np.ndarray
         keep = np.random.default_rng(seed).choice(len(nominal), _MAX_NOMINAL, replace=False)
         nominal = nominal[keep]
         st = st[keep] if st is not None else None
-    return _Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), strata=st, n_full=len(x),
+    return Bank(scaler=scaler, features=bank, nominal=nominal.astype(np.float32), strata=st, n_full=len(x),
                  extra={"loo": loo}, positions=bank_pos if radius is not None else None, radius=radius)
 

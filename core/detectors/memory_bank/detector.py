@@ -4,14 +4,14 @@ In the spirit of *Back to the Feature* (Horwitz & Hoshen, 2022) but with hand-cr
 only (no pretrained network):
 
 * **RGB**: oriented-gradient (HOG-like) and Hessian descriptors of the locally contrast-normalised
-  lightness plus Lab colour, on a patch grid (:mod:`.features_rgb`), PCA-whitened on the support
+  lightness plus Lab colour, on a patch grid (:mod:`core.features.rgb`), PCA-whitened on the support
   patches (:class:`.coreset.Whitener`).  Two matching modes, chosen from the support's
-  stationarity (:func:`.features_rgb.stationarity`) unless ``rgb_mode`` says: **texture** (any
+  stationarity (:func:`core.features.rgb.stationarity`) unless ``rgb_mode`` says: **texture** (any
   position matches any position; orientations relative to the image's dominant one; the bank also
   holds the second-orientation and mirrored copies of the support) and **object** (a patch matches
   only bank patches within ``position_radius`` of its position);
 * **geometry**: FPFH + two-scale local shape descriptors on a voxel-downsampled copy of the object
-  points, the background plane removed (:mod:`.features_3d`, :mod:`core.preprocess`);
+  points, the background plane removed (:mod:`core.features.geometry`, :mod:`core.preprocess`);
 * one **memory bank** per modality from the K good support samples, reduced by a greedy k-center
   coreset; a test descriptor's anomaly score is its distance to the nearest bank entry.  The 3D
   bank also holds a copy of each support cloud with extra depth noise (``noise_augment`` times its
@@ -60,9 +60,9 @@ from ..postprocess import component_score
 from .fuse import fuse_components
 from .params import GEOMETRY, OBJECT, PARAMS, RGB, TEXTURE
 from .coreset import GroupScaler, Whitener, nn_distance
-from .features_3d import geometry_descriptors
-from .bank import _Bank, _Cloud, _completeness_strata, _depth_noise, _neighbour_counts, _smooth_points, build_bank
-from .features_rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
+from ...features.geometry import geometry_descriptors
+from .bank import Bank, WorkingCloud, build_bank, completeness_strata, depth_noise, neighbour_counts, smooth_points
+from ...features.rgb import border_margin, channel_floors, dominant_angles, patch_grid, rgb_descriptors, stationarity
 
 #: a support set whose patch statistics depend on position less than this is matched as a
 #: texture.  Measured: MVTec AD grid 0.01, hazelnut toy 0.16, demo parts 0.12; the position-free
@@ -70,12 +70,6 @@ from .features_rgb import border_margin, channel_floors, dominant_angles, patch_
 #: object mode, whose positional prior does not yet follow a part's in-plane pose), so object
 #: mode is chosen only for strongly position-dependent supports
 STATIONARITY_TEXTURE = 0.25
-#: further texture support augmentation: the structure seen larger / smaller (perspective,
-#: distance) and out of focus.  Off: measured on MVTec AD grid (5 shots), zoomed (0.85, 1.2) and
-#: blurred (1 px) copies lowered AUPRO@30% from 0.886 to 0.852 and made the leave-one-out
-#: calibration more optimistic, without lowering the scores of the test good parts
-TEXTURE_ZOOMS: tuple[float, ...] = ()
-TEXTURE_BLURS: tuple[float, ...] = ()
 #: smoothing (working pixels, about one patch step) of the per-component image scores
 COMPONENT_SIGMA = 4.0
 
@@ -93,7 +87,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
     params = PARAMS
 
     def __init__(self, device: str = "cpu", **params: Any):
-        self._banks: dict[str, _Bank] = {}
+        self._banks: dict[str, Bank] = {}
         self._voxel: Optional[float] = None
         self._n_ref: float = 1.0          # neighbour count of a full 3D neighbourhood (support)
         self._orient: str = "auto"
@@ -124,7 +118,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                 return pts, np.flatnonzero(obj.ravel()[sample.valid_index()])
         return pts, np.arange(len(pts))
 
-    def _working_cloud(self, pts: np.ndarray, obj_idx: np.ndarray, n_valid: int) -> _Cloud:
+    def _working_cloud(self, pts: np.ndarray, obj_idx: np.ndarray, n_valid: int) -> WorkingCloud:
         """Voxel-downsample the object points; with ``plane_context`` add the background voxels
         within the FPFH radius of the object, so that descriptors at the object's outline see the
         surface it stands on (as in the scan) instead of a truncated neighbourhood."""
@@ -137,31 +131,29 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
             r = self["fpfh_radius_factor"] * self._voxel
             d, _ = cKDTree(work).query(work_bg, distance_upper_bound=r)
             work = np.vstack([work, work_bg[np.isfinite(d)]])
-        return _Cloud(work=work, n_object=n_obj, owner=owner, object_index=obj_idx, n_valid=n_valid)
+        return WorkingCloud(work=work, n_object=n_obj, owner=owner, object_index=obj_idx, n_valid=n_valid)
 
-    def _prepare_cloud(self, sample: Sample) -> _Cloud:
+    def _prepare_cloud(self, sample: Sample) -> WorkingCloud:
         pts, idx = self._split_cloud(sample, self["remove_background"], self["seed"])
         if len(idx) < 5:
             raise InputError(sample.paths.get("points"), "the point cloud has too few object points "
                                                          f"({len(idx)}) to describe")
         return self._working_cloud(pts, idx, sample.n_points)
 
-    def _describe_cloud(self, cloud: _Cloud) -> np.ndarray:
+    def _describe_cloud(self, cloud: WorkingCloud) -> np.ndarray:
         """Descriptors of the object voxels of a working cloud."""
         d, _ = geometry_descriptors(cloud.work, self._voxel, self["normal_radius_factor"],
                                     self["fpfh_radius_factor"], orient=self._orient)
         return d[:cloud.n_object]
 
-    def _describe_rgb(self, rgb: np.ndarray, angle: Optional[float] = None, flip: bool = False,
-                      zoom: float = 1.0, blur: float = 0.0) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+    def _describe_rgb(self, rgb: np.ndarray, angle: Optional[float] = None,
+                      flip: bool = False) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
         """Descriptors of an image; texture mode measures orientations from the image's dominant
-        one (``angle`` None: measured).  ``zoom``: describe the image at ``zoom`` times the working
-        size (its structure then looks ``zoom`` times larger: support augmentation)."""
+        one (``angle`` None: measured)."""
         if angle is None:
             angle = dominant_angles(rgb, self["working_size"], 1)[0] if self._rgb_mode == TEXTURE else 0.0
-        size = int(round(self["working_size"] * zoom))
-        return rgb_descriptors(rgb, size=size, stride=self["patch_stride"], angle=angle, flip=flip,
-                               margin=self._rgb_mode == TEXTURE, blur=blur)
+        return rgb_descriptors(rgb, size=self["working_size"], stride=self["patch_stride"], angle=angle, flip=flip,
+                               margin=self._rgb_mode == TEXTURE)
 
     def _position_radius(self) -> Optional[float]:
         """Object mode: the positional prior's radius in patch-grid units (None: texture mode)."""
@@ -190,7 +182,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
         n = len(support)
         rgb_support = [s for s in support if s.has_rgb]
         geo_support = [s for s in support if s.has_points]
-        banks: dict[str, _Bank] = {}
+        banks: dict[str, Bank] = {}
         geo_calib: dict[int, np.ndarray] = {}
 
         # ---- geometry: working voxel from the support clouds' own spacing
@@ -202,7 +194,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                 self.report(progress, 0.05 + 0.15 * i / n, f"preparing point cloud {i + 1}/{len(geo_support)}")
                 pts, idx = self._split_cloud(s, self["remove_background"], self["seed"])
                 if len(idx) >= 5:
-                    splits.append((pts, idx, s, _depth_noise(s, idx)))
+                    splits.append((pts, idx, s, depth_noise(s, idx)))
             if splits:
                 voxels = []
                 for pts, idx, _, _ in splits:
@@ -225,7 +217,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                     descs.append(d[:cloud.n_object])
                     pos.append(obj)
                     sid.append(np.full(cloud.n_object, i))
-                    counts.append(_neighbour_counts(obj, r_n))
+                    counts.append(neighbour_counts(obj, r_n))
                     if self["noise_augment"] > 0 and np.isfinite(noise) and noise > 0:
                         noisy = pts.copy()
                         noisy[idx, 2] += rng.normal(0.0, self["noise_augment"] * noise, len(idx))
@@ -239,7 +231,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                 if self["boundary_aware"]:
                     # a full neighbourhood: the typical count of the support clouds' points
                     self._n_ref = float(np.median(np.concatenate(counts)))
-                    strata = [_completeness_strata(c, self._n_ref) for c in counts]
+                    strata = [completeness_strata(c, self._n_ref) for c in counts]
                 self.check_cancel(cancel)
                 self.report(progress, 0.55, "3D memory bank")
                 banks[GEOMETRY] = self._build_bank(descs, groups, pos, sid, cancel=cancel,
@@ -288,14 +280,12 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
                     fa = dominant_angles(np.ascontiguousarray(s.rgb[:, ::-1]), self["working_size"], 2)
                     descs.append(self._describe_rgb(s.rgb, a[0])[0])
                     copies = [dict(angle=ang) for ang in a[1:]] + [dict(angle=ang, flip=True) for ang in fa]
-                    copies += [dict(angle=a[0], zoom=z) for z in TEXTURE_ZOOMS]
-                    copies += [dict(angle=a[0], blur=b) for b in TEXTURE_BLURS]
                     for kw in copies:
                         d, g, _ = self._describe_rgb(s.rgb, **kw)
                         gy_, gx_ = np.divmod(np.arange(len(d)), g[1])
                         ex_d.append(d)
                         ex_s.append(np.full(len(d), i))
-                        ex_p.append(np.stack([gy_, gx_], 1) / kw.get("zoom", 1.0))
+                        ex_p.append(np.stack([gy_, gx_], 1).astype(np.float64))
                 extra = (ex_d, ex_s, ex_p)
             self.check_cancel(cancel)
             self.report(progress, 0.85, "RGB memory bank")
@@ -320,7 +310,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
         arrays.update(self._calibration_maps(support, banks, geo_calib))
         return arrays, meta
 
-    def _calibration_maps(self, support: list[Sample], banks: dict[str, _Bank],
+    def _calibration_maps(self, support: list[Sample], banks: dict[str, Bank],
                           geo_calib: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
         """Leave-one-out component maps of every support sample on the patch grid
         (``calib.<modality>``: n x gh x gw, NaN where a sample lacks the modality): fusing them
@@ -386,7 +376,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
         return np.asarray(scores, np.float64)
 
     # ------------------------------------------------------------------ state <-> arrays
-    def _pack(self, banks: dict[str, _Bank]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def _pack(self, banks: dict[str, Bank]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {}
         meta: dict[str, Any] = {"voxel": self._voxel, "n_ref": self._n_ref, "orient": self._orient,
                                 "modalities": sorted(banks)}
@@ -408,14 +398,14 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
 
     def restore_state(self, state) -> None:
         a, meta = state.arrays, state.meta
-        banks: dict[str, _Bank] = {}
+        banks: dict[str, Bank] = {}
         for k in meta.get("modalities", []):
             m = meta[k]
             if f"{k}.proj" in a:
                 scaler = Whitener(a[f"{k}.mean"], a[f"{k}.scale"], a[f"{k}.centre"], a[f"{k}.proj"])
             else:
                 scaler = GroupScaler(a[f"{k}.mean"], a[f"{k}.scale"])
-            b = _Bank(scaler=scaler, features=a[f"{k}.features"],
+            b = Bank(scaler=scaler, features=a[f"{k}.features"],
                       nominal=a[f"{k}.nominal"], strata=a.get(f"{k}.strata"), n_full=int(m["n_full"]),
                       positions=a.get(f"{k}.positions"),
                       radius=None if m.get("radius") is None else float(m["radius"]))
@@ -432,7 +422,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
         self.forget_threshold()
         self._banks = banks
 
-    def _build_bank(self, *args: Any, cancel: Optional[CancelFn] = None, **kw: Any) -> _Bank:
+    def _build_bank(self, *args: Any, cancel: Optional[CancelFn] = None, **kw: Any) -> Bank:
         return build_bank(*args, coreset_ratio=self["coreset_ratio"], coreset_max=self["coreset_max"],
                           seed=self["seed"], check=lambda: self.check_cancel(cancel), **kw)
 
@@ -482,11 +472,11 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
             self.check_cancel(cancel)
             self.report(progress, 0.8, "3D nearest neighbours")
             obj = cloud.work[:cloud.n_object]
-            dist = _smooth_points(obj, nn_distance(bank.scaler(d), bank.features))
+            dist = smooth_points(obj, nn_distance(bank.scaler(d), bank.features))
             strata = None
             if bank.strata is not None:
-                strata = _completeness_strata(
-                    _neighbour_counts(obj, self["normal_radius_factor"] * self._voxel), self._n_ref)
+                strata = completeness_strata(
+                    neighbour_counts(obj, self["normal_radius_factor"] * self._voxel), self._n_ref)
             work_scores = bank.normalize(dist, strata)
             m, per_point = self._geometry_output(work_scores, cloud, sample, grid)
             if m is not None:
@@ -511,7 +501,7 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
         return cv2.resize(small, (grid[1], grid[0]), interpolation=cv2.INTER_LINEAR)
 
     @staticmethod
-    def _geometry_output(work_scores: np.ndarray, cloud: _Cloud, sample: Sample,
+    def _geometry_output(work_scores: np.ndarray, cloud: WorkingCloud, sample: Sample,
                          grid: Optional[tuple[int, int]]) -> tuple[Optional[np.ndarray], np.ndarray]:
         """Normalized working-point scores -> (H x W map or None, per-point scores).
 

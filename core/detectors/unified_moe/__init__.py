@@ -1,4 +1,4 @@
-"""The ``unified-moe`` detector (trained, seed 003 style). Importing registers it."""
+"""The ``unified-moe`` detector (trained, UniMMAD-style). Importing registers it."""
 from ..registry import register
 from .detector import UnifiedMoEDetector
 

@@ -1,4 +1,4 @@
-"""The ``unified-moe`` detector (seed 003, UniMMAD-style): one model for all classes and any
+"""The ``unified-moe`` detector (UniMMAD-style): one model for all classes and any
 modality combination (RGB-only, 3D-only, both).
 
 The encoder features of whichever modalities the sample has are compressed to a general code and
@@ -19,7 +19,7 @@ from ..trained import TEXT_OFF, TrainedDetector, checkpoint_param, fusion_common
 
 class UnifiedMoEDetector(TrainedDetector):
     id = "unified-moe"
-    name = "Unified MoE decompressor (trained, seed 003)"
+    name = "Unified MoE decompressor (trained, UniMMAD-style)"
     description = ("Trained on good parts of several classes: per-modality features compressed to a general "
                    "code and decompressed by a sparsely gated mixture of experts conditioned on modality and "
                    "class; anomalies are where the reconstruction differs. RGB-only, 3D-only or both.")

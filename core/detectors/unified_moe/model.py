@@ -1,4 +1,4 @@
-"""The network of the ``unified-moe`` detector: a UniMMAD-style feature decompressor (seed 003).
+"""The network of the ``unified-moe`` detector: a UniMMAD-style feature decompressor.
 
 UniMMAD's code is unreleased; this follows its README ("general -> specific"), with our choices
 marked *(choice)*:

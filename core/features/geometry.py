@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ...preprocess import estimate_normals
+from ..preprocess import estimate_normals
 
 
 def local_shape(p: np.ndarray, normals: np.ndarray, radii: tuple[float, ...], k: int = 128) -> np.ndarray:

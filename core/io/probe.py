@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import SampleLoadError
-from ._common import PathLike, _first_line, _guard, _path, _too_many, check_file, max_pixels, max_points
+from ._common import PathLike, as_path, check_file, first_line, guard, max_pixels, max_points, too_many_points
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
@@ -17,7 +17,7 @@ _BMP_MAGIC = b"BM"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _sniff_image_format(head: bytes) -> Optional[str]:
+def sniff_image_format(head: bytes) -> Optional[str]:
     if head.startswith(_PNG_MAGIC):
         return "PNG"
     if head.startswith(_JPEG_MAGIC):
@@ -29,10 +29,10 @@ def _sniff_image_format(head: bytes) -> Optional[str]:
     return None
 
 
-_EXT_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+EXT_FORMAT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def _check_image_structure(path: Path, data: bytes, fmt: str) -> None:
+def check_image_structure(path: Path, data: bytes, fmt: str) -> None:
     """Cheap checks that catch files cut short, which some decoders would half-decode silently."""
     if fmt == "PNG":
         # every PNG ends with an IEND chunk (possibly followed by junk some tools append)
@@ -89,7 +89,7 @@ def _tiff_size(path: Path) -> tuple[int, int, tuple]:
     """(width, height, series shape) of a TIFF's first page and series, from its header only."""
     import tifffile
 
-    with _guard(path, "TIFF file"):
+    with guard(path, "TIFF file"):
         try:
             with tifffile.TiffFile(str(path)) as tf:
                 if not tf.series or not len(tf.pages):
@@ -97,17 +97,17 @@ def _tiff_size(path: Path) -> tuple[int, int, tuple]:
                 page = tf.pages.first if hasattr(tf.pages, "first") else tf.pages[0]
                 return int(page.imagewidth), int(page.imagelength), tuple(tf.series[0].shape)
         except (tifffile.TiffFileError, ValueError, OSError, IndexError, struct.error) as e:
-            raise SampleLoadError(path, f"not a valid TIFF file ({_first_line(e)})") from None
+            raise SampleLoadError(path, f"not a valid TIFF file ({first_line(e)})") from None
 
 
 def image_size(path: PathLike) -> tuple[int, int]:
     """``(width, height)`` of a PNG, JPEG, BMP or TIFF image read from its header (no decoding)."""
-    p = _path(path)
+    p = as_path(path)
     check_file(p)
     try:
         with open(p, "rb") as f:
             head = f.read(32)
-            fmt = _sniff_image_format(head)
+            fmt = sniff_image_format(head)
             if fmt == "PNG":
                 if len(head) < 24 or head[12:16] != b"IHDR":
                     raise SampleLoadError(p, "corrupt PNG image (no IHDR header chunk)")
@@ -159,7 +159,7 @@ def _count_data_lines(body: bytes, n_tokens_last: Optional[int]) -> int:
     return n
 
 
-def _check_ply(path: Path, size: int) -> dict:
+def check_ply_header(path: Path, size: int) -> dict:
     """Validate a PLY header against the file size.
 
     Returns ``dict(n=number of vertices, fmt, elements=[[name, count, [(size or None for lists,
@@ -207,7 +207,7 @@ def _check_ply(path: Path, size: int) -> dict:
     if not {"x", "y", "z"} <= {p[1] for p in elements[vi][2]}:
         raise SampleLoadError(path, "PLY vertices have no x, y, z properties")
     if n_vertex > max_points():
-        raise _too_many(path, n_vertex)
+        raise too_many_points(path, n_vertex)
     if any(e[1] < 0 for e in elements):
         raise SampleLoadError(path, "corrupt PLY header (negative element count)")
     info = dict(n=n_vertex, fmt=fmt, elements=elements, vi=vi, header_len=header_len,
@@ -235,7 +235,7 @@ def _check_ply(path: Path, size: int) -> dict:
     return info
 
 
-def _check_pcd(path: Path, size: int) -> dict:
+def check_pcd_header(path: Path, size: int) -> dict:
     """Validate a PCD header against the file size.
 
     Returns ``dict(n, organized=(H, W) or None, names, sizes, types, counts, kind=ascii|binary|
@@ -270,7 +270,7 @@ def _check_pcd(path: Path, size: int) -> dict:
     except (ValueError, IndexError):
         raise SampleLoadError(path, "corrupt PCD header (bad WIDTH/HEIGHT/POINTS/SIZE/COUNT)") from None
     if n > max_points():
-        raise _too_many(path, n)
+        raise too_many_points(path, n)
     if n < 0 or width < 0 or height < 0 or any(s not in (1, 2, 4, 8) for s in sizes) or any(c < 1 for c in counts):
         raise SampleLoadError(path, "corrupt PCD header (negative counts or unsupported field sizes)")
     types = fields.get("TYPE", ["F"] * len(names))
@@ -315,9 +315,9 @@ def tiff_is_xyz(path: PathLike) -> bool:
     when it is a plain image (2-D, 1/2/4 channels or integer data).  Reads only the header."""
     import tifffile
 
-    p = _path(path)
+    p = as_path(path)
     check_file(p)
-    with _guard(p, "TIFF file"):
+    with guard(p, "TIFF file"):
         try:
             with tifffile.TiffFile(str(p)) as tf:
                 if not tf.series:
@@ -325,6 +325,6 @@ def tiff_is_xyz(path: PathLike) -> bool:
                 s = tf.series[0]
                 shape, dtype = tuple(s.shape), np.dtype(s.dtype)
         except (tifffile.TiffFileError, ValueError, OSError, struct.error) as e:
-            raise SampleLoadError(p, f"not a valid TIFF file ({_first_line(e)})") from None
+            raise SampleLoadError(p, f"not a valid TIFF file ({first_line(e)})") from None
     return dtype.kind == "f" and len(shape) == 3 and (shape[2] == 3 or shape[0] == 3)
 

@@ -84,8 +84,7 @@ def dominant_angles(rgb: np.ndarray, size: int = 256, k: int = 2) -> list[float]
     return out or [0.0]
 
 
-def pixel_features(rgb: np.ndarray, size: int, angle: float = 0.0,
-                   blur: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pixel_features(rgb: np.ndarray, size: int, angle: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-pixel features at ``size`` x ``size``.
 
     Returns ``(mean_channels, signed_channels, groups)``: maps to average (S x S x C), signed maps
@@ -93,8 +92,6 @@ def pixel_features(rgb: np.ndarray, size: int, angle: float = 0.0,
     C + A channels (``"colour"``, ``"orient"`` or ``"blob"``).
     """
     img = _resize(rgb, size)
-    if blur > 0:
-        img = cv2.GaussianBlur(img, (0, 0), blur, borderType=cv2.BORDER_REFLECT)
     lab = _lab(img)
     light = np.ascontiguousarray(lab[..., 0])
     n = normalised_lightness(light)
@@ -142,15 +139,13 @@ def border_margin(size: int, stride: int) -> int:
 
 
 def rgb_descriptors(rgb: np.ndarray, size: int = 256, stride: int = 4, angle: float = 0.0,
-                    flip: bool = False, margin: bool = True,
-                    blur: float = 0.0) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+                    flip: bool = False, margin: bool = True) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
     """Patch descriptors of an RGB image.
 
     ``angle``: the reference orientation subtracted from gradient orientations (radians);
     ``flip``: describe the left-right mirror image (support augmentation; the patch grid is
     mirrored back, so positions keep their meaning); ``margin``: keep patch centres away from the
-    border (textures; an object's border looks alike in every image, reflected or not);
-    ``blur``: Gaussian blur (working px) before describing (support augmentation: focus).
+    border (textures; an object's border looks alike in every image, reflected or not).
 
     Returns ``(desc, grid, groups)``: ``desc`` (gh * gw) x D float32 (row-major patch order),
     ``grid`` = (gh, gw) and ``groups`` the group name of each of the D channels
@@ -159,7 +154,7 @@ def rgb_descriptors(rgb: np.ndarray, size: int = 256, stride: int = 4, angle: fl
     rgb = np.asarray(rgb)
     if flip:
         rgb = np.ascontiguousarray(rgb[:, ::-1])
-    mean_ch, signed, groups = pixel_features(rgb, size, angle, blur)
+    mean_ch, signed, groups = pixel_features(rgb, size, angle)
     stack = np.concatenate([mean_ch, signed, np.abs(signed[..., 1:])], axis=-1)
     groups = np.concatenate([groups, groups[mean_ch.shape[-1] + 1:]])
     gh, gw = patch_grid(size, stride)
