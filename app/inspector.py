@@ -31,6 +31,7 @@ from core.session import display_image, pixel_to_point, point_to_pixel
 from .views import COLORMAPS, CloudView, ColorBar, ImageView
 from .views.image_view import DEFAULT_ALPHA_GAMMA
 from .views.map_strip import MapStrip
+from .settings import POINT_SIZE_RANGE
 
 __all__ = ["InspectorView", "ViewPane", "HOVER_INTERVAL_MS", "CLOUD_BLEND_GAMMA", "modality_text"]
 
@@ -157,7 +158,7 @@ class InspectorView(QSplitter):
         self.gt_check.setToolTip("Outline the ground-truth defect (mask / labelled points) when the dataset has it (G)")
         self.gt_check.setChecked(opts["show_gt"])
         self.point_size = QSpinBox()
-        self.point_size.setRange(1, 15)
+        self.point_size.setRange(*POINT_SIZE_RANGE)
         self.point_size.setValue(opts["point_size"])
         self.fit_btn = QToolButton()
         self.fit_btn.setText("Fit image")

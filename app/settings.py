@@ -31,6 +31,7 @@ import binascii
 import configparser
 import json
 import logging
+import math
 import numbers
 import os
 import sys
@@ -40,6 +41,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from PySide6.QtCore import QByteArray, QStandardPaths
+
+from core.colormaps import COLORMAPS
 
 from core.detectors.aliases import migrate_params
 from core.io import atomic_open, json_text
@@ -52,6 +55,7 @@ LAYOUT_VERSION = 1  # bump when the dock layout changes so stale saved states ar
 
 GENERAL = "General"
 MAX_FILE_BYTES = 4 << 20        # a settings file is a few kB; a bigger one is not read
+POINT_SIZE_RANGE = (1, 15)      # the point-size spin box's range (pixels)
 _BYTES_TAG = "b64:"
 _SCALARS = (str, bool, int, float)
 _NO_DEFAULT_SECTION = "\x00no default section"   # configparser's [DEFAULT] would leak into every section
@@ -373,12 +377,36 @@ class Settings:
             ok = bool(window.restoreState(QByteArray(state), LAYOUT_VERSION)) and ok
         return ok
 
+    def number(self, key: str, default: float, lo: float, hi: float, type_: type = float) -> Any:
+        """A numeric setting, validated and clamped to ``[lo, hi]``: a value that is not a finite
+        number gives ``default``, one outside the range its nearest bound (with a warning each), so
+        a hand-edited file (``point_size=3000000000``, ``opacity=1e308``, ``nan``) cannot stop the app."""
+        raw = self._store.data.get(key.strip("/"))
+        if raw is None:
+            return type_(default)
+        try:
+            v = float(raw) if not isinstance(raw, (bool, list, bytes)) else math.nan
+        except (TypeError, ValueError, OverflowError):
+            v = math.nan
+        if not math.isfinite(v):
+            self._store.warn(f"setting {key}={raw!r} is not a finite number; using {default}")
+            return type_(default)
+        if not lo <= v <= hi:
+            c = min(max(v, lo), hi)
+            self._store.warn(f"setting {key}={raw!r} is outside [{lo}, {hi}]; using {type_(c)}")
+            v = c
+        return type_(round(v)) if type_ is int else type_(v)
+
     def view_options(self) -> dict[str, Any]:
+        cmap = self._text("view/colormap") or "inferno"
+        if cmap not in COLORMAPS:
+            self._store.warn(f"setting view/colormap={cmap!r} is not a colormap ({', '.join(COLORMAPS)}); using inferno")
+            cmap = "inferno"
         return {
-            "colormap": self._text("view/colormap") or "inferno",
-            "opacity": self.value("view/opacity", 0.55, float),
+            "colormap": cmap,
+            "opacity": self.number("view/opacity", 0.55, 0.0, 1.0),
             "show_gt": self.value("view/show_gt", False, bool),
-            "point_size": self.value("view/point_size", 3, int),
+            "point_size": self.number("view/point_size", 3, POINT_SIZE_RANGE[0], POINT_SIZE_RANGE[1], int),
             "auto_run": self.value("view/auto_run", True, bool),
             "advance": self.value("review/advance", True, bool),
             "annotator": self._text("review/annotator"),

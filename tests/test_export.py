@@ -143,3 +143,38 @@ def test_html_report_has_every_class_metrics_and_confusion(analysed, tmp_path):
 def test_report_without_scores_or_labels_still_writes(memory_dataset):
     text = build_html_report(memory_dataset.refs)
     assert "not scored" in text and text.count("<tr>") > len(memory_dataset.refs)
+
+
+# ---------------------------------------------------------------------- CSV formula injection
+_PAYLOADS = ["=cmd|' /C calc'!A0", "@SUM(1+1)", "+1+1", "-2+3", "=HYPERLINK(\"http://x\")", "\t=1+1", "\r=1+1",
+             "-", "=", "@"]
+
+
+@pytest.mark.parametrize("payload", _PAYLOADS)
+def test_csv_cells_that_a_spreadsheet_would_evaluate_are_neutralised(payload, tmp_path):
+    from types import SimpleNamespace
+
+    from core.datasets.base import SampleRef
+    from core.project.export import write_samples_csv
+    ref = SampleRef(id=payload, class_name=payload, split="test", label=payload,
+                    paths={"rgb": tmp_path / f"{payload.strip()}.png"})
+    rec = SimpleNamespace(image_score=-0.118, threshold=0.5, decision="good")
+    verdict = SimpleNamespace(verdict="confirmed", final="ok", note=payload, reviewer=payload, time="")
+    p = write_samples_csv(tmp_path / "s.csv", [ref], {ref.key: rec}, {ref.key: verdict}, detector=payload)
+    with open(p, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    cells = [c for c in rows[1] if c]
+    texts = [c for c in cells if payload in c]
+    assert len(texts) >= 5                                     # class, label, note, reviewer, detector...
+    for c in cells:
+        assert not c.startswith(("=", "+", "@", "\t", "\r")), c
+        assert not c.startswith("-") or c == "-0.118", c       # plain numbers stay numbers
+    assert "'" + payload in cells                              # shown as the text it is
+
+
+def test_csv_cell_leaves_numbers_and_plain_text_alone():
+    from core.io import csv_cell
+    assert csv_cell(-0.5) == -0.5 and csv_cell("-0.118") == "-0.118" and csv_cell("1e-3") == "1e-3"
+    assert csv_cell("cookie") == "cookie" and csv_cell(None) == ""
+    assert csv_cell("- 1") == "'- 1" and csv_cell("-inf") == "'-inf"
+    assert csv_cell("caf\udce9.png") == "caf\\xe9.png"        # a non-UTF-8 file name never crashes the writer

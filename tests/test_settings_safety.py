@@ -181,3 +181,32 @@ def test_a_crash_during_save_keeps_the_old_file(tmp_path, monkeypatch):
     s.set_value("view/colormap", "magma")
     assert s.sync() is False
     assert ini.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["s.ini"]
+
+
+@pytest.mark.parametrize("raw,point_size,opacity", [
+    ("point_size=3000000000\nopacity=1e308\n", 15, 1.0),        # both far out of range: the nearest bound
+    ("point_size=-7\nopacity=-0.5\n", 1, 0.0),
+    ("point_size=nan\nopacity=inf\n", 3, 0.55),                 # not finite: the default
+    ('point_size="big"\nopacity=[1, 2]\n', 3, 0.55),            # not a number: the default
+    ("point_size=4.6\nopacity=0.25\n", 5, 0.25),                # valid values are kept (an int is rounded)
+])
+def test_view_settings_are_validated_and_clamped(tmp_path, raw, point_size, opacity):
+    p = tmp_path / "s.ini"
+    p.write_text("[view]\n" + raw + "colormap=\"=cmd|' /C calc'!A0\"\n")
+    s = Settings(p)
+    o = s.view_options()
+    assert (o["point_size"], o["opacity"]) == (point_size, opacity)
+    assert isinstance(o["point_size"], int) and o["colormap"] == "inferno"
+    bad = (point_size, opacity) != (5, 0.25)
+    assert any("view/point_size" in w for w in s.warnings) == bad and any("view/colormap" in w for w in s.warnings)
+
+
+def test_window_starts_with_out_of_range_view_settings(qtbot, tmp_path, fake_detector):
+    from core.session import Session
+    from app.main_window import MainWindow
+    p = tmp_path / "s.ini"
+    p.write_text("[view]\npoint_size=3000000000\nopacity=1e308\n")
+    w = MainWindow(Settings(p), Session(detector="fake-test"), restore_layout=False)   # was: OverflowError
+    qtbot.addWidget(w)
+    assert w.inspector.point_size.value() == 15 and w.inspector.opacity_slider.value() == 100
+    w.close()

@@ -22,8 +22,9 @@ rename; :class:`~core.errors.OutputWriteError` naming the file on failure).
 
 Modules: :mod:`._common` (path checks, limits, guards, natural sort), :mod:`.probe` (header checks
 before decoding), :mod:`.images`, :mod:`.clouds`, :mod:`.labels`, :mod:`.text` (tables, YAML),
-:mod:`.atomic` (atomic writes), :mod:`.json_files` (the one JSON conversion, JSON files, saved
-headers), :mod:`.locks` (a lock file between processes).  Every public name is re-exported here:
+:mod:`.atomic` (atomic writes), :mod:`.csv_files` (CSV without formula injection),
+:mod:`.json_files` (the one JSON conversion, JSON files, saved headers), :mod:`.locks` (a lock
+file between processes).  Every public name is re-exported here:
 ``from core import io; io.read_rgb(path)``.  The limits ``MAX_POINTS`` and ``MAX_PIXELS`` are read
 from this package at call time (``core.io.MAX_PIXELS = ...`` changes it; the environment variable
 ``MMAD_MAX_PIXELS`` overrides the pixel limit).
@@ -33,6 +34,7 @@ from __future__ import annotations
 from ._common import (CLOUD_EXTS, IMAGE_EXTS, MAX_PIXELS, MAX_POINTS, MIN_IMAGE_SIDE, TEXT_CLOUD_EXTS, TIFF_EXTS,
                       DegenerateCloudError, PathLike, check_file, list_dir, max_pixels, max_points, natural_key)
 from .atomic import atomic_open, atomic_path, atomic_write
+from .csv_files import csv_cell, csv_text, write_csv
 from .clouds import check_points, read_cloud, read_xyz_tiff, write_cloud, write_xyz_tiff
 from .probe import check_pixels, image_size, tiff_is_xyz
 from .images import fit_max_side, read_image_raw, read_mask, read_rgb, write_mask, write_rgb
@@ -42,6 +44,7 @@ from .locks import file_lock
 from .text import read_text_table, read_simple_yaml, read_yaml
 
 __all__ = [
+    "csv_cell", "csv_text", "write_csv",
     "CLOUD_EXTS", "IMAGE_EXTS", "MAX_PIXELS", "MAX_POINTS", "MIN_IMAGE_SIDE", "DegenerateCloudError",
     "check_points", "check_pixels", "image_size", "fit_max_side", "TEXT_CLOUD_EXTS", "TIFF_EXTS", "PathLike", "check_file",
     "list_dir", "max_points", "natural_key", "read_cloud", "read_xyz_tiff", "write_cloud", "write_xyz_tiff",

@@ -14,7 +14,6 @@ Every writer writes atomically (:mod:`core.io.atomic`) and raises
 """
 from __future__ import annotations
 
-import csv
 import math
 import platform
 from importlib import metadata
@@ -25,7 +24,7 @@ import numpy as np
 
 from ..colormaps import DEFAULT_COLORMAP, heatmap_overlay, score_range
 from ..errors import InputError
-from ..io import atomic_write, to_jsonable, write_json, write_rgb
+from ..io import atomic_write, to_jsonable, write_csv, write_json, write_rgb
 from .records import finite_or_none
 
 SCALAR_FIELD = "scalar_anomaly"
@@ -200,19 +199,17 @@ def write_samples_csv(path: str | Path, refs: Iterable[Any], records: Optional[M
     label, ground truth available (:func:`ground_truth_kind`), image score, decision, threshold, detector, verdict,
     final verdict, note, reviewer, review time, number of standing region marks, file paths."""
     records, verdicts, marks = records or {}, verdicts or {}, marks or {}
-    import io as _io
-    buf = _io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(CSV_COLUMNS)
-    for ref in refs:
-        rec, v = records.get(ref.key), verdicts.get(ref.key)
-        score = finite_or_none(getattr(rec, "image_score", None))
-        threshold = finite_or_none(getattr(rec, "threshold", None))
-        decision = getattr(rec, "decision", None) if rec is not None else None
-        w.writerow([ref.key, ref.class_name, ref.split, ref.label or "unknown", ground_truth_kind(ref),
-                    _fmt(score), decision or "", _fmt(threshold), detector if score is not None else "",
-                    getattr(v, "verdict", None) or "", getattr(v, "final", None) or "", getattr(v, "note", "") or "",
-                    getattr(v, "reviewer", "") or "", getattr(v, "time", "") or "", marks.get(ref.key, 0),
-                    str(ref.paths.get("rgb", "")), str(ref.paths.get("points", "")),
-                    next((str(ref.paths[k]) for k in _GT_ROLES if k in ref.paths), "")])
-    return atomic_write(path, buf.getvalue())
+
+    def rows():
+        for ref in refs:
+            rec, v = records.get(ref.key), verdicts.get(ref.key)
+            score = finite_or_none(getattr(rec, "image_score", None))
+            threshold = finite_or_none(getattr(rec, "threshold", None))
+            decision = getattr(rec, "decision", None) if rec is not None else None
+            yield [ref.key, ref.class_name, ref.split, ref.label or "unknown", ground_truth_kind(ref),
+                   _fmt(score), decision or "", _fmt(threshold), detector if score is not None else "",
+                   getattr(v, "verdict", None) or "", getattr(v, "final", None) or "", getattr(v, "note", "") or "",
+                   getattr(v, "reviewer", "") or "", getattr(v, "time", "") or "", marks.get(ref.key, 0),
+                   str(ref.paths.get("rgb", "")), str(ref.paths.get("points", "")),
+                   next((str(ref.paths[k]) for k in _GT_ROLES if k in ref.paths), "")]
+    return write_csv(path, CSV_COLUMNS, rows())
