@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.dataset.currentChanged.connect(self.review.show_review)
         self.analysis = AnalysisController(self)
         self.project = ProjectController(self)      # the dataset's SQLite project (restore / save)
+        self.analysis.params_store = self.project   # the one store of a dataset's detector parameters
         # the headless model emits events (possibly from the job thread): marshal them to the GUI
         ev = self.session.events
         ev.dataset_changed.connect(on_gui_thread(self.dataset.dataset_changed))
@@ -419,8 +420,7 @@ class MainWindow(QMainWindow):
         self.loader.wait(2.0)
         self.analysis.save_params()
         self.project.close()               # saves scores / detector choice, releases the lock
-        if self.review.retry.pending:      # last chance for verdicts a full disk refused
-            self.review.retry.retry()
+        self.review.retry.shutdown()       # last chance for verdicts a full disk refused
         self.settings.save_window(self)
         self.settings.set_value("window/splitter", self.splitter.saveState())
         self.settings.set_view_options(**self.inspector.options(),

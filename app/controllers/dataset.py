@@ -124,16 +124,15 @@ class DatasetController(QObject):
         if describe is not None:
             win.statusBar().showMessage(f"Opened {ds.root}: {describe()}", 15000)
         win.inspector.set_placeholder(None)
-        reviews = win.review.open_store(ds.root)
         project = getattr(win, "project", None)
         if project is not None:
-            project.open_for(ds.root)
+            project.open_for(ds.root)                # the dataset's project: verdicts, marks, parameters
         win.loader.clear("thumb")
         self.thumbs.clear()
         self.current_key = None
         win.inspector.clear()
         win.analysis.dataset_changed()
-        win.browser.set_session(self.session, reviews)
+        win.browser.set_session(self.session, win.review.store)
         win.settings.last_folder = str(ds.root)
         win.setWindowTitle(f"{ds.root.name} - {APP_TITLE}")
         win.review.update_counts()

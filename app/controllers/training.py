@@ -224,9 +224,8 @@ class TrainingController(QObject):
             return False
         an = self.win.analysis
         det = r["detector"]
-        self.win.settings.set_detector_params(det, dict(self.win.settings.detector_params(det), checkpoint=r["path"]))
         if self.session.detector_id != det:
-            an.choose_detector(det)
+            an.choose_detector(det, checkpoint=r["path"])
         if self.session.detector_id != det:
             return False
         an.set_params({"checkpoint": r["path"]})

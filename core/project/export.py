@@ -6,7 +6,8 @@
   (uchar) and the score as the float vertex property ``scalar_anomaly``: CloudCompare opens it with
   the score as a scalar field (NaN: a point without a score);
 * :func:`write_sample_json` - scores, threshold, decision, parameters, detector, versions, support set;
-* :func:`write_samples_csv` - one row per sample of the dataset, reviewed or not.
+* :func:`write_samples_csv` - one row per sample of the dataset, reviewed or not;
+* :func:`write_verdicts_csv` - the review state of the reviewed samples.
 
 The default folder of exports is :func:`core.paths.exports_dir` (``~/MMAD Inspector exports/<dataset>``).
 Every writer raises :class:`~core.errors.InputError` naming the file when it cannot be written.
@@ -14,6 +15,7 @@ Every writer raises :class:`~core.errors.InputError` naming the file when it can
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -240,19 +242,36 @@ def write_samples_csv(path: str | Path, refs: Iterable[Any], records: Optional[M
     label, ground truth available (:func:`ground_truth_kind`), image score, decision, threshold, detector, verdict,
     final verdict, note, reviewer, review time, number of standing region marks, file paths."""
     records, verdicts, marks = records or {}, verdicts or {}, marks or {}
-    import io as _io
-    buf = _io.StringIO(newline="")
-    w = csv.writer(buf)
-    w.writerow(CSV_COLUMNS)
+    rows = []
     for ref in refs:
         rec, v = records.get(ref.key), verdicts.get(ref.key)
         score = finite_or_none(getattr(rec, "image_score", None))
         threshold = finite_or_none(getattr(rec, "threshold", None))
         decision = getattr(rec, "decision", None) if rec is not None else None
-        w.writerow([ref.key, ref.class_name, ref.split, ref.label or "unknown", ground_truth_kind(ref),
-                    _fmt(score), decision or "", _fmt(threshold), detector if score is not None else "",
-                    getattr(v, "verdict", None) or "", getattr(v, "final", None) or "", getattr(v, "note", "") or "",
-                    getattr(v, "reviewer", "") or "", getattr(v, "time", "") or "", marks.get(ref.key, 0),
-                    str(ref.paths.get("rgb", "")), str(ref.paths.get("points", "")),
-                    next((str(ref.paths[k]) for k in _GT_ROLES if k in ref.paths), "")])
+        rows.append([ref.key, ref.class_name, ref.split, ref.label or "unknown", ground_truth_kind(ref),
+                     _fmt(score), decision or "", _fmt(threshold), detector if score is not None else "",
+                     getattr(v, "verdict", None) or "", getattr(v, "final", None) or "", getattr(v, "note", "") or "",
+                     getattr(v, "reviewer", "") or "", getattr(v, "time", "") or "", marks.get(ref.key, 0),
+                     str(ref.paths.get("rgb", "")), str(ref.paths.get("points", "")),
+                     next((str(ref.paths[k]) for k in _GT_ROLES if k in ref.paths), "")])
+    return _write_csv(path, CSV_COLUMNS, rows)
+
+
+def _write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(columns)
+    w.writerows(rows)
     return _atomic_write(Path(path), buf.getvalue().encode("utf-8"))
+
+
+VERDICT_CSV_COLUMNS = ("key", "verdict", "final_verdict", "note", "reviewer", "time", "image_score", "decision",
+                       "detector")
+
+
+def write_verdicts_csv(path: str | Path, rows: Iterable[Any]) -> Path:
+    """One row per review state given (:class:`~core.project.VerdictRow`, e.g. the values of
+    :meth:`Project.verdicts` or a sample's :meth:`Project.verdict_history`), in the order given."""
+    return _write_csv(path, VERDICT_CSV_COLUMNS,
+                      ([v.key, v.verdict or "", v.final or "", v.note, v.reviewer, v.time,
+                        _fmt(finite_or_none(v.image_score)), v.decision or "", v.detector] for v in rows))
