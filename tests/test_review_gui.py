@@ -72,6 +72,27 @@ def test_disk_full_verdict_is_kept_said_and_retried(qtbot, tmp_path, fake_detect
     win.close()
 
 
+def test_unsaved_verdict_survives_opening_another_dataset(qtbot, tmp_path, fake_detector):
+    """The project of a dataset left with verdicts a full disk refused stays open for the retry,
+    which writes them once space is back and then closes it (its lock is released)."""
+    win = make_window(qtbot, tmp_path)
+    open_dataset(qtbot, win, dataset(tmp_path))
+    first, old = win.current_key, win.reviews
+    fill_disk(old)
+    win.review_panel.note.setText("y" * 5000)
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_C)
+    assert old.pending == 1
+    other = tmp_path / "other"
+    other.mkdir()
+    open_dataset(qtbot, win, MemoryDataset(other, classes=("ring",)))
+    assert win.reviews is not old and not old.closed and win.verdict_retry.pending == 1
+    free_disk(old)
+    qtbot.waitUntil(lambda: old.closed, timeout=3000)                # written, then closed
+    with Project.open(old.dataset_root) as p:                         # the lock is free again
+        assert p.verdict(first).verdict == "confirmed" and p.verdict(first).note == "y" * 5000
+    win.close()
+
+
 def test_corrupt_journal_and_infinite_score_do_not_break_the_window(qtbot, tmp_path, fake_detector):
     ds = dataset(tmp_path)
     path = journal_path_for(ds.root)
