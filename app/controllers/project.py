@@ -21,7 +21,6 @@ from PySide6.QtCore import QObject, QTimer
 
 from core.errors import MMADError
 from core.project import NOK, OK, Project, ProjectLockedError, ProjectWriteError, remember_session, restore_session
-from core.project import save_session_scores
 
 from ..jobs import on_gui_thread
 
@@ -115,8 +114,7 @@ class ProjectController(QObject):
         if not self.writable or self.session.detector is None:
             return
         try:
-            remember_session(self.project, self.session, scores=False)
-            save_session_scores(self.project, self.session)
+            remember_session(self.project, self.session)     # detector, its parameters, the scores
         except (MMADError, OSError, ValueError) as e:
             log.warning("project not saved: %s", e)
             self.win.banner.warning(f"{self.project.path}: could not save ({e}); retried on the next change.")
