@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional, Union
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 
-from core.review import CONFIRMED, REJECTED, UNSURE
+from core.project import CONFIRMED, REJECTED, UNSURE
 
 __all__ = ["ACTIONS", "MENUS", "ActionSpec", "build_actions", "build_menus", "shortcuts_text", "toolbar_specs"]
 

@@ -105,8 +105,8 @@ class MainWindow(QMainWindow):
         s, st, jobs = self.session, self.settings, self.runner
         common = dict(banner=self.banner, parent=self)
         self.review = ReviewController(s, st, review_panel=self.review_panel, browser=self.browser,
-                                       inspector=self.inspector, **common)
-        self.project = ProjectController(s, inspector=self.inspector, browser=self.browser,
+                                       inspector=self.inspector, status=self.status, **common)
+        self.project = ProjectController(s, st, inspector=self.inspector, browser=self.browser,
                                          review_panel=self.review_panel, review=self.review, status=self.status,
                                          **common)    # the dataset's SQLite project (restore / save)
         self.review.project = self.project
@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
                                            fusion_panel=self.fusion_panel, prompt_panel=self.prompt_panel,
                                            fewshot_panel=self.fewshot_panel, browser=self.browser,
                                            inspector=self.inspector, status=self.status, **common)
+        self.analysis.params_store = self.project   # the one store of a dataset's detector parameters
         self.training = TrainingController(s, st, jobs, self.analysis, train_panel=self.train_panel,
                                            detector_panel=self.detector_panel, **common)
         self.dataset.sampleShown.connect(self.sampleShown)
@@ -386,8 +387,7 @@ class MainWindow(QMainWindow):
         self.runner.shutdown()
         self.analysis.save_params()
         self.project.close()               # saves scores / detector choice, releases the lock
-        if self.review.retry.pending:      # last chance for verdicts a full disk refused
-            self.review.retry.retry()
+        self.review.retry.shutdown()       # last chance for verdicts a full disk refused
         self.settings.save_window(self)
         self.settings.set_value("window/splitter", self.inspector.saveState())
         self.settings.set_view_options(**self.inspector.options(),

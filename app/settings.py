@@ -1,4 +1,8 @@
-"""Persistent user settings: last folder, window layout, detector and its parameters.
+"""Persistent per-user preferences: last folder, window layout, view options, default detector and device.
+
+What belongs to a dataset (verdicts, marks, the detector's parameters) is kept in the dataset's
+project (:mod:`core.project`), not here.  Parameters older versions saved here are only read, once,
+as a migration (:meth:`Settings.legacy_detector_params`).
 
 **No code from files.**  Settings hold plain data only: ``str``, ``int``, ``float``, ``bool``,
 ``bytes`` (the window-layout blobs Qt hands us) and lists of ``str``/``int``/``float``/``bool``.
@@ -20,8 +24,6 @@ cannot be read or parsed gives the defaults and a warning, never an exception.  
 (:meth:`Settings.sync`, also run at exit when something changed) writes a temporary file and
 renames it over the old one, so a crash never leaves half a settings file.
 
-Parameters are stored per detector as JSON so a value saved by one version of a detector that no
-longer validates is simply dropped when restored (see :meth:`core.session.Session.set_detector`).
 Tests pass an ini ``path`` so they never touch the user's settings.
 """
 from __future__ import annotations
@@ -45,7 +47,7 @@ from PySide6.QtCore import QByteArray, QStandardPaths
 from core.colormaps import COLORMAPS
 
 from core.detectors.aliases import migrate_params
-from core.io import atomic_open, json_text
+from core.io import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -347,8 +349,11 @@ class Settings:
     def device(self, dev: str) -> None:
         self.set_value("detector/device", dev)
 
-    def detector_params(self, detector_id: str) -> dict[str, Any]:
-        """The saved parameters of a detector (renamed ones under today's names)."""
+    def legacy_detector_params(self, detector_id: str) -> dict[str, Any]:
+        """The parameters an older version saved here for ``detector_id`` ({} when none).
+
+        Read only, as a one-time migration into a dataset's project (the store of parameters now):
+        :meth:`forget_detector_params` drops them once a project holds them."""
         raw = self._text(f"params/{detector_id}")
         if not raw:
             return {}
@@ -358,8 +363,8 @@ class Settings:
             return {}
         return migrate_params(detector_id, d) if isinstance(d, dict) else {}
 
-    def set_detector_params(self, detector_id: str, params: dict[str, Any]) -> None:
-        self.set_value(f"params/{detector_id}", json_text(params, indent=None))
+    def forget_detector_params(self, detector_id: str) -> None:
+        self.set_value(f"params/{detector_id}", None)
 
     # ------------------------------------------------------------------ window
     def save_window(self, window) -> None:

@@ -1,24 +1,26 @@
-"""kill -9 and disk-full trials on the review store (a script, not a test).
+"""Data-loss counts of the review store (the dataset's project): random sessions and kill -9 (a script, not a test).
 
-1. **kill -9**: ``--trials`` writer processes (default 100) append verdicts to a review file in a
-   loop (each file is shared by ``--per-file`` consecutive trials, so writers also start on a file
-   a killed writer left behind), each acknowledging a verdict on stdout once ``record()`` has returned; each is killed with
-   SIGKILL after a random delay.  After every kill the store is reopened: the numbers are the
-   verdicts acknowledged, those lost (must be 0), kills that landed between the write and the
-   acknowledgement (a verdict on disk but not acknowledged), partial lines skipped on reopen, and
-   whether the file always opened.
-2. **Disk full**: ``os.write`` is made to write half a record and then fail with ENOSPC (what a
-   filling disk does): ``record()`` raises ``ReviewWriteError``, the file is cut back to its previous
-   bytes, the verdict stays pending, and ``retry()`` saves it once space is back.
+1. **Sequences**: ``--sequences`` random sessions (default 500, seeds 0..N-1) of open / act / close
+   on a fresh dataset each: verdicts C / R / U, final verdicts O / X / unsure, notes, region marks,
+   undo / redo, reopen, a read-only second instance, a full disk for a few actions, an older
+   version's review journal before the first open and another one later (never imported).  After
+   every reopen the project is compared with the in-test model of the acknowledged actions
+   (tests/review_crash.py); a difference is a loss.
+2. **kill -9**: ``--trials`` writer processes (default 100) do random actions on a project (each
+   project shared by ``--per-project`` consecutive trials, so writers also start on a project a
+   killed writer left behind), acknowledging each on stdout once its call returned; each is killed
+   with SIGKILL after a random delay, and the reopened project is compared with the model.
+3. **Disk full**: SQLite's own "database or disk is full" (``max_page_count``): the verdict is kept
+   in memory and shown, and ``retry()`` saves it once space is back.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_review_crash.py [--trials 100] [--max-delay 0.15] [--per-file 10] [--json out.json]
+    .venv/bin/python benchmarks/bench_review_crash.py [--sequences 500] [--trials 100] [--max-delay 0.25]
+        [--per-project 10] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import random
@@ -30,81 +32,92 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import core.review as review_mod  # noqa: E402
-from core.review import ReviewStore, ReviewWriteError  # noqa: E402
-from review_crash import kill_trial  # noqa: E402
+from review_crash import Model, fill_disk, free_disk, kill_trial  # noqa: E402
+
+from core.project import Project, ProjectWriteError  # noqa: E402
 
 
-def kill_trials(n: int, max_delay: float, seed: int, per_file: int) -> dict:
+def sequences(n: int, seed0: int) -> dict:
+    import test_review   # the sequence runner of the tests (pytest is only used for pytest.raises)
+    t0 = time.perf_counter()
+    total: dict = {"sequences": n, "lost": 0, "failed_seeds": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MMAD_CACHE"] = str(Path(tmp) / "cache")    # where older versions kept their journal
+        for seed in range(seed0, seed0 + n):
+            d = Path(tmp) / f"ds{seed}"
+            d.mkdir()
+            try:
+                stats = test_review.run_sequence(d, seed)
+            except AssertionError as err:
+                total["lost"] += 1
+                total["failed_seeds"].append((seed, str(err)[:200]))
+                continue
+            for k, v in stats.items():
+                total[k] = total.get(k, 0) + v
+    total["seconds"] = round(time.perf_counter() - t0, 2)
+    return total
+
+
+def kill_trials(n: int, max_delay: float, seed: int, per_project: int) -> dict:
     rng = random.Random(seed)
-    acked = lost = unacked_on_disk = opened = skipped = on_disk = size = 0
+    acked = lost = in_flight = in_flight_saved = opened = 0
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        model = Model()
         for trial in range(n):
-            path = Path(tmp) / f"r{trial // per_file}.jsonl"
+            d = Path(tmp) / f"ds{trial // per_project}"
+            if trial % per_project == 0:
+                d.mkdir()
+                model = Model()
             try:
-                r = kill_trial(path, rng, trial, max_delay=max_delay)
-            except Exception as err:  # noqa: BLE001 - a store that does not open is a result
-                print(f"trial {trial}: the store did not open: {err}")
+                r = kill_trial(d, model, seed=seed * 100_000 + trial, delay=rng.uniform(0.0, max_delay))
+            except Exception as err:  # noqa: BLE001 - a project that does not open is a result
+                print(f"trial {trial}: the project did not open: {err}")
                 continue
             opened += 1
-            acked += len(r["acked"])
+            acked += r["acked"]
             lost += len(r["lost"])
-            unacked_on_disk += len(r["on_disk"] - r["acked"])
-        for path in Path(tmp).glob("r*.jsonl"):
-            final = ReviewStore(path)
-            skipped += final.skipped_lines
-            on_disk += sum(len(final.history(k)) for k in final.keys())
-            size += path.stat().st_size
+            in_flight += r["in_flight"]
+            in_flight_saved += r["in_flight_saved"]
+            if r["lost"]:
+                print(f"trial {trial}: " + "; ".join(r["lost"][:3]))
     return {"trials": n, "opened": opened, "acknowledged": acked, "lost": lost,
-            "on_disk_not_acknowledged": unacked_on_disk, "partial_lines_skipped": skipped,
-            "verdicts_on_disk": on_disk, "bytes_written": size, "seconds": round(time.perf_counter() - t0, 2)}
+            "killed_in_flight": in_flight, "in_flight_found_saved": in_flight_saved,
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def disk_full() -> dict:
-    real = os.write
-    state = {"calls": 0}
-
-    def filling(fd, data):
-        state["calls"] += 1
-        if state["calls"] == 1:
-            return real(fd, bytes(data[: len(data) // 2]))
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "r.jsonl"
-        st = ReviewStore(path)
-        st.record("k1", "confirmed")
-        before = path.read_bytes()
-        review_mod.os.write = filling
-        try:
+        with Project.open(tmp, import_jsonl=False) as p:
+            p.record_verdict("k1", "confirm")
+            fill_disk(p)
             try:
-                st.record("k2", "rejected")
+                p.record_verdict("k2", "reject", note="x" * 5000)
                 raised = ""
-            except ReviewWriteError as err:
+            except ProjectWriteError as err:
                 raised = str(err)
-            cut_back = path.read_bytes() == before
-            pending = st.pending
-        finally:
-            review_mod.os.write = real
-        written = st.retry()
-        reopened = ReviewStore(path)
-        return {"raised": raised, "file_cut_back": cut_back, "pending_after_failure": pending,
-                "retry_wrote": written, "on_disk_after_retry": reopened.verdict("k2") == "rejected",
-                "warnings_on_reopen": len(reopened.warnings)}
+            shown, pending = p.verdict("k2").verdict, p.pending
+            free_disk(p)
+            written = p.retry()
+        with Project.open(tmp, import_jsonl=False) as p:
+            saved = p.verdict("k2") is not None and p.verdict("k2").verdict == "rejected"
+    return {"raised": raised, "shown_while_pending": shown, "pending_after_failure": pending,
+            "retry_wrote": written, "in_the_file_after_retry": saved}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sequences", type=int, default=500)
     ap.add_argument("--trials", type=int, default=100)
-    ap.add_argument("--max-delay", type=float, default=0.15, help="kill after uniform(0, this) seconds")
+    ap.add_argument("--max-delay", type=float, default=0.25, help="kill after uniform(0, this) seconds")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--per-file", type=int, default=10, help="consecutive trials sharing one review file")
+    ap.add_argument("--per-project", type=int, default=10, help="consecutive kill trials sharing one project")
     ap.add_argument("--json", help="also write the numbers here")
     args = ap.parse_args()
-    out = {"kill9": kill_trials(args.trials, args.max_delay, args.seed, args.per_file), "disk_full": disk_full(),
-           "load_average": os.getloadavg()}
-    for part in ("kill9", "disk_full"):
+    out = {"sequences": sequences(args.sequences, args.seed * 10_000),
+           "kill9": kill_trials(args.trials, args.max_delay, args.seed, args.per_project),
+           "disk_full": disk_full(), "load_average": os.getloadavg()}
+    for part in ("sequences", "kill9", "disk_full"):
         print(f"{part}:")
         for k, v in out[part].items():
             print(f"  {k:28s} {v}")

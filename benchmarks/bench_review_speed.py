@@ -2,7 +2,8 @@
 
 Opens the window offscreen on the demo with the memory-bank detector, lets it score the first
 class's test samples once ("Run all"), then presses C / R / U (with "go to the next sample") through
-real key events, as an annotator would, and reports verdicts per minute.  The detector's speed is
+real key events, as an annotator would, and reports verdicts per minute (each one written to the
+dataset's project, the one store of verdicts).  The detector's speed is
 not measured here: results are cached before the key presses start.
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_review_speed.py [--n 60]
@@ -26,6 +27,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=60)
     args = ap.parse_args()
     os.environ.setdefault("MMAD_CACHE", tempfile.mkdtemp(prefix="mmad-bench-"))
+    os.environ.setdefault("MMAD_DATA", tempfile.mkdtemp(prefix="mmad-bench-data-"))
     from PySide6.QtCore import Qt
     from PySide6.QtTest import QTest
     from PySide6.QtWidgets import QApplication
@@ -64,13 +66,13 @@ def main() -> None:
     t0 = time.perf_counter()
     done = 0
     for i in range(n):
-        before = sum(win.review.store.counts().values())
+        before = sum(win.review.store.verdict_counts().values())
         QTest.keyClick(win, keys[i % 3])
-        pump(lambda: sum(win.review.store.counts().values()) > before and win.inspector.result is not None, 10)
-        done = sum(win.review.store.counts().values())
+        pump(lambda: sum(win.review.store.verdict_counts().values()) > before and win.inspector.result is not None, 10)
+        done = sum(win.review.store.verdict_counts().values())
     dt = time.perf_counter() - t0
     print(f"{done} verdicts in {dt:.2f} s = {60 * done / dt:.0f} verdicts/minute (key press to the next "
-          f"sample shown, including the project and journal writes)")
+          f"sample shown, including the project write, the one store of verdicts)")
     win.close()
 
 

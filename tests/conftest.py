@@ -1,8 +1,9 @@
 """Shared test configuration and fixtures.
 
 * Qt runs on the ``offscreen`` platform unless a test asks otherwise (set before any Qt import).
-* ``MMAD_CACHE`` points to a per-session temporary directory so no test touches the user's cache
-  (demo data, review files).
+* ``MMAD_CACHE`` and ``MMAD_DATA`` point to per-session temporary directories so no test touches the
+  user's cache (demo data, older review journals) or data folder (projects of datasets whose folder
+  cannot hold one).
 * ``FakeDetector`` (registered only by the ``fake_detector`` fixture) is a small, fast detector with
   a fusion weight ``alpha``, text prompts (``needs.text_prompts``), a fit on the support set, and a
   slow ``extract`` that checks ``cancel`` every 10 ms: for GUI and session tests that must not wait
@@ -18,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MMAD_CACHE", tempfile.mkdtemp(prefix="mmad-test-cache-"))
+os.environ.setdefault("MMAD_DATA", tempfile.mkdtemp(prefix="mmad-test-data-"))
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 
 # A torch optimiser imports torch._dynamo, which loads triton and its own LLVM; loaded after the GL

@@ -203,19 +203,19 @@ def test_verdict_keys_update_table_and_store(qtbot, settings, fake_detector, tmp
     win.activateWindow()
     win.browser.table.setFocus()
     qtbot.keyClick(win.browser.table, Qt.Key.Key_C)
-    assert win.review.store.verdict(first) == "confirmed"
-    assert win.review.store.latest(first).annotator == "ana"
+    assert win.review.store.verdict(first).verdict == "confirmed"
+    assert win.review.store.verdict(first).reviewer == "ana"
     model = win.browser.model
     assert "confirmed" in model.index(model.row_of(first), 4).data()
     second = win.dataset.current_key
     assert second != first                                     # advanced to the next sample
     qtbot.keyClick(win.browser.table, Qt.Key.Key_R)
-    assert win.review.store.verdict(second) == "rejected"
+    assert win.review.store.verdict(second).verdict == "rejected"
     qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
     qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)
     assert win.dataset.current_key == first
     qtbot.keyClick(win.browser.table, Qt.Key.Key_U)
-    assert win.review.store.verdict(first) == "unsure"
+    assert win.review.store.verdict(first).verdict == "unsure"
     out = win.review.export_verdicts(tmp_path / "v.csv")
     rows = {r["key"]: r["verdict"] for r in csv.DictReader(open(out))}
     assert rows == {first: "unsure", second: "rejected"}
@@ -248,13 +248,19 @@ def test_browser_filters_sort_and_settings_persist(qtbot, tmp_path, fake_detecto
     win.inspector.cmap_combo.setCurrentText("viridis")
     win.fusion_dock.hide()
     win.close()
-    s2 = Settings(ini)
-    assert s2.detector_params("fake-test")["alpha"] == pytest.approx(0.8)
+    s2 = Settings(ini)                        # per-user preferences in the settings file ...
+    assert not s2.contains("params/fake-test") and s2.legacy_detector_params("fake-test") == {}
     assert s2.detector_id == "fake-test" and s2.view_options()["colormap"] == "viridis"
     assert s2.last_folder == str(ds.root)
+    from core.project import Project
+    with Project.open(ds.root) as p:          # ... the dataset's parameters in its project only
+        assert p.detector_params("fake-test")["alpha"] == pytest.approx(0.8)
     win2 = MainWindow(s2, Session(), restore_layout=True)
     qtbot.addWidget(win2)
-    assert win2.session.detector_id == "fake-test" and win2.session.params["alpha"] == pytest.approx(0.8)
+    assert win2.session.detector_id == "fake-test"
+    win2.detector_panel.auto_run.setChecked(False)
+    win2.set_dataset(MemoryDataset(ds.root, classes=("disc", "ring")))
+    assert win2.session.params["alpha"] == pytest.approx(0.8)
     assert win2.fusion_panel.editor("alpha").spin.value() == pytest.approx(0.8)
     assert win2.inspector.cmap_combo.currentText() == "viridis"
     assert win2.fusion_dock.isHidden()

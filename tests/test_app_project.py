@@ -110,3 +110,62 @@ def test_disagrees_with_detector_filter(qtbot, settings, fake_detector, small_de
     win.browser.disagree_btn.setChecked(False)
     assert win.browser.proxy.rowCount() == shown
     close(win)
+
+
+def test_confirm_up_nok_survives_a_reopen(qtbot, settings, fake_detector, small_demo, tmp_path):  # noqa: F811
+    """Issue 18.1: on a fresh dataset press C, Up, X, close, reopen: the sample keeps its detection
+    verdict AND its final verdict (the first open used to record no JSONL import, the second imported
+    the journal's old events as the newest rows and dropped the final verdict)."""
+    from PySide6.QtCore import Qt
+    root = _copy(small_demo, tmp_path)
+    win = make_window(qtbot, settings)
+    win.detector_panel.auto_run.setChecked(False)
+    assert win.open_folder(root)
+    qtbot.waitUntil(lambda: win.inspector.sample is not None)
+    first = win.dataset.current_key
+    win.activateWindow()
+    win.browser.table.setFocus()
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_C)          # confirm, moves on to the next sample
+    qtbot.waitUntil(lambda: win.dataset.current_key != first)
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_Up)         # back to the first sample
+    qtbot.waitUntil(lambda: win.dataset.current_key == first)
+    qtbot.keyClick(win.browser.table, Qt.Key.Key_X)          # final verdict: part NOK
+    v = win.project.project.verdict(first)
+    assert (v.verdict, v.final) == ("confirmed", "nok")
+    close(win)
+    for _ in range(2):                                       # and again after a second reopen
+        win2 = make_window(qtbot, settings)
+        win2.detector_panel.auto_run.setChecked(False)
+        assert win2.open_folder(root)
+        v = win2.project.project.verdict(first)
+        assert (v.verdict, v.final) == ("confirmed", "nok")
+        assert win2.project.project.n_verdict_rows() == 2    # one row per action, nothing re-imported
+        close(win2)
+
+
+def test_parameters_an_older_version_saved_in_the_settings_move_into_the_project(qtbot, settings, fake_detector,  # noqa: F811
+                                                                                  small_demo, tmp_path):
+    """The project is the one store of a dataset's parameters: the value an older version left in the
+    settings file is read once (the project had none), saved into the project, and dropped there."""
+    from app.main_window import MainWindow
+    from core.project import Project
+    from core.session import Session
+    settings.detector_id = "fake-test"
+    settings.set_value("params/fake-test", '{"alpha": 0.3}')
+    root = _copy(small_demo, tmp_path)
+    win = MainWindow(settings, Session(), restore_layout=False)     # the detector comes from the settings
+    qtbot.addWidget(win)
+    win.detector_panel.auto_run.setChecked(False)
+    assert win.session.detector_id == "fake-test"
+    assert win.session.params["alpha"] == 0.3                       # no dataset yet: the old value
+    assert win.open_folder(root)
+    assert win.session.params["alpha"] == 0.3
+    win.analysis.set_params({"alpha": 0.6})
+    close(win)
+    assert not settings.contains("params/fake-test")                 # migrated: not in the settings any more
+    with Project.open(root) as p:
+        assert p.detector_params("fake-test")["alpha"] == 0.6
+    win2 = make_window(qtbot, settings)
+    assert win2.open_folder(root)
+    assert win2.session.params["alpha"] == 0.6                        # from the project
+    close(win2)

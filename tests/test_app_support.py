@@ -55,5 +55,5 @@ def test_single_letter_shortcuts_do_not_fire_while_typing(qtbot, settings, fake_
     qtbot.waitUntil(note.hasFocus, timeout=2000)
     qtbot.keyClicks(note, "cracked rim, unsure")
     assert note.text() == "cracked rim, unsure"
-    assert win.review.store.counts().get("confirmed", 0) == 0 and sum(win.review.store.counts().values()) == 0
+    assert win.review.store.verdict_counts().get("confirmed", 0) == 0 and sum(win.review.store.verdict_counts().values()) == 0
     close(win)

@@ -235,10 +235,11 @@ def test_old_settings_values_are_read_into_the_new_names(tmp_path):
     pytest.importorskip("PySide6")
     from app.settings import Settings
     s = Settings(tmp_path / "settings.ini")     # as the version before the rename saved them
-    s.set_detector_params("clip-few-shot", {"w_rgb": 0.9, "w_3d": 0.3, "sigma": 4.0, "backbone": "ViT-L-14-336",
-                                            "text_weight": 0.4})
+    import json
+    s.set_value("params/clip-few-shot", json.dumps({"w_rgb": 0.9, "w_3d": 0.3, "sigma": 4.0,
+                                                    "backbone": "ViT-L-14-336", "text_weight": 0.4}))
     assert s.sync()
-    again = Settings(tmp_path / "settings.ini").detector_params("clip-few-shot")
+    again = Settings(tmp_path / "settings.ini").legacy_detector_params("clip-few-shot")
     assert again == {"rgb_weight": pytest.approx(0.75), "sigma_pct": pytest.approx(100 * 4 / 336),
                      "backbone": "ViT-L-14-336", "text_weight": 0.4}
 

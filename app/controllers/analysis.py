@@ -70,6 +70,9 @@ class AnalysisController(QObject):
         self.detector_panel, self.fusion_panel, self.prompt_panel = detector_panel, fusion_panel, prompt_panel
         self.fewshot_panel, self.browser, self.inspector = fewshot_panel, browser, inspector
         self.banner, self.status = banner, status
+        #: where a detector's saved parameters live: the project controller (``detector_params(id)``,
+        #: ``save_params()``), set by the window; None: only what an older version left in the settings
+        self.params_store = None
         self.pending_run = False
         self.analysing = False            # an analysis job (not the demo) is running
         self.last_job: Optional[Job] = None
@@ -143,9 +146,11 @@ class AnalysisController(QObject):
         self.detector_panel.set_detectors(ids, names, self.session.detector_id or self.settings.detector_id or "")
         return ids
 
-    def _set_detector(self, det_id: str, device: str) -> bool:
+    def _set_detector(self, det_id: str, device: str, **overrides: Any) -> bool:
+        store = self.params_store
+        saved = store.detector_params(det_id) if store is not None else self.settings.legacy_detector_params(det_id)
         try:
-            self.session.set_detector(det_id, device, **self.settings.detector_params(det_id))
+            self.session.set_detector(det_id, device, **dict(saved, **overrides))
         except Exception as err:  # noqa: BLE001
             self.banner.error(f"Could not create detector '{det_id}': {describe_error(err)}")
             return False
@@ -168,12 +173,13 @@ class AnalysisController(QObject):
         self.browser.model.refresh_all()
         self.detectorChanged.emit(det)
 
-    def choose_detector(self, det_id: str) -> None:
+    def choose_detector(self, det_id: str, **overrides: Any) -> None:
+        """Switch to another detector with its saved parameters (``overrides`` on top)."""
         if not det_id or det_id == self.session.detector_id:
             return
         self.save_params()
         self._cancel_and_wait()
-        if self._set_detector(det_id, self.session.device):
+        if self._set_detector(det_id, self.session.device, **overrides):
             self.settings.detector_id = det_id
             self.auto_run()
 
@@ -275,8 +281,8 @@ class AnalysisController(QObject):
             panel.set_values(p)
 
     def save_params(self) -> None:
-        if self.session.detector is not None:
-            self.settings.set_detector_params(self.session.detector_id, self.session.params)
+        if self.params_store is not None:
+            self.params_store.save_params()
 
     def _refresh_fusion(self) -> None:
         """Re-fuse the current sample once and repaint both views (``_fusion_timer``)."""

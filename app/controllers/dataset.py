@@ -136,15 +136,14 @@ class DatasetController(QObject):
         if describe is not None:
             self.status.message(f"Opened {ds.root}: {describe()}", 15000)
         self.inspector.set_placeholder(None)
-        reviews = self.review.open_store(ds.root)
         if self.project is not None:
-            self.project.open_for(ds.root)
+            self.project.open_for(ds.root)           # the dataset's project: verdicts, marks, parameters
         self.jobs.clear("thumb")
         self.thumbs.clear()
         self.inspector.key = None
         self.inspector.clear()
         self.datasetReset.emit()
-        self.browser.set_session(self.session, reviews)
+        self.browser.set_session(self.session, self.review.store)
         self.settings.last_folder = str(ds.root)
         self.review.update_counts()
         self.datasetOpened.emit(str(ds.root))

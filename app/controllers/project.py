@@ -3,10 +3,11 @@
 * opening a dataset opens its project (beside the dataset, or in the user data folder for a
   read-only one) and restores what it holds: detector and parameters, support sets, cached image
   scores (only where detector, parameters and the class's fit are unchanged); a second instance of
-  the app gets the project read-only, with a message;
-* scores, support sets and detector choices are saved as they change (one transaction each);
-* verdicts are mirrored into the project (the JSON-lines journal of :class:`core.review.ReviewStore`
-  stays as it was); final OK / NOK verdicts on the part are recorded there;
+  the app gets the project read-only, with a message, and saves nothing;
+* scores, support sets, the detector choice and its parameters are saved as they change (one
+  transaction each); the project is the one store of a dataset's parameters (the settings file
+  keeps per-user preferences; parameters an older version left there are moved into the project);
+* verdicts (:class:`~app.controllers.review.ReviewController`) and region marks are recorded in it;
 * exports: CSV of all samples, HTML report, and the current sample's overlay PNG, scored PLY and
   JSON, into a visible folder (``~/MMAD Inspector exports/<dataset>``) by default.
 """
@@ -19,33 +20,32 @@ from typing import Optional
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from core.errors import MMADError
-from core.project import OK, NOK, UNSURE, Project, ProjectLockedError, remember_session, restore_session
-from core.project import save_session_scores
+from core.project import NOK, OK, Project, ProjectLockedError, ProjectWriteError, remember_session, restore_session
 from core.session import Session
 
 from ..inspector import InspectorView
 from ..jobs import on_gui_thread
 from ..panels import BrowserPanel, MessageBanner, ReviewPanel
 from ..panels.status import StatusFields
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
-FINAL_TEXT = {OK: "OK", NOK: "NOK", UNSURE: "unsure"}
-
-
 class ProjectController(QObject):
-    """Drives the inspector's region marks, the browser's "disagrees" filter and the review panel's
-    final verdicts; ``review`` is the :class:`~app.controllers.review.ReviewController` (its store).
+    """Drives the inspector's region marks, the browser's "disagrees" filter and the dataset's
+    saved parameters; ``review`` is the :class:`~app.controllers.review.ReviewController` (it records
+    the verdicts in this controller's project).
 
     Signal: ``restored(detector_changed, support_changed)`` after a project restored the session
     (the window refreshes the detector panels / the few-shot list)."""
 
     restored = Signal(bool, bool)
 
-    def __init__(self, session: Session, *, inspector: InspectorView, browser: BrowserPanel, review_panel: ReviewPanel,
+    def __init__(self, session: Session, settings: Settings, *, inspector: InspectorView, browser: BrowserPanel,
+                 review_panel: ReviewPanel,
                  review, banner: MessageBanner, status: StatusFields, parent: Optional[QObject] = None):
         super().__init__(parent)
-        self.session = session
+        self.session, self.settings = session, settings
         self.inspector, self.browser, self.review_panel, self.review = inspector, browser, review_panel, review
         self.banner, self.status = banner, status
         self.project: Optional[Project] = None
@@ -70,6 +70,7 @@ class ProjectController(QObject):
         """Open the project of the dataset at ``root`` and restore the session from it."""
         self.close()
         banner = self.banner
+        banner.dismiss()
         try:
             self.project = Project.open(root, if_locked="read_only")
         except ProjectLockedError as e:       # pragma: no cover - read_only is asked for
@@ -82,13 +83,16 @@ class ProjectController(QObject):
         if self.project.read_only:
             banner.warning(f"{self.project.path}: this dataset is open in another MMAD Inspector window; "
                            f"it is opened read-only here (nothing you do is saved).")
+        elif self.project.warnings:
+            banner.warning("Some saved verdicts could not be read (kept on disk, skipped).", self.project.warnings)
         try:
-            before = self.session.detector_id
+            before, params_before = self.session.detector_id, dict(self.session.params)
             self.last_restore = rep = restore_session(self.project, self.session)
         except (MMADError, ValueError) as e:
             banner.warning(f"The project could not be restored: {e}")
             return self.project
-        detector_changed = bool(rep.detector and rep.detector != before)
+        # the panels show the dataset's parameters when the detector or its parameters changed
+        detector_changed = bool(rep.detector and rep.detector != before) or self.session.params != params_before
         if detector_changed or rep.support_classes:
             self.restored.emit(detector_changed, bool(rep.support_classes))
         if rep.warnings:
@@ -100,13 +104,19 @@ class ProjectController(QObject):
         return self.project
 
     def close(self) -> None:
+        """Save and close the project; one still holding verdicts a full disk refused is handed to
+        the retry (:meth:`VerdictRetry.keep`), which closes it once they are written."""
         if self.project is None:
             return
         self.save_now()
-        try:
-            self.project.close()
-        finally:
-            self.project = None
+        project, self.project = self.project, None
+        if project.pending:
+            try:
+                project.retry()
+            except ProjectWriteError:
+                self.review.retry.keep(project)
+                return
+        project.close()
 
     @property
     def writable(self) -> bool:
@@ -117,11 +127,30 @@ class ProjectController(QObject):
         if not self.writable or self.session.detector is None:
             return
         try:
-            remember_session(self.project, self.session, scores=False)
-            save_session_scores(self.project, self.session)
+            remember_session(self.project, self.session)     # detector, its parameters, the scores
         except (MMADError, OSError, ValueError) as e:
             log.warning("project not saved: %s", e)
             self.banner.warning(f"{self.project.path}: could not save ({e}); retried on the next change.")
+            return
+        self.settings.forget_detector_params(self.session.detector_id)   # migrated: the project has them
+
+    # ------------------------------------------------------------------ detector parameters
+    def detector_params(self, detector_id: str) -> dict:
+        """The parameters of a detector on this dataset: the project's, else (a dataset the project
+        has none for, or no dataset yet) what an older version left in the settings file."""
+        saved = self.project.detector_params(detector_id) if self.project is not None else None
+        return dict(saved) if saved is not None else self.settings.legacy_detector_params(detector_id)
+
+    def save_params(self) -> None:
+        """Remember the session's parameters now (before another detector replaces them)."""
+        if not self.writable or self.session.detector is None:
+            return
+        try:
+            self.project.set_detector(self.session.detector_id, self.session.params)
+        except (MMADError, OSError, ValueError) as e:
+            log.warning("parameters not saved: %s", e)
+            return
+        self.settings.forget_detector_params(self.session.detector_id)
 
     def _support_changed(self, class_name: str) -> None:
         if not self.writable:
@@ -132,42 +161,9 @@ class ProjectController(QObject):
             log.warning("support not saved: %s", e)
 
     # ------------------------------------------------------------------ review
-    def mirror_verdict(self, key: str, verdict: str, note: str, reviewer: str, image_score, decision) -> None:
-        if not self.writable:
-            return
-        try:
-            self.project.record_verdict(key, verdict=verdict, note=note, reviewer=reviewer,
-                                        image_score=image_score, decision=decision,
-                                        detector=self.session.detector_id)
-        except (MMADError, OSError, ValueError) as e:
-            log.warning("verdict not mirrored into the project: %s", e)
-
     def set_final(self, final: str) -> bool:
-        """The reviewer's final call on the part (OK / NOK / unsure), beside the detector's."""
-        key = self.inspector.key
-        if key is None:
-            return False
-        if not self.writable:
-            self.banner.warning("No writable project: the final verdict cannot be saved.")
-            return False
-        rec = self.session.records.get(key)
-        panel = self.review_panel
-        try:
-            self.project.record_verdict(key, final=final, note=panel.note.text() or None,
-                                        reviewer=panel.annotator.text(),
-                                        image_score=rec.image_score if rec else None,
-                                        decision=rec.decision if rec else None, detector=self.session.detector_id)
-        except (MMADError, OSError, ValueError) as e:
-            self.banner.error(f"{self.project.path}: the final verdict could not be saved ({e}).")
-            return False
-        panel.note.clear()
-        det = rec.decision if rec else None
-        disagree = det is not None and ((final == OK) != (det == "good")) and final != UNSURE
-        self.status.message(f"{key}: final verdict {FINAL_TEXT[final]}"
-                                    + (" (disagrees with the detector)" if disagree else ""), 8000)
-        if panel.advance.isChecked():
-            self.browser.select_next(1)
-        return True
+        """The reviewer's final call on the part (OK / NOK / unsure): recorded by the review controller."""
+        return self.review.set_final(final)
 
     def final_ok(self) -> bool:
         return self.set_final(OK)
@@ -178,18 +174,14 @@ class ProjectController(QObject):
     def disagrees(self, key: str) -> bool:
         """The reviewer disagrees with the detector on ``key``: the detection was rejected, or the
         final verdict on the part contradicts the detector's call."""
-        rev = self.review.store
-        latest = rev.latest(key) if rev is not None else None
-        if latest is not None and getattr(latest, "verdict", None) == "rejected":
-            return True
-        if self.project is None:
-            return False
-        v = self.project.verdict(key)
-        rec = self.session.records.get(key)
-        if v is None or rec is None or rec.decision is None:
+        v = self.project.verdict(key) if self.project is not None else None
+        if v is None:
             return False
         if v.verdict == "rejected":
             return True
+        rec = self.session.records.get(key)
+        if rec is None or rec.decision is None:
+            return False
         return v.final in (OK, NOK) and (v.final == OK) != (rec.decision == "good")
 
     # ------------------------------------------------------------------ region marks

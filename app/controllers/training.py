@@ -218,9 +218,8 @@ class TrainingController(QObject):
             return False
         an = self.analysis
         det, path = r.detector, str(r.path)
-        self.settings.set_detector_params(det, dict(self.settings.detector_params(det), checkpoint=path))
         if self.session.detector_id != det:
-            an.choose_detector(det)
+            an.choose_detector(det, checkpoint=path)
         if self.session.detector_id != det:
             return False
         an.set_params({"checkpoint": path})

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QHBox
                                QVBoxLayout, QWidget)
 
 from core.datasets.base import SampleRef
-from core.review import ReviewStore
+from core.project import Project
 from core.session import Session
 
 COLUMNS = ("Name", "Class", "Label", "Score", "Verdict")
@@ -47,7 +47,7 @@ class SampleTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.session: Optional[Session] = None
-        self.reviews: Optional[ReviewStore] = None
+        self.reviews: Optional[Project] = None       # the verdicts shown in the Verdict column
         self.refs: list[SampleRef] = []
         self._row: dict[str, int] = {}
         self._thumbs: dict[str, tuple[QIcon, QPixmap]] = {}
@@ -58,7 +58,7 @@ class SampleTableModel(QAbstractTableModel):
         self._placeholder_big.fill(QColor("#2a2d31"))
         self.grid_mode = False
 
-    def set_session(self, session: Optional[Session], reviews: Optional[ReviewStore]) -> None:
+    def set_session(self, session: Optional[Session], reviews: Optional[Project]) -> None:
         self.beginResetModel()
         self.session = session
         self.reviews = reviews
@@ -104,8 +104,8 @@ class SampleTableModel(QAbstractTableModel):
                     return ""
                 return f"{rec.image_score:.3f}" + (" *" if rec.stale else "")
             if col == COL_VERDICT:
-                v = self.reviews.verdict(ref.key) if self.reviews else None
-                return VERDICT_STYLE[v][0] if v else ""
+                row = self.reviews.verdict(ref.key) if self.reviews is not None else None
+                return VERDICT_STYLE[row.verdict][0] if row is not None and row.verdict else ""
         if role == SORT_ROLE:
             if col == COL_SCORE:
                 return rec.image_score if rec is not None and rec.image_score is not None else -math.inf
@@ -128,10 +128,10 @@ class SampleTableModel(QAbstractTableModel):
                     return QBrush(QColor("#ff8a5c"))
                 if rec.stale:
                     return QBrush(QColor("#8a8f98"))
-            if col == COL_VERDICT and self.reviews:
+            if col == COL_VERDICT and self.reviews is not None:
                 v = self.reviews.verdict(ref.key)
-                if v:
-                    return QBrush(QColor(VERDICT_STYLE[v][1]))
+                if v is not None and v.verdict:
+                    return QBrush(QColor(VERDICT_STYLE[v.verdict][1]))
             if col == COL_LABEL and ref.label and ref.label != "good":
                 return QBrush(QColor("#e8a87c"))
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -141,10 +141,10 @@ class SampleTableModel(QAbstractTableModel):
             elif rec is not None and rec.image_score is not None:
                 tip.append(f"image score {rec.image_score:.4f} ({rec.decision or 'no threshold'})"
                            + (" - parameters changed since: rerun to update" if rec.stale else ""))
-            if self.reviews:
-                v = self.reviews.latest(ref.key)
-                if v:
-                    tip.append(f"{v.verdict} by {v.annotator or 'anonymous'}" + (f": {v.note}" if v.note else ""))
+            v = self.reviews.verdict(ref.key) if self.reviews is not None else None
+            if v is not None:
+                said = " · ".join(t for t in (v.verdict, f"part {v.final.upper()}" if v.final else "") if t)
+                tip.append(f"{said} by {v.reviewer or 'anonymous'}" + (f": {v.note}" if v.note else ""))
             return "\n".join(tip)
         if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_SCORE:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -353,7 +353,7 @@ class BrowserPanel(QWidget):
         self._current_key: Optional[str] = None
 
     # ------------------------------------------------------------------ data
-    def set_session(self, session: Optional[Session], reviews: Optional[ReviewStore]) -> None:
+    def set_session(self, session: Optional[Session], reviews: Optional[Project]) -> None:
         self._current_key = None
         self.model.set_session(session, reviews)
         refs = self.model.refs

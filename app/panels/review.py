@@ -1,7 +1,7 @@
 """Review panel: annotators confirm / reject / mark unsure the detector's decision on the current
 sample (keys C / R / U), with an optional note; the history of the sample and a CSV export.
 
-:class:`VerdictRetry` keeps the review stores whose last write failed (disk full, read-only...)
+:class:`VerdictRetry` keeps the projects whose last verdict write failed (disk full, I/O error...)
 and retries them on a timer until every verdict is on disk, saying so in the window."""
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QPushButton, QVBoxLayout, QWidget)
 
-from core.review import CONFIRMED, REJECTED, UNSURE, ReviewStore, ReviewWriteError, Verdict
+from core.project import CONFIRMED, REJECTED, UNSURE, Project, ProjectWriteError, VerdictRow
+
+FINAL_TEXT = {"ok": "OK", "nok": "NOK", "unsure": "unsure"}
 
 
 class ReviewPanel(QWidget):
@@ -64,7 +66,7 @@ class ReviewPanel(QWidget):
         row2.addWidget(self.export_btn)
         lay.addLayout(row2)
 
-    def show_history(self, key: Optional[str], decision: Optional[str], history: list[Verdict]) -> None:
+    def show_history(self, key: Optional[str], decision: Optional[str], history: list[VerdictRow]) -> None:
         """Show a sample's decision and verdict history (a no-op when nothing changed, so that a
         fusion slider re-showing the result does not rebuild the list on every move)."""
         state = (key, decision, tuple(history))
@@ -76,12 +78,19 @@ class ReviewPanel(QWidget):
             self.current.setText("No sample selected.")
             return
         dec = f"detector says <b>{decision}</b>" if decision else "not analysed yet"
-        last = f" · latest verdict: <b>{history[-1].verdict}</b>" if history else ""
-        self.current.setText(f"{key}: {dec}{last}")
+        last = history[-1] if history else None
+        said = []
+        if last is not None and last.verdict:
+            said.append(f"latest verdict: <b>{last.verdict}</b>")
+        if last is not None and last.final:
+            said.append(f"part: <b>{FINAL_TEXT.get(last.final, last.final)}</b>")
+        self.current.setText(f"{key}: {dec}" + "".join(f" · {t}" for t in said))
         for v in reversed(history):
-            who = v.annotator or "anonymous"
-            self.history.addItem(f"{v.time[:19].replace('T', ' ')}  {v.verdict:<9} {who}"
-                                 + (f" - {v.note}" if v.note else ""))
+            who = v.reviewer or "anonymous"
+            part = f" part {FINAL_TEXT.get(v.final, v.final)}" if v.final else ""
+            self.history.addItem(f"{v.time[:19].replace('T', ' ')}  {v.verdict or '-':<9}{part} {who}"
+                                 + (f" - {v.note}" if v.note else "")
+                                 + ("  (not saved yet)" if not v.id else ""))
 
     def show_counts(self, counts: dict[str, int], total: int) -> None:
         done = sum(counts.values())
@@ -89,17 +98,19 @@ class ReviewPanel(QWidget):
 
 
 class VerdictRetry(QObject):
-    """Retries the stores holding unsaved verdicts every ``interval_ms`` (and on :meth:`retry`).
+    """Retries the projects holding unsaved verdicts every ``interval_ms`` (and on :meth:`retry`).
 
     ``message(level, text)`` says what to show: an error while verdicts are not on disk, then an
-    info once they all are.  A store replaced by another dataset keeps being retried.
+    info once they all are.  A project handed over with :meth:`keep` (another dataset was opened)
+    stays open until its verdicts are written, then it is closed.
     """
 
     message = Signal(str, str)
 
     def __init__(self, parent: Optional[QObject] = None, interval_ms: int = 5000):
         super().__init__(parent)
-        self._stores: list[ReviewStore] = []
+        self._stores: list[Project] = []
+        self._closing: list[Project] = []
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self.retry)
@@ -108,23 +119,33 @@ class VerdictRetry(QObject):
     def pending(self) -> int:
         return sum(st.pending for st in self._stores)
 
-    def failed(self, store: ReviewStore, err: ReviewWriteError) -> None:
+    def failed(self, store: Project, err: ProjectWriteError) -> None:
         """A write of ``store`` failed: keep retrying it and tell the user."""
         if store not in self._stores:
             self._stores.append(store)
         self.timer.start()
         self._tell(err)
 
+    def keep(self, store: Project) -> None:
+        """``store`` is being replaced but still holds unsaved verdicts: retry, then close it."""
+        if store not in self._stores:
+            self._stores.append(store)
+        self._closing.append(store)
+        self.timer.start()
+
     def retry(self) -> int:
         """Try every store again now; returns how many verdicts are still not on disk."""
-        err: Optional[ReviewWriteError] = None
+        err: Optional[ProjectWriteError] = None
         for st in list(self._stores):
             try:
                 st.retry()
-            except ReviewWriteError as e:
+            except ProjectWriteError as e:
                 err = e
             if not st.pending:
                 self._stores.remove(st)
+                if st in self._closing:
+                    self._closing.remove(st)
+                    st.close()
         if not self._stores:
             self.timer.stop()
             self.message.emit("info", "All verdicts are saved.")
@@ -132,7 +153,17 @@ class VerdictRetry(QObject):
             self._tell(err)
         return self.pending
 
-    def _tell(self, err: Optional[ReviewWriteError]) -> None:
+    def shutdown(self) -> None:
+        """The window closes: a last try, then the projects kept open for their retry are closed."""
+        if self.pending:
+            self.retry()
+        self.timer.stop()
+        for st in self._closing:
+            st.close()
+        self._closing.clear()
+        self._stores.clear()
+
+    def _tell(self, err: Optional[ProjectWriteError]) -> None:
         n = self.pending
         why = f" ({err.reason})" if err is not None else ""
         where = f" to {err.path}" if err is not None else ""

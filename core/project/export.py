@@ -6,7 +6,8 @@
   (uchar) and the score as the float vertex property ``scalar_anomaly``: CloudCompare opens it with
   the score as a scalar field (NaN: a point without a score);
 * :func:`write_sample_json` - scores, threshold, decision, parameters, detector, versions, support set;
-* :func:`write_samples_csv` - one row per sample of the dataset, reviewed or not.
+* :func:`write_samples_csv` - one row per sample of the dataset, reviewed or not;
+* :func:`write_verdicts_csv` - the review state of the reviewed samples.
 
 The default folder of exports is :func:`core.paths.exports_dir` (``~/MMAD Inspector exports/<dataset>``).
 Every writer writes atomically (:mod:`core.io.atomic`) and raises
@@ -213,3 +214,15 @@ def write_samples_csv(path: str | Path, refs: Iterable[Any], records: Optional[M
                    str(ref.paths.get("rgb", "")), str(ref.paths.get("points", "")),
                    next((str(ref.paths[k]) for k in _GT_ROLES if k in ref.paths), "")]
     return write_csv(path, CSV_COLUMNS, rows())
+
+
+VERDICT_CSV_COLUMNS = ("key", "verdict", "final_verdict", "note", "reviewer", "time", "image_score", "decision",
+                       "detector")
+
+
+def write_verdicts_csv(path: str | Path, rows: Iterable[Any]) -> Path:
+    """One row per review state given (:class:`~core.project.VerdictRow`, e.g. the values of
+    :meth:`Project.verdicts` or a sample's :meth:`Project.verdict_history`), in the order given."""
+    return write_csv(path, VERDICT_CSV_COLUMNS,
+                      ([v.key, v.verdict or "", v.final or "", v.note, v.reviewer, v.time,
+                        _fmt(finite_or_none(v.image_score)), v.decision or "", v.detector] for v in rows))

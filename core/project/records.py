@@ -9,9 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..review import finite_or_none  # noqa: F401 - one rule for finite scores, re-exported
-
-CONFIRMED, REJECTED, UNSURE = "confirmed", "rejected", "unsure"     # the same words as core.review
+CONFIRMED, REJECTED, UNSURE = "confirmed", "rejected", "unsure"
 VERDICTS = (CONFIRMED, REJECTED, UNSURE)
 OK, NOK = "ok", "nok"
 FINALS = (OK, NOK, UNSURE)
@@ -24,11 +22,19 @@ _FINAL_WORDS = {"ok": OK, "good": OK, "nok": NOK, "not ok": NOK, "ng": NOK, "uns
 MAX_GEOMETRY_ITEMS = 1_000_000
 
 
-
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def finite_or_none(x: Any) -> Optional[float]:
+    """``float(x)`` when it is a finite number, else None (inf, nan, text, None...)."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def norm_verdict(v: Optional[str]) -> Optional[str]:

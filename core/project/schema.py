@@ -3,7 +3,8 @@
 Every table is append-friendly: verdicts keep their history (one row per action, the latest row of a
 sample is its current state), region marks are soft-deleted (``deleted`` holds the time of the undo),
 cached scores are keyed by what they depend on (detector, parameter hash, fit key), so a change of
-any of them simply finds no row (nothing has to be invalidated by hand).
+any of them simply finds no row (nothing has to be invalidated by hand).  (Files of older versions
+may also hold ``thresholds`` and ``fits`` tables; nothing reads them.)
 """
 from __future__ import annotations
 
@@ -53,14 +54,6 @@ CREATE TABLE IF NOT EXISTS settings (
     name  TEXT PRIMARY KEY,
     value TEXT NOT NULL            -- JSON
 );
-CREATE TABLE IF NOT EXISTS thresholds (
-    detector   TEXT NOT NULL,
-    class_name TEXT NOT NULL,
-    value      REAL NOT NULL,
-    method     TEXT NOT NULL DEFAULT '',
-    time       TEXT NOT NULL,
-    PRIMARY KEY (detector, class_name)
-);
 CREATE TABLE IF NOT EXISTS scores (
     detector    TEXT NOT NULL,
     params_hash TEXT NOT NULL,
@@ -74,14 +67,6 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (detector, params_hash, fit_key, key)
 );
 CREATE INDEX IF NOT EXISTS scores_key ON scores (key);
-CREATE TABLE IF NOT EXISTS fits (
-    detector   TEXT NOT NULL,
-    fit_key    TEXT NOT NULL,
-    class_name TEXT NOT NULL DEFAULT '',
-    path       TEXT NOT NULL,
-    time       TEXT NOT NULL,
-    PRIMARY KEY (detector, fit_key)
-);
 """
 
 

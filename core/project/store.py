@@ -11,8 +11,15 @@ Only one process writes a project: opening takes an exclusive lock on ``project.
 (:mod:`.lock`); a second instance gets :class:`~core.project.lock.ProjectLockedError`, or with
 ``if_locked="read_only"`` a read-only view (every write raises :class:`ProjectReadOnlyError`).
 
-The dataset's verdicts from the older JSON-lines review file (:func:`core.review.store_path_for`)
-are imported once, in the same transaction as the meta row that records the import.
+The project is the only store of review work (verdicts, final verdicts, region marks) and of the
+per-dataset detector choice and parameters.  The review journal older versions wrote (JSON lines,
+:mod:`.importer`) is imported once, at the first open for writing, in the same transaction as the
+meta row that records the import; that row is written also when there is no journal, so a journal
+found later is never imported over newer work.
+
+A verdict that cannot be written (disk full, I/O error, a damaged file...) is not lost: it is kept
+in memory (:attr:`Project.pending`; :meth:`Project.verdict` shows it) and written by
+:meth:`Project.retry` or the next verdict; the call raises :class:`ProjectWriteError` saying so.
 
 Thread-safe: one connection guarded by a lock, so the GUI thread and a worker may both call.
 """
@@ -25,11 +32,15 @@ import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from ..errors import InputError
 from . import records as R
+from .errors import ProjectReadOnlyError, ProjectWriteError
+from .importer import META_KEY as JOURNAL_META_KEY
+from .importer import journal_path_for, journal_rows, read_journal
 from .lock import ProjectLock, ProjectLockedError
 from .records import DetectorChoice, Mark, ScoreRow, SupportEntry, VerdictRow
 from .schema import create_or_check
@@ -39,10 +50,7 @@ log = logging.getLogger(__name__)
 PROJECT_DIR = ".mmad"
 PROJECT_FILE = "project.sqlite"
 KEEP_SCORE_VERSIONS = 4     # cached results kept per sample (other detector/parameter/support combinations)
-
-
-class ProjectReadOnlyError(InputError):
-    """A write on a project opened read-only (another instance holds it)."""
+_PARAMS = "params/"         # settings row of a detector's parameters: params/<detector id>
 
 
 def _dataset_writable(root: Path) -> bool:
@@ -78,6 +86,14 @@ def project_path_for(dataset_root: str | Path, where: str = "auto") -> Path:
     return user_project_path(root)
 
 
+_INSERT_VERDICT = ("INSERT INTO verdicts (key, verdict, final, note, reviewer, time, image_score, decision, detector, "
+                   "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _verdict_values(r: VerdictRow) -> tuple:
+    return (r.key, r.verdict, r.final, r.note, r.reviewer, r.time, r.image_score, r.decision, r.detector, r.source)
+
+
 def _verdict(row: sqlite3.Row) -> VerdictRow:
     return VerdictRow(id=row["id"], key=row["key"], verdict=row["verdict"], final=row["final"], note=row["note"],
                       reviewer=row["reviewer"], time=row["time"], image_score=row["image_score"],
@@ -94,8 +110,8 @@ def _mark(row: sqlite3.Row) -> Mark:
 
 
 class Project:
-    """Verdicts, region marks, support sets, detector choice, thresholds, cached scores and fit
-    references of one dataset.  Open with :meth:`open`; close (or use ``with``) to release the lock."""
+    """Verdicts, region marks, support sets, detector choice and parameters, and cached scores of
+    one dataset.  Open with :meth:`open`; close (or use ``with``) to release the lock."""
 
     def __init__(self, path: Path, dataset_root: Path, conn: sqlite3.Connection, lock: Optional[ProjectLock],
                  read_only: bool):
@@ -105,19 +121,23 @@ class Project:
         self._conn: Optional[sqlite3.Connection] = conn
         self._lock_file = lock
         self._lock = threading.RLock()
-        #: verdicts imported from the JSON-lines review file by this open (0 when already imported)
+        self._latest: Optional[dict[str, VerdictRow]] = None     # current state per sample (+ pending)
+        self._pending: list[VerdictRow] = []                     # recorded, not in the file yet
+        #: verdicts imported from the review journal of older versions by this open (0 when already done)
         self.imported = 0
+        #: what this open could not read (journal lines skipped...), one line each, naming the file
+        self.warnings: list[str] = []
 
     # ------------------------------------------------------------------ open / close
     @classmethod
     def open(cls, dataset_root: str | Path, *, where: str = "auto", path: Optional[str | Path] = None,
-             if_locked: str = "raise", read_only: bool = False, import_jsonl: bool = True,
-             review_cache_dir: Optional[str | Path] = None) -> "Project":
+             if_locked: str = "raise", read_only: bool = False, import_jsonl: bool = True) -> "Project":
         """Open (creating it on first use) the project of the dataset at ``dataset_root``.
 
         ``path``: an explicit project file (else :func:`project_path_for` with ``where``).
         ``if_locked``: ``"raise"`` (:class:`ProjectLockedError`) or ``"read_only"`` when another
-        instance has it open.  ``import_jsonl``: import the older review file once.
+        instance has it open.  ``import_jsonl``: import the review journal of older versions now,
+        if this project has not imported it yet (False: not now).
         """
         if if_locked not in ("raise", "read_only"):
             raise ValueError(f"if_locked must be raise or read_only, not {if_locked!r}")
@@ -146,11 +166,39 @@ class Project:
             raise
         project = cls(file, root, conn, lock, read_only)
         if not read_only:
-            project._set_meta_default("dataset_root", str(root))
-            if import_jsonl:
-                from .importer import import_review_jsonl
-                project.imported = import_review_jsonl(project, review_cache_dir)
+            try:
+                project._set_meta_default("dataset_root", str(root))
+                if import_jsonl:
+                    project._import_journal(journal_path_for(root))
+            except BaseException:
+                project.close()              # e.g. a full disk: the lock is not kept by a project never returned
+                raise
         return project
+
+    def _import_journal(self, file: Path) -> None:
+        """Import the journal ``file`` once; that it was done is recorded even when there is none."""
+        if self.meta(JOURNAL_META_KEY) is not None:
+            return
+        try:
+            journal = read_journal(file)
+        except InputError as e:
+            self.warnings.append(f"{e}; its verdicts are not imported yet (tried again at the next open)")
+            log.warning("%s", self.warnings[-1])
+            return
+        info = {"file": str(file), "found": journal is not None, "time": R.now()}
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM meta WHERE name = ?", (JOURNAL_META_KEY,)).fetchone() is not None:
+                return
+            rows = journal_rows(journal, self._latest_rows(c)) if journal is not None else []
+            c.executemany(_INSERT_VERDICT, rows)
+            info.update(events=len(rows), skipped_lines=journal.skipped_lines if journal is not None else 0)
+            c.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (JOURNAL_META_KEY, R.dumps(info)))
+        self._latest = None
+        self.imported = len(rows)
+        if journal is not None:
+            self.warnings.extend(journal.warnings)
+        if rows:
+            log.info("%s: imported %d verdict(s) from %s", self.path, len(rows), file)
 
     @staticmethod
     def _connect(file: Path, read_only: bool) -> sqlite3.Connection:
@@ -172,7 +220,11 @@ class Project:
         return conn
 
     def close(self) -> None:
+        """Release the file and its lock.  Verdicts still :attr:`pending` are lost (logged): call
+        :meth:`retry` first."""
         with self._lock:
+            if self._pending:
+                log.warning("%s: closed with %d verdict(s) not saved", self.path, len(self._pending))
             conn, self._conn = self._conn, None
             if conn is not None:
                 try:
@@ -209,17 +261,20 @@ class Project:
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as e:
+            except sqlite3.Error as e:
                 self._rollback(conn)
-                raise InputError(self.path, f"cannot save to the project ({e})") from None
+                raise ProjectWriteError.of(self.path, e) from None
             except BaseException:
                 self._rollback(conn)
                 raise
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass            # SQLite rolled back itself (disk full / I/O error)
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -259,42 +314,109 @@ class Project:
 
         ``verdict`` (on the detector's call: confirm / reject / unsure) and ``final`` (on the part:
         OK / NOK / unsure) left as None keep their previous value, as does ``note``; pass ``""`` to
-        clear a note.  Every call adds one history row (durable when this returns).
+        clear a note.  Every call adds one history row, durable when this returns.  When it cannot be
+        written, :class:`ProjectWriteError` is raised and the action is kept in memory (it is the
+        sample's state already, counted in :attr:`pending`) until :meth:`retry` or the next verdict
+        writes it.  Non-finite scores are stored as None.
         """
         if not key or not isinstance(key, str):
             raise ValueError("a verdict needs the sample key")
         v, f = R.norm_verdict(verdict), R.norm_final(final)
         if v is None and f is None and note is None:
             raise ValueError("a verdict needs a verdict, a final verdict or a note")
-        with self._tx() as c:
-            prev = c.execute("SELECT verdict, final, note FROM verdicts WHERE key = ? ORDER BY id DESC LIMIT 1",
-                             (key,)).fetchone()
+        with self._lock:
+            self._writable()
+            state = self._state()
+            prev = state.get(key)
             if prev is not None:
-                v = prev["verdict"] if v is None else v
-                f = prev["final"] if f is None else f
-                note = prev["note"] if note is None else note
-            cur = c.execute(
-                "INSERT INTO verdicts (key, verdict, final, note, reviewer, time, image_score, decision, detector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, v, f, str(note or "").strip(), str(reviewer or "").strip(), R.now(),
-                 R.finite_or_none(image_score), None if decision is None else str(decision), str(detector or "")))
-            row = c.execute("SELECT * FROM verdicts WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return _verdict(row)
+                v = prev.verdict if v is None else v
+                f = prev.final if f is None else f
+                note = prev.note if note is None else note
+            row = VerdictRow(id=0, key=key, verdict=v, final=f, note=str(note or "").strip(),
+                             reviewer=str(reviewer or "").strip(), time=R.now(),
+                             image_score=R.finite_or_none(image_score),
+                             decision=None if decision is None else str(decision), detector=str(detector or ""))
+            self._pending.append(row)
+            state[key] = row
+            self._write_pending()
+            return state[key]
 
-    def verdict(self, key: str) -> Optional[VerdictRow]:
-        rows = self._query("SELECT * FROM verdicts WHERE key = ? ORDER BY id DESC LIMIT 1", (key,))
-        return _verdict(rows[0]) if rows else None
+    @property
+    def pending(self) -> int:
+        """Verdicts recorded but not in the file yet (a write failed); see :meth:`retry`."""
+        return len(self._pending)
 
-    def verdict_history(self, key: str) -> list[VerdictRow]:
-        return [_verdict(r) for r in self._query("SELECT * FROM verdicts WHERE key = ? ORDER BY id", (key,))]
+    def retry(self) -> int:
+        """Write the verdicts kept in memory; returns how many were written.  Raises
+        :class:`ProjectWriteError` while they still cannot be written."""
+        with self._lock:
+            n = len(self._pending)
+            if n:
+                self._write_pending()
+            return n
 
-    def verdicts(self) -> dict[str, VerdictRow]:
-        """The current state of every reviewed sample (its latest row)."""
-        rows = self._query("SELECT v.* FROM verdicts v JOIN (SELECT key, MAX(id) AS id FROM verdicts GROUP BY key) "
-                           "m ON v.id = m.id ORDER BY v.key")
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ProjectReadOnlyError(self.path, "the project is open read-only (another instance has it); "
+                                                  "changes cannot be saved")
+        self._db()
+
+    def _write_pending(self) -> None:
+        """Write every pending verdict in one transaction (oldest first)."""
+        rows = list(self._pending)
+        try:
+            with self._tx() as c:
+                ids = [c.execute(_INSERT_VERDICT, _verdict_values(r)).lastrowid for r in rows]
+        except ProjectWriteError as e:
+            raise ProjectWriteError(self.path, e.reason, pending=len(self._pending)) from None
+        del self._pending[:len(rows)]
+        state = self._state()
+        for r, i in zip(rows, ids):
+            if state.get(r.key) is r:
+                state[r.key] = replace(r, id=i)
+
+    def _state(self) -> dict[str, VerdictRow]:
+        """The current state of every sample, pending actions included (read once per open)."""
+        with self._lock:
+            if self._latest is None:
+                latest = self._latest_rows(self._db())
+                for r in self._pending:
+                    latest[r.key] = r
+                self._latest = latest
+            return self._latest
+
+    @staticmethod
+    def _latest_rows(conn: sqlite3.Connection) -> dict[str, VerdictRow]:
+        rows = conn.execute("SELECT v.* FROM verdicts v JOIN (SELECT key, MAX(id) AS id FROM verdicts GROUP BY key) "
+                            "m ON v.id = m.id ORDER BY v.key").fetchall()
         return {r["key"]: _verdict(r) for r in rows}
 
+    def verdict(self, key: str) -> Optional[VerdictRow]:
+        """The current state of a sample's review (its latest action), None when never reviewed."""
+        return self._state().get(key)
+
+    def verdict_history(self, key: str) -> list[VerdictRow]:
+        """Every action on a sample, oldest first (pending ones last, with ``id`` 0)."""
+        with self._lock:
+            rows = [_verdict(r) for r in self._query("SELECT * FROM verdicts WHERE key = ? ORDER BY id", (key,))]
+            return rows + [r for r in self._pending if r.key == key]
+
+    def verdicts(self) -> dict[str, VerdictRow]:
+        """The current state of every reviewed sample (its latest action), by key."""
+        with self._lock:
+            return dict(sorted(self._state().items()))
+
+    def verdict_counts(self) -> dict[str, int]:
+        """How many samples are confirmed / rejected / unsure now (on the detector's call)."""
+        out = {v: 0 for v in R.VERDICTS}
+        with self._lock:
+            for row in self._state().values():
+                if row.verdict in out:
+                    out[row.verdict] += 1
+        return out
+
     def n_verdict_rows(self) -> int:
+        """History rows in the file (pending actions not counted)."""
         return int(self._query("SELECT COUNT(*) FROM verdicts")[0][0])
 
     # ------------------------------------------------------------------ region marks
@@ -378,37 +500,34 @@ class Project:
                 out[c] = s
         return out
 
-    # ------------------------------------------------------------------ detector & thresholds
+    # ------------------------------------------------------------------ detector & its parameters
     def set_detector(self, detector_id: str, params: Optional[Mapping[str, Any]] = None) -> None:
+        """The dataset's detector, and its parameters (kept per detector: choosing another detector
+        and coming back finds them again), in one transaction."""
         from ..io.json_files import to_jsonable
-        self.set_setting("detector", {"id": str(detector_id), "params": to_jsonable(dict(params or {}))})
+        choice, values = R.dumps({"id": str(detector_id)}), R.dumps(to_jsonable(dict(params or {})))
+        with self._tx() as c:
+            c.executemany("INSERT INTO settings (name, value) VALUES (?, ?) "
+                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                          [("detector", choice), (_PARAMS + str(detector_id), values)])
 
     def detector(self) -> Optional[DetectorChoice]:
-        """The saved detector and its parameters (renamed ones under today's names)."""
-        from ..detectors.aliases import migrate_params
+        """The dataset's detector and its parameters (renamed ones under today's names), None when none was saved."""
         d = self.setting("detector")
         if not isinstance(d, dict) or not isinstance(d.get("id"), str):
             return None
-        return DetectorChoice(d["id"], migrate_params(d["id"], dict(d.get("params") or {})))
+        return DetectorChoice(d["id"], self.detector_params(d["id"]) or {})
 
-    def set_threshold(self, class_name: str, value: float, detector: str, method: str = "") -> None:
-        """A calibrated decision threshold of a class for a detector."""
-        v = R.finite_or_none(value)
-        if v is None:
-            raise ValueError(f"a threshold must be a finite number, not {value!r}")
-        with self._tx() as c:
-            c.execute("INSERT INTO thresholds (detector, class_name, value, method, time) VALUES (?, ?, ?, ?, ?) "
-                      "ON CONFLICT(detector, class_name) DO UPDATE SET value = excluded.value, "
-                      "method = excluded.method, time = excluded.time", (detector, class_name, v, method, R.now()))
-
-    def clear_threshold(self, class_name: str, detector: str) -> None:
-        with self._tx() as c:
-            c.execute("DELETE FROM thresholds WHERE detector = ? AND class_name = ?", (detector, class_name))
-
-    def thresholds(self, detector: str) -> dict[str, float]:
-        rows = self._query("SELECT class_name, value FROM thresholds WHERE detector = ? ORDER BY class_name",
-                           (detector,))
-        return {r[0]: float(r[1]) for r in rows}
+    def detector_params(self, detector_id: str) -> Optional[dict]:
+        """The saved parameters of a detector on this dataset (renamed ones under today's names), None
+        when none were saved."""
+        from ..detectors.aliases import migrate_params
+        p = self.setting(_PARAMS + str(detector_id))
+        if not isinstance(p, dict):
+            d = self.setting("detector")          # a project of a version that kept the chosen one's only
+            p = d["params"] if (isinstance(d, dict) and d.get("id") == detector_id
+                                and isinstance(d.get("params"), dict)) else None
+        return migrate_params(str(detector_id), dict(p)) if p is not None else None
 
     # ------------------------------------------------------------------ cached scores
     def save_scores(self, records: Iterable[Any], detector: str, params_hash: str,
@@ -463,26 +582,3 @@ class Project:
             cur = c.execute("DELETE FROM scores" + (" WHERE detector = ?" if detector else ""),
                             (detector,) if detector else ())
             return cur.rowcount
-
-    # ------------------------------------------------------------------ fit states (by reference)
-    def record_fit(self, detector: str, fit_key: str, path: str | Path, class_name: str = "") -> None:
-        """Remember where a fitted state was saved (the file stays where it is)."""
-        with self._tx() as c:
-            c.execute("INSERT INTO fits (detector, fit_key, class_name, path, time) VALUES (?, ?, ?, ?, ?) "
-                      "ON CONFLICT(detector, fit_key) DO UPDATE SET path = excluded.path, "
-                      "class_name = excluded.class_name, time = excluded.time",
-                      (detector, fit_key, class_name, str(Path(path).absolute()), R.now()))
-
-    def fit_path(self, detector: str, fit_key: str) -> Optional[Path]:
-        """The saved fit's file, None when unknown or when the file is gone."""
-        rows = self._query("SELECT path FROM fits WHERE detector = ? AND fit_key = ?", (detector, fit_key))
-        if not rows:
-            return None
-        p = Path(rows[0][0])
-        return p if p.exists() else None
-
-    def fits(self, detector: Optional[str] = None) -> list[dict]:
-        sql = "SELECT detector, fit_key, class_name, path, time FROM fits"
-        rows = self._query(sql + (" WHERE detector = ?" if detector else "") + " ORDER BY time",
-                           (detector,) if detector else ())
-        return [dict(r) for r in rows]
