@@ -26,7 +26,8 @@ variable ``MMAD_MAX_PIXELS`` overrides the pixel limit).
 from __future__ import annotations
 
 from ._common import (CLOUD_EXTS, IMAGE_EXTS, MAX_PIXELS, MAX_POINTS, MIN_IMAGE_SIDE, TEXT_CLOUD_EXTS, TIFF_EXTS,
-                      DegenerateCloudError, PathLike, check_file, list_dir, max_pixels, max_points, natural_key)
+                      DegenerateCloudError, PathLike, check_file, list_dir, max_pixels, max_points, natural_key,
+                      why_missing)
 from .clouds import check_points, read_cloud, read_xyz_tiff, write_cloud, write_xyz_tiff
 from .headers import check_pixels, image_size, tiff_is_xyz
 from .images import fit_max_side, read_image_raw, read_mask, read_rgb, write_mask, write_rgb
@@ -38,5 +39,5 @@ __all__ = [
     "check_points", "check_pixels", "image_size", "fit_max_side", "TEXT_CLOUD_EXTS", "TIFF_EXTS", "PathLike", "check_file",
     "list_dir", "max_points", "natural_key", "read_cloud", "read_xyz_tiff", "write_cloud", "write_xyz_tiff",
     "tiff_is_xyz", "read_image_raw", "read_mask", "read_rgb", "write_mask", "write_rgb",
-    "align_point_labels", "read_point_labels", "read_simple_yaml", "read_yaml",
+    "align_point_labels", "read_point_labels", "read_simple_yaml", "read_yaml", "why_missing",
 ]
