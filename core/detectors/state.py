@@ -6,6 +6,16 @@ two files beside each other, ``<stem>.npz`` (the arrays, written with ``allow_pi
 ``<stem>.json`` (detector id, state version, fit-stage parameters, part class, a content hash of
 the support set, the arrays' own hash and the detector's JSON-able metadata), so a saved fit is
 reused when the same detector, parameters and support set come back (:class:`FitStore`).
+
+**Loading is bounded by the file.**  The header also records the ``.npz`` file's own SHA-256, its
+size and the total bytes of its arrays.  :meth:`FitState.load` checks the size, then the SHA-256
+(streamed, 1 MiB at a time), then every member of the archive from the zip directory and its
+``.npy`` header: members must be stored uncompressed (``np.savez`` never compresses) and each
+exactly as large as its declared shape, their total at most the header's bytes.  Only then is an
+array read.  So a zip bomb (a small file declaring gigabytes) is refused before anything is
+decompressed, and loading a fit never holds more than the ``.npz`` file's own size in memory.  A
+fit saved before these fields existed gets the same member checks (their total bounded by the
+file's size), then the arrays' hash.
 """
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -64,13 +75,23 @@ def arrays_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _hash_file(h: "hashlib._Hash", path: Path) -> bool:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    if not _hash_file(h, path, strict=True):
+        raise OSError(f"cannot read {path}")
+    return h.hexdigest()
+
+
+def _hash_file(h: "hashlib._Hash", path: Path, strict: bool = False) -> bool:
     try:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         return True
     except OSError:
+        if strict:
+            raise
         return False
 
 
@@ -120,6 +141,8 @@ class FitState:
     n_support: int = 0
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the ``.npz`` file it was loaded from (None: computed in this process); errors name it
+    source: Optional[Path] = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -153,6 +176,8 @@ class FitState:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
+            header.update(npz_sha256=file_sha256(Path(tmp)), npz_size=os.path.getsize(tmp),
+                          npz_bytes=int(sum(a.nbytes for a in arrays.values())))
             os.replace(tmp, base.with_suffix(".npz"))
             tmp_j = base.with_suffix(".json.part")
             tmp_j.write_text(json.dumps(header, indent=1))
@@ -173,17 +198,81 @@ class FitState:
         if version is not None and str(header.get("version")) != str(version):
             raise FitStateError(jpath, f"was saved by version {header.get('version')} of the detector "
                                        f"(this is {version}); it is refitted")
-        try:
-            with np.load(npath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise FitStateError(npath, f"cannot read the saved fit arrays ({type(e).__name__}: {e})") from None
+        arrays = _read_npz(npath, header)
         if arrays_hash(arrays) != header.get("arrays_sha256"):
             raise FitStateError(npath, "the saved fit arrays do not match their checksum (changed or corrupt)")
-        return cls(detector=str(header["detector"]), version=str(header["version"]),
-                   class_name=str(header.get("class_name", "")), params=dict(header.get("params") or {}),
-                   support_hash=str(header.get("support_hash", "")), n_support=int(header.get("n_support", 0)),
-                   arrays=arrays, meta=dict(header.get("meta") or {}))
+        try:
+            return cls(detector=str(header["detector"]), version=str(header["version"]),
+                       class_name=str(header.get("class_name", "")), params=dict(header.get("params") or {}),
+                       support_hash=str(header.get("support_hash", "")), n_support=int(header.get("n_support", 0)),
+                       arrays=arrays, meta=dict(header.get("meta") or {}), source=npath)
+        except (KeyError, TypeError, ValueError) as e:
+            raise FitStateError(jpath, f"the saved fit header is incomplete or malformed ({type(e).__name__}: {e})") from None
+
+
+def _read_npz(npath: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The arrays of a saved fit's ``.npz``, checked before any member is read (module docstring:
+    size, SHA-256, uncompressed members of exactly their declared size)."""
+    def refuse(problem: str) -> FitStateError:
+        return FitStateError(npath, f"{problem}; no array of it was read")
+    try:
+        size = os.stat(npath).st_size
+    except OSError as e:
+        raise FitStateError(npath, f"cannot read the saved fit arrays ({e.strerror or e})") from None
+    if "npz_sha256" in header:
+        if size != header.get("npz_size"):
+            raise refuse(f"the file has {size:,} bytes, its header says {header.get('npz_size')}")
+        try:
+            sha = file_sha256(npath)
+        except OSError as e:
+            raise FitStateError(npath, f"cannot read the saved fit arrays ({e})") from None
+        if sha != header["npz_sha256"]:
+            raise refuse("the file does not match the checksum (SHA-256) in its header (changed or corrupt)")
+    bound = int(header["npz_bytes"]) if isinstance(header.get("npz_bytes"), int) else size
+    try:
+        with zipfile.ZipFile(npath) as zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise refuse("the archive holds two members of one name")
+            for i in infos:
+                if i.compress_type != zipfile.ZIP_STORED:
+                    raise refuse(f"member '{i.filename}' is compressed (saved fits are written uncompressed)")
+                if not i.filename.endswith(".npy") or i.file_size != i.compress_size:
+                    raise refuse(f"member '{i.filename}' is not a stored .npy array")
+            declared = sum(i.file_size for i in infos)
+            if declared > size or declared > bound + 65536 * max(len(infos), 1):
+                raise refuse(f"its members declare {declared:,} bytes, more than "
+                             f"{'its header says the arrays hold' if bound != size else 'the file holds'} ({bound:,})")
+            arrays = {}
+            for i in infos:
+                with zf.open(i) as f:
+                    arrays[i.filename[:-4]] = _read_member(f, i, refuse)
+            return arrays
+    except FitStateError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise FitStateError(npath, f"cannot read the saved fit arrays ({type(e).__name__}: {e})") from None
+
+
+def _read_member(f, info: zipfile.ZipInfo, refuse) -> np.ndarray:
+    """One ``.npy`` member, after checking that its header's shape is exactly the member's size."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise refuse(f"member '{info.filename}' is a .npy of unsupported version {version}")
+    if dtype.hasobject:
+        raise refuse(f"member '{info.filename}' holds Python objects (only numeric arrays are saved)")
+    need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if need != info.file_size:
+        raise refuse(f"member '{info.filename}' declares shape {tuple(shape)} ({need:,} bytes) but holds "
+                     f"{info.file_size:,}")
+    f.seek(0)
+    return fmt.read_array(f, allow_pickle=False)
 
 
 def fit_key(detector: str, version: str, params: dict[str, Any], class_name: str, support_hash: str) -> str:
@@ -208,7 +297,7 @@ class FitStore:
         try:
             st = FitState.load(p, detector=detector, version=version)
         except FitStateError as e:
-            log.warning("ignoring saved fit: %s", e)
+            log.warning("saved fit refused, the class is refitted: %s", e)
             return None
         return st if st.key == key else None
 
