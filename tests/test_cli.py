@@ -151,6 +151,37 @@ def test_integer_xyz_tiff_is_skipped_not_scored(tiny_demo, tmp_path, capsys):
     assert [s["sample"] for s in json.loads((tmp_path / "m.json").read_text())["skipped"]] == [bad.key]
 
 
+def test_eval_refits_a_class_whose_saved_fit_is_broken_and_says_so(tiny_demo, tmp_path, capsys, monkeypatch):
+    """A saved fit with NaN bank features (valid checksum) gave I-AUROC 0.500 silently; one with a
+    missing array 'class not evaluated (KeyError)'; a zip bomb in the fits folder was decompressed.
+    Each is now refused naming its file, the class refitted, the metrics those of a clean fit."""
+    from test_fit_validation import tamper_saved_fit, write_zip_bomb
+    monkeypatch.setenv("MMAD_CACHE", str(tmp_path / "cache"))
+    cls = open_dataset(tiny_demo).classes[0]
+    args = ["eval", "--data", str(tiny_demo), "--classes", cls, "--shots", "2", "--quiet",
+            "--param", "working_size=64", "--json", str(tmp_path / "m.json")]
+    assert cli.main(args) == cli.EXIT_OK
+    capsys.readouterr()
+    clean = json.loads((tmp_path / "m.json").read_text())["per_class"][cls]
+    (saved,) = (tmp_path / "cache" / "fits" / "memory-bank").glob("*.npz")
+
+    def nan_features(a):
+        a["rgb.features"] = np.full_like(a["rgb.features"], np.nan)
+
+    for change in (nan_features, lambda a: a.pop("rgb.nominal"), None):
+        if change is None:
+            write_zip_bomb(saved, 256 << 20)
+        else:
+            tamper_saved_fit(saved, change)
+        assert cli.main(args) == cli.EXIT_OK
+        err = capsys.readouterr().err
+        assert str(saved) in err and "refitted" in err
+        got = json.loads((tmp_path / "m.json").read_text())["per_class"][cls]
+        assert got["fit_source"] == "fitted"
+        for k in ("image_auroc", "pixel_auroc", "aupro_30", "aupro_1", "point_auroc"):
+            assert got[k] == pytest.approx(clean[k]), k
+
+
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

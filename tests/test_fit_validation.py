@@ -7,6 +7,7 @@ import json
 import logging
 import resource
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,16 +77,39 @@ def bank_state():
     return det.fit([make_part(i, size=48) for i in range(2)], class_name="disc")
 
 
-def _tamper(path, change):
+def edit_header(base, **fields):
+    """Set fields of a saved fit's JSON header (None: remove the field)."""
+    jpath = Path(base).with_suffix(".json")
+    header = json.loads(jpath.read_text())
+    for k, v in fields.items():
+        header.pop(k, None) if v is None else header.__setitem__(k, v)
+    jpath.write_text(json.dumps(header))
+
+
+def as_old_fit(base):
+    """Make a saved fit look like one saved before the file's hash, size and bytes were recorded."""
+    edit_header(base, npz_sha256=None, npz_size=None, npz_bytes=None)
+
+
+def tamper_saved_fit(base, change):
     """Change a saved fit's arrays and write a *valid* checksum for them (as a careless tool would)."""
-    arrays = dict(np.load(path.with_suffix(".npz")))
+    npath = Path(base).with_suffix(".npz")
+    arrays = dict(np.load(npath))
     change(arrays)
-    np.savez(path.with_suffix(".npz"), **arrays)
-    header = json.loads(path.with_suffix(".json").read_text())
-    header["arrays_sha256"] = arrays_hash(arrays)
-    for k in ("npz_sha256", "npz_size", "npz_bytes"):      # as a fit saved before these existed
-        header.pop(k)
-    path.with_suffix(".json").write_text(json.dumps(header))
+    np.savez(npath, **arrays)
+    edit_header(base, arrays_sha256=arrays_hash(arrays))
+    as_old_fit(base)
+
+
+def write_zip_bomb(npath, n_bytes, name="rgb.features.npy"):
+    """An .npz whose one deflated member declares ``n_bytes`` of float32 zeros (a few MB on disk)."""
+    with zipfile.ZipFile(npath, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open(name, "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                     "shape": (n_bytes // 4,)})
+            block = bytes(1 << 22)
+            for _ in range(n_bytes // len(block)):
+                f.write(block)
 
 
 def _nan_features(a):
@@ -101,7 +125,7 @@ def _nan_features(a):
 ])
 def test_memory_bank_refuses_a_saved_fit_that_does_not_match(bank_state, tmp_path, change, words):
     bank_state.save(tmp_path / "s")
-    _tamper(tmp_path / "s", change)
+    tamper_saved_fit(tmp_path / "s", change)
     st = FitState.load(tmp_path / "s")                # the checksum is valid ...
     det = create("memory-bank", **FAST)
     with pytest.raises(FitStateError) as ei:          # ... the structure is not
@@ -122,7 +146,7 @@ def test_session_refits_a_class_whose_saved_fit_is_wrong_and_says_so(tmp_path, c
     saved = store.path_for("memory-bank", first.fit_state("disc").key)
     for change in (_nan_features, lambda a: a.pop("rgb.nominal"),
                    lambda a: a.__setitem__("rgb.features", a["rgb.features"][:, :5].copy())):
-        _tamper(saved, change)
+        tamper_saved_fit(saved, change)
         s = Session(ds, "memory-bank", params=FAST, fit_store=store)
         with caplog.at_level(logging.WARNING):
             caplog.clear()
@@ -136,27 +160,19 @@ def test_session_refits_a_class_whose_saved_fit_is_wrong_and_says_so(tmp_path, c
 
 
 # ---------------------------------------------------------------------- zip bombs and bounded loading
-def _bomb(npath, n_bytes, compress=zipfile.ZIP_DEFLATED, name="rgb.features.npy"):
-    """An .npz whose one member declares ``n_bytes`` of float32 zeros (deflated: a few MB on disk)."""
-    with zipfile.ZipFile(npath, "w", compress) as z:
-        with z.open(name, "w", force_zip64=True) as f:
-            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
-                                                     "shape": (n_bytes // 4,)})
-            block = bytes(1 << 22)
-            for _ in range(n_bytes // len(block)):
-                f.write(block)
-
-
-@pytest.mark.parametrize("old_header", [False, True])
-def test_zip_bomb_npz_is_refused_before_anything_is_decompressed(bank_state, tmp_path, old_header):
+@pytest.mark.parametrize("header", ["ours", "old", "forged"])
+def test_zip_bomb_npz_is_refused_before_anything_is_decompressed(bank_state, tmp_path, header):
+    """ours: the header of the fit that was replaced; old: a fit saved before the file hash
+    existed; forged: a header rewritten to match the bomb's size and SHA-256 (and its bytes)."""
+    from core.checkpoint import file_sha256
     bank_state.save(tmp_path / "s")
-    if old_header:                                # a fit saved before the file hash existed
-        h = json.loads((tmp_path / "s.json").read_text())
-        for k in ("npz_sha256", "npz_size", "npz_bytes"):
-            h.pop(k)
-        (tmp_path / "s.json").write_text(json.dumps(h))
-    _bomb(tmp_path / "s.npz", 400 << 20)
+    write_zip_bomb(tmp_path / "s.npz", 400 << 20)
     assert (tmp_path / "s.npz").stat().st_size < 5 << 20
+    if header == "old":
+        as_old_fit(tmp_path / "s")
+    elif header == "forged":
+        edit_header(tmp_path / "s", npz_sha256=file_sha256(tmp_path / "s.npz"),
+                    npz_size=(tmp_path / "s.npz").stat().st_size, npz_bytes=400 << 20)
     peak0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(FitStateError) as ei:
         FitState.load(tmp_path / "s")
@@ -164,15 +180,12 @@ def test_zip_bomb_npz_is_refused_before_anything_is_decompressed(bank_state, tmp
     assert grew_kb < 50_000, f"peak memory grew by {grew_kb} kB"      # 400 MB never decompressed
     msg = str(ei.value)
     assert str(tmp_path / "s.npz") in msg and "no array of it was read" in msg
-    assert ("compressed" in msg) if old_header else ("bytes" in msg or "checksum" in msg)
+    assert ("bytes" in msg) if header == "ours" else ("compressed" in msg)
 
 
 def test_stored_member_whose_header_lies_about_its_shape_is_refused(bank_state, tmp_path):
     bank_state.save(tmp_path / "s")
-    h = json.loads((tmp_path / "s.json").read_text())
-    for k in ("npz_sha256", "npz_size", "npz_bytes"):
-        h.pop(k)
-    (tmp_path / "s.json").write_text(json.dumps(h))
+    as_old_fit(tmp_path / "s")
     with zipfile.ZipFile(tmp_path / "s.npz", "w", zipfile.ZIP_STORED) as z:
         with z.open("rgb.features.npy", "w") as f:     # declares 40 GB, holds 1 kB
             np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**10,)})
@@ -181,15 +194,28 @@ def test_stored_member_whose_header_lies_about_its_shape_is_refused(bank_state, 
         FitState.load(tmp_path / "s")
 
 
+def test_object_array_in_an_old_fit_is_refused_unread(bank_state, tmp_path):
+    bank_state.save(tmp_path / "s")
+    as_old_fit(tmp_path / "s")
+    marker = tmp_path / "ran"
+
+    class Boom:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    np.savez(tmp_path / "s.npz", evil=np.array([Boom()], dtype=object))
+    with pytest.raises(FitStateError, match="Python objects"):
+        FitState.load(tmp_path / "s")
+    assert not marker.exists()
+
+
 def test_new_header_records_the_file_hash_and_bytes_and_old_fits_still_load(bank_state, tmp_path):
     bank_state.save(tmp_path / "s")
     h = json.loads((tmp_path / "s.json").read_text())
     assert h["npz_size"] == (tmp_path / "s.npz").stat().st_size
     assert h["npz_bytes"] == sum(a.nbytes for a in bank_state.arrays.values())
     assert len(h["npz_sha256"]) == 64
-    for k in ("npz_sha256", "npz_size", "npz_bytes"):
-        h.pop(k)
-    (tmp_path / "s.json").write_text(json.dumps(h))
+    as_old_fit(tmp_path / "s")
     back = FitState.load(tmp_path / "s")              # an old fit: member checks, then the arrays' hash
     assert back.key == bank_state.key and back.source == tmp_path / "s.npz"
     create("memory-bank", **FAST).load_state(back)

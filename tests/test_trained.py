@@ -290,6 +290,28 @@ def test_checkpoint_tensors_of_the_wrong_shape_are_named(trained, tmp_path):
         create("unified-moe", checkpoint=str(t)).fit([], class_name="disc")
 
 
+def test_cli_score_and_eval_with_a_nan_checkpoint_exit_non_zero_and_name_it(trained, tiny, tmp_path, capsys):
+    """Was: ``image score nan  ok`` and exit 0."""
+    from core import cli, io
+    root = tmp_path / "tree"
+    for ref in tiny.select(["disc"]):                  # the tiny set as an MVTec 3D-AD tree on disk
+        smp = tiny.load(ref)
+        where = root / "disc" / ref.split / ref.label
+        io.write_rgb(where / "rgb" / f"{ref.id}.png", smp.rgb)
+        io.write_xyz_tiff(where / "xyz" / f"{ref.id}.tiff", smp.points)
+    t = _rewrite_tensors(trained["cross-modal"][0].path, tmp_path / "nan",
+                         lambda t: t.__setitem__(_first_weight(t), np.full_like(t[_first_weight(t)], np.nan)))
+    test_rgb = sorted((root / "disc" / "test" / "blob" / "rgb").glob("*.png"))[0]
+    rc = cli.main(["score", str(test_rgb), "--detector", "cross-modal", "--checkpoint", str(t),
+                   "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == cli.EXIT_USER and "image score" not in out and " ok" not in out
+    assert str(t) in err and "NaN or infinite" in err
+    rc = cli.main(["eval", "--data", str(root), "--detector", "cross-modal", "--checkpoint", str(t), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == cli.EXIT_USER and "class not evaluated" in err and str(t) in err and "NaN or infinite" in err
+
+
 def test_trained_fit_state_with_wrong_weights_is_refused_and_refitted(trained, tiny, tmp_path):
     """A saved fit of a trained detector holds the weights: wrong shapes or NaN there are a
     FitStateError naming the fit (the session refits from the checkpoint), not an unexpected error."""

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..checkpoint import file_sha256
 from ..errors import InputError, MMADError
 from ..headers import read_header
 
@@ -75,23 +76,13 @@ def arrays_hash(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read 1 MiB at a time."""
-    h = hashlib.sha256()
-    if not _hash_file(h, path, strict=True):
-        raise OSError(f"cannot read {path}")
-    return h.hexdigest()
-
-
-def _hash_file(h: "hashlib._Hash", path: Path, strict: bool = False) -> bool:
+def _hash_file(h: "hashlib._Hash", path: Path) -> bool:
     try:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         return True
     except OSError:
-        if strict:
-            raise
         return False
 
 
@@ -228,7 +219,7 @@ def _read_npz(npath: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
             raise FitStateError(npath, f"cannot read the saved fit arrays ({e})") from None
         if sha != header["npz_sha256"]:
             raise refuse("the file does not match the checksum (SHA-256) in its header (changed or corrupt)")
-    bound = int(header["npz_bytes"]) if isinstance(header.get("npz_bytes"), int) else size
+    bound = int(header["npz_bytes"]) if isinstance(header.get("npz_bytes"), int) else None
     try:
         with zipfile.ZipFile(npath) as zf:
             infos = zf.infolist()
@@ -241,13 +232,17 @@ def _read_npz(npath: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
                 if not i.filename.endswith(".npy") or i.file_size != i.compress_size:
                     raise refuse(f"member '{i.filename}' is not a stored .npy array")
             declared = sum(i.file_size for i in infos)
-            if declared > size or declared > bound + 65536 * max(len(infos), 1):
-                raise refuse(f"its members declare {declared:,} bytes, more than "
-                             f"{'its header says the arrays hold' if bound != size else 'the file holds'} ({bound:,})")
+            if declared > size:
+                raise refuse(f"its members declare {declared:,} bytes, more than the file's {size:,}")
+            if bound is not None and declared > bound + _NPY_HEADER_MAX * len(infos):
+                raise refuse(f"its members declare {declared:,} bytes, its header says the arrays hold {bound:,}")
+            for i in infos:                 # every member's .npy header first: nothing read yet
+                with zf.open(i) as f:
+                    _check_member(f, i, refuse)
             arrays = {}
             for i in infos:
                 with zf.open(i) as f:
-                    arrays[i.filename[:-4]] = _read_member(f, i, refuse)
+                    arrays[i.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
             return arrays
     except FitStateError:
         raise
@@ -255,14 +250,19 @@ def _read_npz(npath: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
         raise FitStateError(npath, f"cannot read the saved fit arrays ({type(e).__name__}: {e})") from None
 
 
-def _read_member(f, info: zipfile.ZipInfo, refuse) -> np.ndarray:
-    """One ``.npy`` member, after checking that its header's shape is exactly the member's size."""
+#: the largest ``.npy`` header a member may have (numpy's own reading limit)
+_NPY_HEADER_MAX = 10_000
+
+
+def _check_member(f, info: zipfile.ZipInfo, refuse) -> None:
+    """Refuse a ``.npy`` member whose header is not numeric or whose shape is not exactly the
+    member's size (a small member declaring gigabytes)."""
     fmt = np.lib.format
     version = fmt.read_magic(f)
     if version == (1, 0):
-        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        shape, _, dtype = fmt.read_array_header_1_0(f, max_header_size=_NPY_HEADER_MAX)
     elif version == (2, 0):
-        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        shape, _, dtype = fmt.read_array_header_2_0(f, max_header_size=_NPY_HEADER_MAX)
     else:
         raise refuse(f"member '{info.filename}' is a .npy of unsupported version {version}")
     if dtype.hasobject:
@@ -271,8 +271,6 @@ def _read_member(f, info: zipfile.ZipInfo, refuse) -> np.ndarray:
     if need != info.file_size:
         raise refuse(f"member '{info.filename}' declares shape {tuple(shape)} ({need:,} bytes) but holds "
                      f"{info.file_size:,}")
-    f.seek(0)
-    return fmt.read_array(f, allow_pickle=False)
 
 
 def fit_key(detector: str, version: str, params: dict[str, Any], class_name: str, support_hash: str) -> str:
