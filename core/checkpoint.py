@@ -4,8 +4,10 @@ Loading never unpickles: safetensors holds raw tensors only, and the JSON sideca
 The JSON records the detector, its model and feature configuration, the classes trained on, the
 library versions, a hash of the training data and the SHA-256 of the tensor file; a checkpoint
 whose tensor file does not match that hash (changed, truncated, tampered) is refused, and so is
-one made for another detector, other features or other classes (:class:`CheckpointError`, an
-:class:`~core.errors.InputError` naming the file).
+one made for another detector, other features or other classes, and one whose tensors hold NaN or
+infinite values (:class:`CheckpointError`, an :class:`~core.errors.InputError` naming the file).
+The tensors' shapes are checked against the model by the detector that builds it
+(:meth:`core.detectors.trained.TrainedDetector.net_from_tensors`).
 """
 from __future__ import annotations
 
@@ -107,4 +109,17 @@ def load_checkpoint(path: str | Path, detector: Optional[str] = None, features: 
         tensors = load_file(str(tpath))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(tpath, f"cannot read the checkpoint tensors ({type(e).__name__}: {e})") from None
+    check_finite(tensors, tpath)
     return Checkpoint(tensors=tensors, meta=meta, path=tpath, sha256=sha)
+
+
+def check_finite(tensors: dict[str, np.ndarray], source: Any, error: type[InputError] = CheckpointError,
+                 prefix: str = "") -> None:
+    """Refuse (``error(source, ...)``, naming the tensor) tensors that hold NaN or infinite values:
+    a model with such weights scores every sample NaN."""
+    for k, v in tensors.items():
+        v = np.asarray(v)
+        if v.dtype.kind in "fc" and not np.isfinite(v).all():
+            n = int(v.size - np.isfinite(v).sum())
+            raise error(source, f"its tensor '{prefix}{k}' holds {n:,} NaN or infinite value(s): the model is "
+                                f"corrupt (retrain it, or restore the file)")

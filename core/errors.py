@@ -58,6 +58,11 @@ class ChecksumError(InputError):
     """A weights file's SHA-256 differs from the published one (truncated, corrupt or another file)."""
 
 
+class InvalidResultError(InputError):
+    """A detector gave no usable result for a sample (a NaN or infinite image score): the sample is
+    reported as skipped, never as scored ("ok")."""
+
+
 class MissingWeightsError(MMADError):
     """A detector's weights are not available locally (and could not be downloaded).
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .datasets.base import Dataset, SampleRef
 from .errors import InputError, MMADError
-from .io import atomic_open, write_rgb
+from .io import atomic_open, why_missing, write_rgb
 from .sample import Sample
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,10 @@ def gather(paths: Sequence[str | Path], on_error: Callable[[Path, Exception], No
     for raw in paths:
         p = Path(raw).expanduser()
         try:
-            if not p.exists():
-                raise InputError(p, "file not found")
             if p.is_dir():
                 raise InputError(p, "is a folder: give files here (use 'eval --data' for a folder)")
+            if not p.exists():   # not found, a symbolic link loop, a broken link: say which
+                raise InputError(p, why_missing(p))
             hit = _mvtec_home(p)
             if hit is not None:
                 ds, ref = hit

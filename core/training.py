@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from .checkpoint import Checkpoint, load_checkpoint, paths_for
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, paths_for
 from .errors import Cancelled, InputError, UsageError
 from .features.grid import D_GEO, D_RGB, FeatureConfig, grid_features
 
@@ -275,7 +275,8 @@ def train(dataset, detector_id: str, classes: Optional[Sequence[str]] = None, ep
     del raw
     config = dict(model or {}, d_rgb=D_RGB, d_geo=D_GEO, n_classes=len(classes))
     torch.manual_seed(seed)
-    net = det_cls.net_from_tensors(prev.meta["model"], prev.tensors) if prev else det_cls.make_net(config)
+    net = det_cls.net_from_tensors(prev.meta["model"], prev.tensors, prev.path, CheckpointError) if prev \
+        else det_cls.make_net(config)
     config = dict(net.config)
     if hasattr(net, "usable") and not bool(net.usable(data.batch(np.arange(len(data)))).any()):
         raise InputError(getattr(dataset, "root", None), f"detector '{detector_id}' needs training samples with an RGB "

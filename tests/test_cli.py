@@ -101,6 +101,87 @@ def test_eval_skips_corrupt_sample_and_goes_on(tiny_demo, tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def _copy(tiny_demo, tmp_path):
+    import shutil
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_demo, root)
+    ds = open_dataset(root)
+    return root, ds, ds.classes[0]
+
+
+def test_symlink_loop_rgb_is_named_in_score_and_skipped_in_eval(tiny_demo, tmp_path, capsys):
+    """A looping symbolic link is "symbolic link loop", not "file not found"; in eval its sample is
+    skipped and named, never scored on its point cloud alone."""
+    import os
+    root, ds, cls = _copy(tiny_demo, tmp_path)
+    bad = ds.select([cls], split="test")[0]
+    rgb = Path(bad.paths["rgb"])
+    rgb.unlink()
+    os.symlink(".loop.png", rgb)                     # 000.png -> .loop.png -> 000.png (hidden: not a sample)
+    os.symlink(rgb.name, rgb.with_name(".loop.png"))
+    rc = cli.main(["score", str(rgb), "--support", str(root / cls / "train" / "good"), "--shots", "2",
+                   "--out", str(tmp_path / "o"), "--param", "working_size=64"])
+    err = capsys.readouterr().err
+    assert rc == cli.EXIT_USER and "symbolic link loop" in err and str(rgb) in err and "not found" not in err
+    rc = cli.main(["eval", "--data", str(root), "--classes", cls, "--shots", "2", "--quiet",
+                   "--param", "working_size=64", "--json", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert rc == cli.EXIT_PARTIAL
+    assert f"skipped {bad.key}" in err and "symbolic link loop" in err and str(rgb) in err
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["per_class"][cls]["n_test"] == len(ds.select([cls], split="test")) - 1
+    assert [s["sample"] for s in data["skipped"]] == [bad.key]
+
+
+def test_integer_xyz_tiff_is_skipped_not_scored(tiny_demo, tmp_path, capsys):
+    """An int32 xyz TIFF (coordinates rounded to whole units) is refused naming the file and the
+    data type; the other samples are scored as before."""
+    root, ds, cls = _copy(tiny_demo, tmp_path)
+    bad = [r for r in ds.select([cls], split="test") if not r.is_good][0]
+    xyz = Path(bad.paths["points"])
+    tifffile.imwrite(xyz, np.round(tifffile.imread(xyz)).astype(np.int32), photometric="rgb")
+    rc = cli.main(["score", str(xyz), "--support", str(root / cls / "train" / "good"), "--shots", "2",
+                   "--out", str(tmp_path / "o"), "--param", "working_size=64"])
+    err = capsys.readouterr().err
+    assert rc == cli.EXIT_USER and str(xyz) in err and "data type int32" in err
+    rc = cli.main(["eval", "--data", str(root), "--classes", cls, "--shots", "2", "--quiet",
+                   "--param", "working_size=64", "--json", str(tmp_path / "m.json")])
+    err = capsys.readouterr().err
+    assert rc == cli.EXIT_PARTIAL and f"skipped {bad.key}" in err and "data type int32" in err
+    assert [s["sample"] for s in json.loads((tmp_path / "m.json").read_text())["skipped"]] == [bad.key]
+
+
+def test_eval_refits_a_class_whose_saved_fit_is_broken_and_says_so(tiny_demo, tmp_path, capsys, monkeypatch):
+    """A saved fit with NaN bank features (valid checksum) gave I-AUROC 0.500 silently; one with a
+    missing array 'class not evaluated (KeyError)'; a zip bomb in the fits folder was decompressed.
+    Each is now refused naming its file, the class refitted, the metrics those of a clean fit."""
+    from test_fit_validation import tamper_saved_fit, write_zip_bomb
+    monkeypatch.setenv("MMAD_CACHE", str(tmp_path / "cache"))
+    cls = open_dataset(tiny_demo).classes[0]
+    args = ["eval", "--data", str(tiny_demo), "--classes", cls, "--shots", "2", "--quiet",
+            "--param", "working_size=64", "--json", str(tmp_path / "m.json")]
+    assert cli.main(args) == cli.EXIT_OK
+    capsys.readouterr()
+    clean = json.loads((tmp_path / "m.json").read_text())["per_class"][cls]
+    (saved,) = (tmp_path / "cache" / "fits" / "memory-bank").glob("*.npz")
+
+    def nan_features(a):
+        a["rgb.features"] = np.full_like(a["rgb.features"], np.nan)
+
+    for change in (nan_features, lambda a: a.pop("rgb.nominal"), None):
+        if change is None:
+            write_zip_bomb(saved, 256 << 20)
+        else:
+            tamper_saved_fit(saved, change)
+        assert cli.main(args) == cli.EXIT_OK
+        err = capsys.readouterr().err
+        assert str(saved) in err and "refitted" in err
+        got = json.loads((tmp_path / "m.json").read_text())["per_class"][cls]
+        assert got["fit_source"] == "fitted"
+        for k in ("image_auroc", "pixel_auroc", "aupro_30", "aupro_1", "point_auroc"):
+            assert got[k] == pytest.approx(clean[k]), k
+
+
 def test_cli_errors_are_one_clear_line(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

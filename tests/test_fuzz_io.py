@@ -159,6 +159,20 @@ def test_fifo_is_not_a_regular_file(tmp_path, capfd):
     _refused(capfd, io.read_rgb, f, "is not a regular file")  # and it does not block on open
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symbolic links on this platform")
+def test_symbolic_link_loop_and_broken_link_are_named(tmp_path, capfd):
+    loop = tmp_path / "000.png"
+    os.symlink("001.png", tmp_path / "000.png")
+    os.symlink("000.png", tmp_path / "001.png")
+    _refused(capfd, io.read_rgb, loop, "symbolic link loop")
+    _refused(capfd, io.read_mask, tmp_path / "001.png", "symbolic link loop")
+    os.symlink("gone.tiff", tmp_path / "002.tiff")
+    _refused(capfd, io.read_xyz_tiff, tmp_path / "002.tiff", "broken symbolic link", "gone.tiff")
+    # listing a folder never drops them: the sample's load then says what is wrong
+    assert [p.name for p in io.list_dir(tmp_path, (".png", ".tiff"))] == ["000.png", "001.png", "002.tiff"]
+    assert io.list_dir(tmp_path, dirs=True) == []
+
+
 # ====================================================================== PLY / PCD bodies
 @pytest.mark.parametrize("body,words", [
     ("garbage here\nand more\nand more\n", ["malformed PLY", "garbage"]),
@@ -249,6 +263,36 @@ def test_organized_xyz_tiff_with_absurd_value(tmp_path, capfd):
     xyz[3, 4, 2] = 3e37
     tifffile.imwrite(p, xyz, photometric="rgb")
     _refused(capfd, io.read_cloud, p, "absurd coordinate")
+
+
+# ====================================================================== xyz TIFF data types / channels
+@pytest.mark.parametrize("dtype", ["int32", "uint32", "int64", "int16", "uint16", "int8", "uint8", "float16",
+                                   "bool", "complex64"])
+def test_xyz_tiff_that_is_not_float32_or_float64_is_refused(tmp_path, capfd, dtype):
+    """An MVTec 3D-AD xyz TIFF holds 32-bit float coordinates.  Integer data (coordinates truncated
+    to whole units, an RGB or depth image saved in the xyz folder) and half floats (3 significant
+    digits) would silently change the geometry: refused, naming the file and the data type."""
+    xyz = np.random.default_rng(11).uniform(1.0, 90.0, (16, 20, 3))
+    p = tmp_path / f"c_{dtype}.tiff"
+    tifffile.imwrite(p, xyz.astype(dtype), photometric="rgb")
+    _refused(capfd, io.read_xyz_tiff, p, f"data type {dtype}", "32- or 64-bit floating point")
+    _refused(capfd, io.read_cloud, p, f"data type {dtype}")
+
+
+@pytest.mark.parametrize("shape", [(16, 20), (16, 20, 1), (16, 20, 2), (16, 20, 4), (2, 16, 20), (4, 16, 20)])
+def test_xyz_tiff_with_other_than_three_channels_is_refused(tmp_path, capfd, shape):
+    p = tmp_path / "c.tiff"
+    tifffile.imwrite(p, np.random.default_rng(12).uniform(1.0, 2.0, shape).astype(np.float32), photometric="minisblack")
+    _refused(capfd, io.read_xyz_tiff, p, "expected an H x W x 3 xyz TIFF")
+
+
+def test_xyz_tiff_float64_is_read_as_float32(tmp_path):
+    xyz = np.random.default_rng(13).uniform(1.0, 2.0, (6, 8, 3))
+    p = tmp_path / "d.tiff"
+    tifffile.imwrite(p, xyz, photometric="rgb")
+    got = io.read_xyz_tiff(p)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, xyz, rtol=1e-6)
 
 
 @pytest.mark.parametrize("pts,words", [

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from core.checkpoint import CheckpointError, load_checkpoint, paths_for
+from core.detectors.state import FitStateError
 from core.detectors import create
 from core.errors import Cancelled, InputError
 from core.features.grid import D_GEO, D_RGB, FeatureConfig, grid_features, upsample_map
@@ -234,6 +235,107 @@ def test_refuses_tampered_foreign_and_missing_checkpoints(trained, tmp_path):
         create("cross-modal", checkpoint=str(t)).fit([], class_name="disc")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_checkpoint(tmp_path / "nothing")
+
+
+def _rewrite_tensors(src, dst, change):
+    """A copy of checkpoint ``src`` at ``dst`` with ``change(tensors)`` applied and a *valid* SHA-256."""
+    from safetensors.numpy import load_file, save_file
+    from core.checkpoint import file_sha256
+    t, j = paths_for(dst)
+    tensors = load_file(str(src))
+    change(tensors)
+    save_file(tensors, str(t))
+    meta = json.loads(paths_for(src)[1].read_text())
+    meta["tensors_sha256"] = file_sha256(t)
+    j.write_text(json.dumps(meta))
+    return t
+
+
+def _first_weight(tensors):
+    return sorted(k for k in tensors if k.startswith("net.") and tensors[k].ndim == 2)[0]
+
+
+def test_checkpoint_with_nan_or_inf_weights_is_refused_on_load(trained, tmp_path):
+    src = trained["cross-modal"][0].path
+    for bad in (np.nan, np.inf):
+        name = {}
+
+        def poison(t, bad=bad, name=name):
+            k = name["k"] = _first_weight(t)
+            t[k] = t[k].copy()
+            t[k][0, 0] = bad
+        t = _rewrite_tensors(src, tmp_path / "nan", poison)
+        with pytest.raises(CheckpointError) as ei:
+            load_checkpoint(t)
+        msg = str(ei.value)
+        assert str(t) in msg and f"'{name['k']}'" in msg and "1 NaN or infinite" in msg
+        with pytest.raises(CheckpointError, match="NaN or infinite"):
+            create("cross-modal", checkpoint=str(t)).fit([], class_name="disc")
+
+
+def test_checkpoint_tensors_of_the_wrong_shape_are_named(trained, tmp_path):
+    src = trained["unified-moe"][0].path
+    name = {}
+
+    def shrink(t):
+        k = name["k"] = _first_weight(t)
+        t[k] = t[k][:, :3].copy()
+    t = _rewrite_tensors(src, tmp_path / "shape", shrink)
+    with pytest.raises(CheckpointError) as ei:
+        create("unified-moe", checkpoint=str(t)).fit([], class_name="disc")
+    msg = str(ei.value)
+    assert str(t) in msg and f"'{name['k']}' has shape" in msg and "model needs" in msg
+    t = _rewrite_tensors(src, tmp_path / "std", lambda t: t.__setitem__("std.rgb.std", np.zeros(7, np.float32)))
+    with pytest.raises(CheckpointError, match="std.rgb.std"):
+        create("unified-moe", checkpoint=str(t)).fit([], class_name="disc")
+
+
+def test_cli_score_and_eval_with_a_nan_checkpoint_exit_non_zero_and_name_it(trained, tiny, tmp_path, capsys):
+    """Was: ``image score nan  ok`` and exit 0."""
+    from core import cli, io
+    root = tmp_path / "tree"
+    for ref in tiny.select(["disc"]):                  # the tiny set as an MVTec 3D-AD tree on disk
+        smp = tiny.load(ref)
+        where = root / "disc" / ref.split / ref.label
+        io.write_rgb(where / "rgb" / f"{ref.id}.png", smp.rgb)
+        io.write_xyz_tiff(where / "xyz" / f"{ref.id}.tiff", smp.points)
+    t = _rewrite_tensors(trained["cross-modal"][0].path, tmp_path / "nan",
+                         lambda t: t.__setitem__(_first_weight(t), np.full_like(t[_first_weight(t)], np.nan)))
+    test_rgb = sorted((root / "disc" / "test" / "blob" / "rgb").glob("*.png"))[0]
+    rc = cli.main(["score", str(test_rgb), "--detector", "cross-modal", "--checkpoint", str(t),
+                   "--out", str(tmp_path / "o")])
+    out, err = capsys.readouterr()
+    assert rc == cli.EXIT_USER and "image score" not in out and " ok" not in out
+    assert str(t) in err and "NaN or infinite" in err
+    rc = cli.main(["eval", "--data", str(root), "--detector", "cross-modal", "--checkpoint", str(t), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == cli.EXIT_USER and "class not evaluated" in err and str(t) in err and "NaN or infinite" in err
+
+
+def test_trained_fit_state_with_wrong_weights_is_refused_and_refitted(trained, tiny, tmp_path):
+    """A saved fit of a trained detector holds the weights: wrong shapes or NaN there are a
+    FitStateError naming the fit (the session refits from the checkpoint), not an unexpected error."""
+    from core.detectors.state import FitState, FitStore, arrays_hash
+    from core.session import Session
+    r = trained["unified-moe"][0]
+    store = FitStore(tmp_path / "fits")
+    s = Session(tiny, "unified-moe", params={"checkpoint": str(r.path)}, fit_store=store)
+    s.fit("disc")
+    st = s.fit_state("disc")
+    k = _first_weight(st.arrays)
+    for change in (lambda a: a.__setitem__(k, a[k][:, :3].copy()), lambda a: a.__setitem__(k, np.full_like(a[k], np.nan))):
+        arrays = dict(st.arrays)
+        change(arrays)
+        bad = FitState(**{**st.__dict__, "arrays": arrays})
+        path = bad.save(store.path_for("unified-moe", st.key))
+        loaded = FitState.load(path)
+        assert arrays_hash(loaded.arrays) == json.loads(path.read_text())["arrays_sha256"]
+        with pytest.raises(FitStateError) as ei:
+            create("unified-moe", checkpoint=str(r.path)).load_state(loaded)
+        assert str(path.with_suffix(".npz")) in str(ei.value) and k in str(ei.value)
+        again = Session(tiny, "unified-moe", params={"checkpoint": str(r.path)}, fit_store=store)
+        again.fit("disc")
+        assert again.fit_sources["disc"] == "fitted"
 
 
 def test_cancel_within_a_second(tiny, tmp_path):

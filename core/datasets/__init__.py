@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
+from .. import io
 from ..errors import Cancelled, EmptyDatasetError, InputError, SampleLoadError
 from ..sample import Sample
 from .base import Dataset, SampleRef
@@ -83,7 +84,7 @@ def _check_path(path) -> Path:
         raise InputError(None, "no file or folder given")
     p = Path(os.path.expanduser(os.fspath(path)))
     if not p.exists():
-        raise InputError(p, "file or folder not found")
+        raise InputError(p, io.why_missing(p, "file or folder not found"))
     if p.is_dir() and not os.access(p, os.R_OK | os.X_OK):
         raise InputError(p, "permission denied (cannot list this folder)")
     return p
@@ -150,7 +151,7 @@ def load_sample(path) -> Sample:
     ``gt/<stem>.png`` as its mask when present)."""
     p = Path(os.fspath(path))
     if not p.exists():
-        raise SampleLoadError(p, "file not found")
+        raise SampleLoadError(p, io.why_missing(p))
     if p.is_dir():
         raise SampleLoadError(p, "is a folder, not a file (use open_dataset for folders)")
     ds = FolderDataset.from_file(p)

@@ -37,9 +37,10 @@ from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import numpy as np
 
-from ..errors import Cancelled, InvalidParameterError, NotFittedError, UnknownParameterError
+from ..errors import Cancelled, InvalidParameterError, MMADError, NotFittedError, UnknownParameterError
 from ..sample import Sample
-from .state import FitState, support_hash
+from .schema import StateSchema
+from .state import FitState, FitStateError, support_hash
 
 # stages, from most to least expensive to redo
 STAGE_FIT = "fit"        # needs fit() again (support set, bank size, prompts...)
@@ -163,7 +164,8 @@ class DetectorResult:
 
     @property
     def is_anomalous(self) -> Optional[bool]:
-        if self.threshold is None:
+        """None when undecided: no threshold, or no finite score (NaN is neither anomalous nor ok)."""
+        if self.threshold is None or not math.isfinite(self.image_score):
             return None
         return bool(self.image_score >= self.threshold)
 
@@ -191,6 +193,9 @@ class Detector(abc.ABC):
     params: ClassVar[tuple[Param, ...]] = ()
     #: bumped whenever the meaning of a saved FitState changes (old saved fits are then refitted)
     state_version: ClassVar[str] = "1"
+    #: the arrays a FitState of this detector holds (:mod:`core.detectors.schema`); ``load_state``
+    #: refuses a state that does not match it (None: nothing declared, nothing checked)
+    state_schema: ClassVar[Optional[StateSchema]] = None
 
     def __init__(self, device: str = "cpu", **params: Any):
         self.device = device
@@ -315,21 +320,43 @@ class Detector(abc.ABC):
     def load_state(self, state: FitState) -> None:
         """Hold a state computed elsewhere (a worker process, a saved file).
 
-        Refuses a state of another detector, version or fit parameters
-        (:class:`~core.detectors.state.FitStateError`).
+        Refuses (:class:`~core.detectors.state.FitStateError`, naming the state's file) a state of
+        another detector, version or fit parameters, one whose arrays do not match the declared
+        structure (:meth:`check_state`), and one that ``restore_state`` cannot use.
         """
-        from .state import FitStateError
         if state.detector != self.id or str(state.version) != str(self.state_version):
-            raise FitStateError(None, f"a fit of '{state.detector}' v{state.version} cannot be loaded into "
-                                      f"'{self.id}' v{self.state_version}")
+            raise FitStateError(state.source, f"a fit of '{state.detector}' v{state.version} cannot be loaded into "
+                                              f"'{self.id}' v{self.state_version}")
         mine = self.fit_params()
         theirs = {k: state.params.get(k) for k in mine}
         from .state import params_key
         if params_key(mine) != params_key(theirs):
-            raise FitStateError(None, f"the fit of '{self.id}' was made with other fit parameters")
+            raise FitStateError(state.source, f"the fit of '{self.id}' was made with other fit parameters")
+        self.check_state(state)
         self.on_invalidate({STAGE_FIT})
-        self.restore_state(state)
+        try:
+            self.restore_state(state)
+        except MMADError:
+            raise
+        except (KeyError, IndexError, ValueError, TypeError) as e:   # a state the declaration did not catch
+            self.on_invalidate({STAGE_FIT})
+            self._state = None
+            raise FitStateError(state.source, f"the fit of '{self.id}' cannot be restored "
+                                              f"({type(e).__name__}: {e})") from None
         self._state = state
+
+    # ------------------------------------------------------------------ fit state: declared structure
+    def check_state(self, state: FitState) -> None:
+        """Refuse (:class:`~core.detectors.state.FitStateError`) a state whose arrays do not match
+        :attr:`state_schema`: missing, of another data type or shape, sizes that disagree, NaN where
+        numbers are needed.  Detectors extend it (calling this) for what a declaration cannot say."""
+        if self.state_schema is not None:
+            self.state_schema.check(state, self.state_sizes(state))
+
+    def state_sizes(self, state: FitState) -> dict[str, int]:
+        """Sizes that named dimensions of :attr:`state_schema` must have with the current
+        parameters (e.g. the patch grid); none by default."""
+        return {}
 
     def build_state(self, support: list[Sample], class_name: str, progress: Optional[ProgressFn],
                     cancel: Optional[CancelFn]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -6,6 +6,16 @@ two files beside each other, ``<stem>.npz`` (the arrays, written with ``allow_pi
 ``<stem>.json`` (detector id, state version, fit-stage parameters, part class, a content hash of
 the support set, the arrays' own hash and the detector's JSON-able metadata), so a saved fit is
 reused when the same detector, parameters and support set come back (:class:`FitStore`).
+
+**Loading is bounded by the file.**  The header also records the ``.npz`` file's own SHA-256, its
+size and the total bytes of its arrays.  :meth:`FitState.load` checks the size, then the SHA-256
+(streamed, 1 MiB at a time), then every member of the archive from the zip directory and its
+``.npy`` header: members must be stored uncompressed (``np.savez`` never compresses) and each
+exactly as large as its declared shape, their total at most the header's bytes.  Only then is an
+array read.  So a zip bomb (a small file declaring gigabytes) is refused before anything is
+decompressed, and loading a fit never holds more than the ``.npz`` file's own size in memory.  A
+fit saved before these fields existed gets the same member checks (their total bounded by the
+file's size), then the arrays' hash.
 """
 from __future__ import annotations
 
@@ -13,12 +23,14 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..checkpoint import file_sha256
 from ..errors import InputError, MMADError
 from ..io.atomic import atomic_open
 from ..io.json_files import read_json_header, to_jsonable, write_json
@@ -104,6 +116,8 @@ class FitState:
     n_support: int = 0
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the ``.npz`` file it was loaded from (None: computed in this process); errors name it
+    source: Optional[Path] = field(default=None, compare=False)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -129,8 +143,11 @@ class FitState:
                   "class_name": self.class_name, "params": to_jsonable(self.params),
                   "support_hash": self.support_hash, "n_support": self.n_support,
                   "arrays_sha256": arrays_hash(arrays), "meta": to_jsonable(self.meta)}
-        with atomic_open(base.with_suffix(".npz")) as f:
+        npz = base.with_suffix(".npz")
+        with atomic_open(npz) as f:
             np.savez(f, **arrays)
+        header.update(npz_sha256=file_sha256(npz), npz_size=npz.stat().st_size,
+                      npz_bytes=int(sum(a.nbytes for a in arrays.values())))
         write_json(base.with_suffix(".json"), header)
         return base.with_suffix(".json")
 
@@ -145,17 +162,88 @@ class FitState:
         if version is not None and str(header.get("version")) != str(version):
             raise FitStateError(jpath, f"was saved by version {header.get('version')} of the detector "
                                        f"(this is {version}); it is refitted")
-        try:
-            with np.load(npath, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise FitStateError(npath, f"cannot read the saved fit arrays ({type(e).__name__}: {e})") from None
+        arrays = _read_npz(npath, header)
         if arrays_hash(arrays) != header.get("arrays_sha256"):
             raise FitStateError(npath, "the saved fit arrays do not match their checksum (changed or corrupt)")
-        return cls(detector=str(header["detector"]), version=str(header["version"]),
-                   class_name=str(header.get("class_name", "")), params=dict(header.get("params") or {}),
-                   support_hash=str(header.get("support_hash", "")), n_support=int(header.get("n_support", 0)),
-                   arrays=arrays, meta=dict(header.get("meta") or {}))
+        try:
+            return cls(detector=str(header["detector"]), version=str(header["version"]),
+                       class_name=str(header.get("class_name", "")), params=dict(header.get("params") or {}),
+                       support_hash=str(header.get("support_hash", "")), n_support=int(header.get("n_support", 0)),
+                       arrays=arrays, meta=dict(header.get("meta") or {}), source=npath)
+        except (KeyError, TypeError, ValueError) as e:
+            raise FitStateError(jpath, f"the saved fit header is incomplete or malformed ({type(e).__name__}: {e})") from None
+
+
+def _read_npz(npath: Path, header: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The arrays of a saved fit's ``.npz``, checked before any member is read (module docstring:
+    size, SHA-256, uncompressed members of exactly their declared size)."""
+    def refuse(problem: str) -> FitStateError:
+        return FitStateError(npath, f"{problem}; no array of it was read")
+    try:
+        size = os.stat(npath).st_size
+    except OSError as e:
+        raise FitStateError(npath, f"cannot read the saved fit arrays ({e.strerror or e})") from None
+    if "npz_sha256" in header:
+        if size != header.get("npz_size"):
+            raise refuse(f"the file has {size:,} bytes, its header says {header.get('npz_size')}")
+        try:
+            sha = file_sha256(npath)
+        except OSError as e:
+            raise FitStateError(npath, f"cannot read the saved fit arrays ({e})") from None
+        if sha != header["npz_sha256"]:
+            raise refuse("the file does not match the checksum (SHA-256) in its header (changed or corrupt)")
+    bound = int(header["npz_bytes"]) if isinstance(header.get("npz_bytes"), int) else None
+    try:
+        with zipfile.ZipFile(npath) as zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise refuse("the archive holds two members of one name")
+            for i in infos:
+                if i.compress_type != zipfile.ZIP_STORED:
+                    raise refuse(f"member '{i.filename}' is compressed (saved fits are written uncompressed)")
+                if not i.filename.endswith(".npy") or i.file_size != i.compress_size:
+                    raise refuse(f"member '{i.filename}' is not a stored .npy array")
+            declared = sum(i.file_size for i in infos)
+            if declared > size:
+                raise refuse(f"its members declare {declared:,} bytes, more than the file's {size:,}")
+            if bound is not None and declared > bound + _NPY_HEADER_MAX * len(infos):
+                raise refuse(f"its members declare {declared:,} bytes, its header says the arrays hold {bound:,}")
+            for i in infos:                 # every member's .npy header first: nothing read yet
+                with zf.open(i) as f:
+                    _check_member(f, i, refuse)
+            arrays = {}
+            for i in infos:
+                with zf.open(i) as f:
+                    arrays[i.filename[:-4]] = np.lib.format.read_array(f, allow_pickle=False)
+            return arrays
+    except FitStateError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise FitStateError(npath, f"cannot read the saved fit arrays ({type(e).__name__}: {e})") from None
+
+
+#: the largest ``.npy`` header a member may have (numpy's own reading limit)
+_NPY_HEADER_MAX = 10_000
+
+
+def _check_member(f, info: zipfile.ZipInfo, refuse) -> None:
+    """Refuse a ``.npy`` member whose header is not numeric or whose shape is not exactly the
+    member's size (a small member declaring gigabytes)."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(f, max_header_size=_NPY_HEADER_MAX)
+    elif version == (2, 0):
+        shape, _, dtype = fmt.read_array_header_2_0(f, max_header_size=_NPY_HEADER_MAX)
+    else:
+        raise refuse(f"member '{info.filename}' is a .npy of unsupported version {version}")
+    if dtype.hasobject:
+        raise refuse(f"member '{info.filename}' holds Python objects (only numeric arrays are saved)")
+    need = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if need != info.file_size:
+        raise refuse(f"member '{info.filename}' declares shape {tuple(shape)} ({need:,} bytes) but holds "
+                     f"{info.file_size:,}")
 
 
 def fit_key(detector: str, version: str, params: dict[str, Any], class_name: str, support_hash: str) -> str:
@@ -180,7 +268,7 @@ class FitStore:
         try:
             st = FitState.load(p, detector=detector, version=version)
         except FitStateError as e:
-            log.warning("ignoring saved fit: %s", e)
+            log.warning("saved fit refused, the class is refitted: %s", e)
             return None
         return st if st.key == key else None
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Optional
 
 import numpy as np
 
-from ..checkpoint import file_sha256, load_checkpoint
+from ..checkpoint import CheckpointError, check_finite, file_sha256, load_checkpoint
 from ..errors import InputError
 from ..features.grid import D_GEO, D_RGB, FEATURE_VERSION, FeatureConfig, GridFeatures, grid_features, upsample_map
 from ..sample import Sample
@@ -30,6 +30,7 @@ from .base import STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Par
 from .calibrated import CalibratedThreshold, calibration_params
 from . import postprocess
 from .postprocess import component_score, image_top_fraction_param, sigma_param
+from .schema import ArraySpec, StateSchema
 from .state import FitStateError
 
 CALIB_Q = 0.99
@@ -70,6 +71,16 @@ class TrainedDetector(CalibratedThreshold, Detector):
 
     state_version = "3"     # 2: calibration parts' maps (val.*); 3: taken on the feature grid
     modalities: ClassVar[tuple[str, ...]] = ("rgb", "geometry")
+    #: the model's weights (their shapes are the model's: checked when it is built, see
+    #: :meth:`net_from_tensors`), the feature standardizer, the calibration parts' maps
+    state_schema = StateSchema(arrays=(
+        ArraySpec(r"net\..+", kinds="fiub", shape=None),
+        ArraySpec(r"std\.rgb\.mean", shape=(D_RGB,), required=True),
+        ArraySpec(r"std\.rgb\.std", shape=(D_RGB,), required=True),
+        ArraySpec(r"std\.geo\.mean", shape=(D_GEO,), required=True),
+        ArraySpec(r"std\.geo\.std", shape=(D_GEO,), required=True),
+        ArraySpec(r"val\.(?P<m>rgb|geometry)", shape=("n_validation", "gh", "gw"), finite=False),
+    ))
 
     def __init__(self, device: str = "cpu", **params: Any):
         self._net = None
@@ -86,16 +97,51 @@ class TrainedDetector(CalibratedThreshold, Detector):
         raise NotImplementedError
 
     @classmethod
-    def net_from_tensors(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]):
+    def net_from_tensors(cls, config: dict[str, Any], tensors: dict[str, np.ndarray], source: Any = None,
+                         error: type[InputError] = InputError):
+        """The model of ``config`` with the ``net.*`` tensors as its weights.  Tensors that do not
+        fit it (missing, unexpected, another shape) or are not finite raise ``error(source, ...)``
+        naming the tensor, before torch sees them."""
         import torch
-        net = cls.make_net(config)
-        sd = {k[4:]: torch.from_numpy(np.array(v)) for k, v in tensors.items() if k.startswith("net.")}
-        missing, unexpected = net.load_state_dict(sd, strict=False)
+        try:
+            net = cls.make_net(dict(config))
+        except (TypeError, ValueError, KeyError) as e:
+            raise error(source, f"its model configuration does not build the '{cls.id}' model "
+                                f"({type(e).__name__}: {e})") from None
+        want = net.state_dict()
+        got = {k[4:]: np.asarray(v) for k, v in tensors.items() if k.startswith("net.")}
+        missing, unexpected = [k for k in want if k not in got], [k for k in got if k not in want]
         if missing or unexpected:
-            raise InputError(None, f"the checkpoint's tensors do not fit the '{cls.id}' model "
-                                   f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+            raise error(source, f"its tensors do not fit the '{cls.id}' model "
+                                f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        wrong = [k for k in want if tuple(got[k].shape) != tuple(want[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise error(source, f"its tensor 'net.{k}' has shape {tuple(got[k].shape)}, the '{cls.id}' model needs "
+                                f"{tuple(want[k].shape)}" + (f" ({len(wrong) - 1} more tensors differ)" if len(wrong) > 1 else ""))
+        check_finite(got, source, error, "net.")
+        net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in got.items()}, strict=True)
         net.eval()
         return net
+
+    @staticmethod
+    def standardizer(tensors: dict[str, np.ndarray], source: Any = None,
+                     error: type[InputError] = InputError) -> dict[str, np.ndarray]:
+        """The feature standardizer (``std.*``) of a checkpoint or fit: the mean and a positive
+        spread per channel of each descriptor, else ``error(source, ...)``."""
+        out = {k[4:]: np.asarray(v) for k, v in tensors.items() if k.startswith("std.")}
+        for name, d in (("rgb", D_RGB), ("geo", D_GEO)):
+            for q in ("mean", "std"):
+                v = out.get(f"{name}.{q}")
+                if v is None or v.shape != (d,) or v.dtype.kind != "f":
+                    raise error(source, f"its tensor 'std.{name}.{q}' is "
+                                        f"{'missing' if v is None else f'of shape {v.shape} and type {v.dtype}'} "
+                                        f"(the features need {d} float values)")
+        check_finite(out, source, error, "std.")
+        for name in ("rgb", "geo"):
+            if not (out[f"{name}.std"] > 0).all():
+                raise error(source, f"its tensor 'std.{name}.std' holds spreads <= 0 (features would be divided by them)")
+        return out
 
     def check_usable(self, feats: GridFeatures, sample: Sample) -> None:
         """Raise InputError when the sample's features cannot be scored by this detector."""
@@ -106,8 +152,10 @@ class TrainedDetector(CalibratedThreshold, Detector):
         self.report(progress, 0.05, f"loaded {ck.path.name}")
         classes = ck.classes
         arrays = {k: v for k, v in ck.tensors.items() if k.startswith(("net.", "std."))}
-        self._net = self.net_from_tensors(ck.meta["model"], arrays)
-        self._std = {k[4:]: v for k, v in arrays.items() if k.startswith("std.")}
+        if not isinstance(ck.meta.get("model"), dict):
+            raise CheckpointError(ck.path, "its metadata has no model configuration")
+        self._net = self.net_from_tensors(ck.meta["model"], arrays, ck.path, CheckpointError)
+        self._std = self.standardizer(arrays, ck.path, CheckpointError)
         self._cfg = FeatureConfig.from_json(ck.meta["features"])
         self._class_index = classes.index(class_name)
         raw: dict[str, list] = {m: [] for m in self.modalities}
@@ -201,8 +249,8 @@ class TrainedDetector(CalibratedThreshold, Detector):
         path = Path(str(meta.get("checkpoint", "")))
         if path.is_file() and file_sha256(path) != meta.get("checkpoint_sha256"):
             raise FitStateError(path, "the checkpoint changed since this fit was made (retrained?): refit")
-        self._net = self.net_from_tensors(meta["model"], state.arrays)
-        self._std = {k[4:]: np.asarray(v) for k, v in state.arrays.items() if k.startswith("std.")}
+        self._net = self.net_from_tensors(meta["model"], state.arrays, state.source, FitStateError)
+        self._std = self.standardizer(state.arrays, state.source, FitStateError)
         self._cfg = FeatureConfig.from_json(meta["features"])
         self._class_index = int(meta["class_index"])
         self._calib = {k: float(v) for k, v in meta.get("calibration", {}).items()}

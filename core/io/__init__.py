@@ -32,7 +32,8 @@ from this package at call time (``core.io.MAX_PIXELS = ...`` changes it; the env
 from __future__ import annotations
 
 from ._common import (CLOUD_EXTS, IMAGE_EXTS, MAX_PIXELS, MAX_POINTS, MIN_IMAGE_SIDE, TEXT_CLOUD_EXTS, TIFF_EXTS,
-                      DegenerateCloudError, PathLike, check_file, list_dir, max_pixels, max_points, natural_key)
+                      DegenerateCloudError, PathLike, check_file, list_dir, max_pixels, max_points, natural_key,
+                      why_missing)
 from .atomic import atomic_open, atomic_path, atomic_write
 from .csv_files import csv_cell, csv_text, write_csv
 from .clouds import check_points, read_cloud, read_xyz_tiff, write_cloud, write_xyz_tiff
@@ -49,6 +50,6 @@ __all__ = [
     "check_points", "check_pixels", "image_size", "fit_max_side", "TEXT_CLOUD_EXTS", "TIFF_EXTS", "PathLike", "check_file",
     "list_dir", "max_points", "natural_key", "read_cloud", "read_xyz_tiff", "write_cloud", "write_xyz_tiff",
     "tiff_is_xyz", "read_image_raw", "read_mask", "read_rgb", "write_mask", "write_rgb",
-    "align_point_labels", "read_point_labels", "read_simple_yaml", "read_text_table", "read_yaml",
+    "align_point_labels", "read_point_labels", "read_simple_yaml", "read_text_table", "read_yaml", "why_missing",
     "atomic_open", "atomic_path", "atomic_write", "file_lock", "json_text", "read_json_header", "to_jsonable", "write_json",
 ]

@@ -3,6 +3,7 @@ natural sort and folder listing."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -80,21 +81,42 @@ def as_path(path: PathLike) -> Path:
     return Path(os.fspath(path))
 
 
+def why_missing(path: PathLike, default: str = "file not found") -> str:
+    """Why ``path`` cannot be reached although it may be listed: "symbolic link loop (...)" when
+    resolving it loops (ELOOP), "broken symbolic link (...)" when it is a link to nothing, else
+    ``default``.  (``Path.exists()`` answers False to all three.)"""
+    p = as_path(path)
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself through other links; it points to nothing)"
+        if e.errno == errno.ENOENT and os.path.islink(p):
+            try:
+                target = os.readlink(p)
+            except OSError:
+                target = "?"
+            return f"broken symbolic link (it points to '{target}', which does not exist)"
+    return default
+
+
 def check_file(path: PathLike) -> int:
     """Check that ``path`` is an existing, readable, non-empty file; return its size in bytes.
 
-    Raises :class:`SampleLoadError` ("file not found", "is a directory, not a file", "is not a
-    regular file (a FIFO/pipe)", "file is empty (0 bytes)", "permission denied").  Nothing is opened,
-    so a FIFO never blocks.
+    Raises :class:`SampleLoadError` ("file not found", "symbolic link loop", "broken symbolic
+    link", "is a directory, not a file", "is not a regular file (a FIFO/pipe)", "file is empty (0
+    bytes)", "permission denied").  Nothing is opened, so a FIFO never blocks.
     """
     p = as_path(path)
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise SampleLoadError(p, "file not found") from None
+        raise SampleLoadError(p, why_missing(p)) from None
     except PermissionError:
         raise SampleLoadError(p, "permission denied") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SampleLoadError(p, why_missing(p)) from None
         raise SampleLoadError(p, f"cannot access the file ({e.strerror or e})") from None
     if stat.S_ISDIR(st.st_mode):
         raise SampleLoadError(p, "is a directory (a folder), not a file")
@@ -271,7 +293,9 @@ def list_dir(folder: PathLike, exts: Optional[Sequence[str]] = None, dirs: bool 
 
     ``dirs=False`` lists files (optionally only those whose lowercase suffix is in ``exts``),
     ``dirs=True`` lists sub-folders.  Hidden entries (``.name``) are skipped; a missing or
-    unreadable folder gives an empty list.
+    unreadable folder gives an empty list.  An entry whose kind cannot be read (a symbolic link
+    loop, an unreadable link target) is listed as a file, so that loading it names the problem
+    instead of its sample silently losing that file.
     """
     out = []
     try:
@@ -282,7 +306,7 @@ def list_dir(folder: PathLike, exts: Optional[Sequence[str]] = None, dirs: bool 
                 try:
                     is_dir = e.is_dir()
                 except OSError:
-                    continue
+                    is_dir = False
                 if dirs != is_dir:
                     continue
                 if exts is not None and not dirs and os.path.splitext(e.name)[1].lower() not in exts:

@@ -24,12 +24,23 @@ def _organized_missing_to_nan(xyz: np.ndarray) -> np.ndarray:
     return xyz
 
 
+#: Data types of the coordinates of an xyz TIFF.  Integers are refused: an integer TIFF in an
+#: ``xyz`` folder is an RGB or depth image, or coordinates truncated to whole units, and read as
+#: coordinates it silently wrecks every geometric score; so is float16 (3 significant digits: a
+#: part 400 mm away is quantised in 0.25 mm steps, about its point spacing).
+XYZ_DTYPES = ("float32", "float64")
+_INTEGER_HINT = " (integers: an image or depth map, or coordinates rounded to whole units, not xyz coordinates)"
+_XYZ_KIND_HINT = {"i": _INTEGER_HINT, "u": _INTEGER_HINT, "b": " (booleans: a mask, not xyz coordinates)"}
+_HALF_HINT = " (half precision keeps about 3 significant digits: too coarse for point coordinates)"
+
+
 def read_xyz_tiff(path: PathLike, require_points: bool = True) -> np.ndarray:
     """Read an organized point cloud TIFF (MVTec 3D-AD ``xyz/*.tiff``) as ``H x W x 3`` float32.
 
     On disk a missing point is stored as ``(0, 0, 0)``; here it becomes NaN, as does any point with
     a non-finite coordinate.  Planar ``3 x H x W`` files are accepted.  With ``require_points`` an
-    all-missing cloud raises ("all points are missing").
+    all-missing cloud raises ("all points are missing").  Coordinates must be float32 or float64
+    (:data:`XYZ_DTYPES`); any other data type is refused, naming it.
     """
     p = as_path(path)
     a = read_tiff_array(p, points=True)
@@ -38,8 +49,9 @@ def read_xyz_tiff(path: PathLike, require_points: bool = True) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] != 3:
         hint = " (a single-channel TIFF is a depth map or a gray image, not xyz)" if a.ndim == 2 else ""
         raise SampleLoadError(p, f"expected an H x W x 3 xyz TIFF, got shape {fmt_shape(a.shape)}{hint}")
-    if a.dtype.kind not in "fiu":
-        raise SampleLoadError(p, f"expected numeric xyz coordinates, got data type {a.dtype}")
+    if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):   # any byte order
+        raise SampleLoadError(p, f"xyz coordinates must be 32- or 64-bit floating point, this TIFF holds data type "
+                                 f"{a.dtype}{_HALF_HINT if a.dtype == np.float16 else _XYZ_KIND_HINT.get(a.dtype.kind, '')}")
     if a.shape[0] * a.shape[1] > max_points():
         raise too_many_points(p, a.shape[0] * a.shape[1])
     xyz = _organized_missing_to_nan(a)

@@ -38,6 +38,7 @@ computed while a parameter changed underneath are returned but flagged stale and
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from pathlib import Path
@@ -51,7 +52,7 @@ from ..detectors import registry
 from ..detectors.base import (STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, CancelFn, Components,
                               Detector, DetectorResult, ProgressFn)
 from ..detectors.state import FitState, FitStore, fit_key, support_hash
-from ..errors import Cancelled, InputError, MissingWeightsError, MMADError
+from ..errors import Cancelled, InputError, InvalidResultError, MissingWeightsError, MMADError
 from ..sample import Sample
 from .backends import Backend, ThreadBackend
 from .cache import ByteLRU
@@ -395,7 +396,7 @@ class Session:
                 try:
                     inst.load_state(saved)
                 except MMADError as e:
-                    log.warning("saved fit not usable: %s", e)
+                    log.warning("saved fit not usable, the class is refitted: %s", e)
                 else:
                     return self._fitted(class_name, gen, t0, "saved")
         support: list[Sample] = []
@@ -490,6 +491,7 @@ class Session:
             seconds = time.perf_counter() - t0
             comps.seconds = comps.seconds or seconds
         result = inst.fuse(comps)
+        _require_finite(result, sample, det.id)
         with self._lock:
             stale = (self._comp_gen.get(c, 0) != gen or self.detector is not det
                      or self._text_gen != text_gen)
@@ -696,3 +698,12 @@ def iter_refs_with_errors(session: Session, refs: Iterable[SampleRef], on_error:
             yield ref, session.load(ref)
         except InputError as err:
             on_error(ref, err)
+
+
+def _require_finite(result: DetectorResult, sample: Sample, detector_id: str) -> None:
+    """A NaN / infinite image score is no result: refused naming the sample's file, so that no
+    front end ever reports it as scored (NaN compares False with any threshold: "ok")."""
+    if not math.isfinite(result.image_score):
+        src = sample.paths.get("rgb") or sample.paths.get("points") or sample.key
+        raise InvalidResultError(src, f"detector '{detector_id}' gave no finite image score ({result.image_score}) "
+                                      f"for this sample: its inputs or the fitted model hold NaN or infinite values")

@@ -27,6 +27,7 @@ from ...sample import resize_map
 from ..base import (Capabilities, STAGE_FIT, STAGE_FUSION, STAGE_SCORE, STAGE_TEXT, Components, Detector, DetectorResult,
                     Needs, Param)
 from ..postprocess import rgb_weight_param, sample_points, sigma_param, smooth_maps
+from ..schema import ArraySpec, StateSchema
 from ..registry import register
 from . import multiview, scoring, zuma
 from .prompting import ANOMALOUS_STATES, NORMAL_STATES, TEMPLATES, object_name
@@ -113,6 +114,7 @@ class ClipZeroShot(Detector):
     capabilities = Capabilities(rescores_text=True, views=True)
     params = COMMON_PARAMS
     state_version = "1"
+    state_schema = StateSchema()        # zero-shot: the class name (in the meta) is all it learns
     few_shot = False
 
     def __init__(self, device: str = "cpu", **params: Any):
@@ -422,6 +424,8 @@ class ClipFewShot(ClipZeroShot):
         Param("text_weight", 0.5, "float", "lambda (text weight)", 0.0, 1.0, 0.01, stage=STAGE_FUSION,
               help="map = lambda * zero-shot + (1 - lambda) * visual discrepancy"),
     )
+    #: per branch (RGB / rendered views) and layer: the support's patch tokens (one width D)
+    state_schema = StateSchema(arrays=(ArraySpec(r"mem_(?P<b>rgb|3d)_(?P<l>\d+)", shape=("N{b}", "D")),))
     few_shot = True
 
     def _lambda(self, p: dict) -> float:

@@ -52,9 +52,10 @@ from scipy.spatial import cKDTree
 from ...errors import InputError
 from ...preprocess import point_spacing, remove_background_plane, voxel_downsample
 from ...sample import Sample
-from ..state import FitState
+from ..state import FitState, FitStateError
 from ..base import (STAGE_FIT, CancelFn, Components, Detector, DetectorResult, Needs,
                     ProgressFn)
+from ..schema import ArraySpec, StateSchema
 from ..calibrated import CalibratedThreshold
 from ..postprocess import component_score
 from .fuse import fuse_components
@@ -85,6 +86,21 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
     needs = Needs(rgb="optional", points="optional", support=1, default_support=5)
     state_version = "2"     # 2: RGB texture/object modes, whitening, calibration maps
     params = PARAMS
+    #: per modality ``m`` (the meta's ``modalities``): the scaled coreset (B x K), the scaler
+    #: (D channels; a whitener's projection D x K), the nominal scores and their strata; the
+    #: calibration maps on the patch grid hold NaN where a part lacks the modality
+    state_schema = StateSchema(arrays=(
+        ArraySpec(r"(?P<m>rgb|geometry)\.features", shape=("B{m}", "K{m}"), required=True),
+        ArraySpec(r"(?P<m>rgb|geometry)\.mean", shape=("D{m}",), required=True),
+        ArraySpec(r"(?P<m>rgb|geometry)\.scale", shape=("D{m}",), required=True),
+        ArraySpec(r"(?P<m>rgb|geometry)\.centre", shape=("D{m}",)),
+        ArraySpec(r"(?P<m>rgb|geometry)\.proj", shape=("D{m}", "K{m}")),
+        ArraySpec(r"(?P<m>rgb|geometry)\.positions", shape=("B{m}", 2)),
+        ArraySpec(r"(?P<m>rgb|geometry)\.nominal", shape=("N{m}",), required=True),
+        ArraySpec(r"(?P<m>rgb|geometry)\.strata", kinds="iu", shape=("N{m}",)),
+        ArraySpec(r"calib\.(?P<c>rgb|geometry)", shape=("n_support", "gh", "gw"), finite=False),
+        ArraySpec(r"val\.(?P<c>rgb|geometry)", shape=("n_validation", "gh", "gw"), finite=False),
+    ), members={"m": "modalities"})
 
     def __init__(self, device: str = "cpu", **params: Any):
         self._banks: dict[str, Bank] = {}
@@ -395,6 +411,19 @@ class MemoryBankDetector(CalibratedThreshold, Detector):
             meta[k] = {"n_full": b.n_full, "image_scale": b.image_scale, "radius": b.radius,
                        "grid": list(b.extra["grid"]) if "grid" in b.extra else None}
         return arrays, meta
+
+    def state_sizes(self, state) -> dict[str, int]:
+        gh, gw = patch_grid(self["working_size"], self["patch_stride"])
+        return {"gh": gh, "gw": gw, "n_support": int(state.n_support)}
+
+    def check_state(self, state) -> None:
+        super().check_state(state)
+        for k in state.meta.get("modalities", []):
+            feats, mean = state.arrays[f"{k}.features"], state.arrays[f"{k}.mean"]
+            if f"{k}.proj" not in state.arrays and feats.shape[1] != mean.shape[0]:
+                raise FitStateError(state.source, f"the saved fit of '{self.id}' does not match its declared "
+                                                  f"structure: array '{k}.features' has {feats.shape[1]} channels, "
+                                                  f"its scaler '{k}.mean' {mean.shape[0]}")
 
     def restore_state(self, state) -> None:
         a, meta = state.arrays, state.meta
