@@ -175,3 +175,31 @@ def test_random_key_sequences_with_restarts_lose_nothing(qtbot, tmp_path, fake_d
             assert differences(p, model) == [], f"seed {seed}: after the restart"
             assert json.loads(p.meta("jsonl_import"))["found"] is False
     assert restarts == GUI_SEQUENCES and presses > 3 * GUI_SEQUENCES
+
+
+def test_a_damaged_project_is_said_and_a_verdict_on_it_is_refused_not_a_crash(qtbot, tmp_path, fake_detector):
+    ds = dataset(tmp_path)
+    with Project.open(ds.root) as p:
+        path = p.path
+        for i in range(300):
+            p.record_verdict(f"disc/test/{i:04d}", verdict="confirmed", note="n" * 50)
+    import sqlite3
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    k = len(data) // page // 2
+    data[k * page:(k + 1) * page] = bytes([0xA5]) * page
+    path.write_bytes(bytes(data))
+    before = path.read_bytes()
+    win = make_window(qtbot, tmp_path)
+    open_dataset(qtbot, win, ds)
+    text = win.banner.text()
+    assert str(path) in text and "damaged" in text and "nothing is saved" in text
+    assert win.review.store is None
+    for key in (Qt.Key.Key_C, Qt.Key.Key_O, Qt.Key.Key_X):
+        qtbot.keyClick(win.browser.table, key)                  # no uncaught sqlite3.DatabaseError
+        assert "cannot be saved" in win.banner.text()
+    assert path.read_bytes() == before
+    win.close()

@@ -11,7 +11,7 @@
 * :mod:`.export`       - overlay PNG, scored PLY, per-sample JSON, CSV of all samples;
 * :mod:`.report`       - the self-contained HTML report of a batch.
 """
-from .errors import ProjectReadOnlyError, ProjectWriteError
+from .errors import ProjectFileError, ProjectReadOnlyError, ProjectWriteError
 from .lock import ProjectLockedError
 from .records import (CONFIRMED, FALSE_POSITIVE, FINALS, MARK_KINDS, NOK, OK, REJECTED, TRUE_DEFECT, UNSURE, VERDICTS,
                       DetectorChoice, Mark, ScoreRow, SupportEntry, VerdictRow, params_hash)
@@ -20,6 +20,7 @@ from .store import PROJECT_DIR, PROJECT_FILE, Project, project_path_for, user_pr
 
 __all__ = ["CONFIRMED", "FALSE_POSITIVE", "FINALS", "MARK_KINDS", "NOK", "OK", "PROJECT_DIR", "PROJECT_FILE", "REJECTED",
            "TRUE_DEFECT", "UNSURE", "VERDICTS", "DetectorChoice", "Mark", "Project", "ProjectLockedError",
+           "ProjectFileError",
            "ProjectReadOnlyError", "ProjectWriteError", "RestoreReport", "ScoreRow", "SupportEntry", "VerdictRow", "params_hash",
            "project_path_for", "remember_session", "restore_session", "save_session_scores", "session_fit_keys",
            "user_project_path"]

@@ -7,6 +7,11 @@ from pathlib import Path
 from ..errors import InputError
 
 
+class ProjectFileError(InputError):
+    """A project file that is damaged, not ours, or of a format this version cannot read: it is
+    neither read further nor written (nothing is added to it)."""
+
+
 class ProjectReadOnlyError(InputError):
     """A write on a project opened read-only (another instance holds it)."""
 

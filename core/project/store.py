@@ -38,7 +38,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from ..errors import InputError
 from . import records as R
-from .errors import ProjectReadOnlyError, ProjectWriteError
+from .errors import ProjectFileError, ProjectReadOnlyError, ProjectWriteError
 from .importer import META_KEY as JOURNAL_META_KEY
 from .importer import journal_path_for, journal_rows, read_journal
 from .lock import ProjectLock, ProjectLockedError
@@ -209,10 +209,6 @@ class Project:
             else:
                 conn = sqlite3.connect(str(file), isolation_level=None, check_same_thread=False, timeout=5.0)
             conn.row_factory = sqlite3.Row
-            if not read_only:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    log.warning("%s: WAL journal not available (%s); writes are still atomic", file, mode)
             conn.execute("PRAGMA synchronous=FULL")   # a returned action survives a power cut too
             conn.execute("PRAGMA busy_timeout=5000")
         except sqlite3.DatabaseError as e:
@@ -278,7 +274,11 @@ class Project:
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db().execute(sql, args).fetchall()
+            try:
+                return self._db().execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as e:      # a page damaged since the open's check, an I/O error
+                raise ProjectFileError(self.path, f"cannot be read ({ProjectWriteError.of(self.path, e).reason})"
+                                       ) from None
 
     # ------------------------------------------------------------------ meta & settings
     def meta(self, name: str) -> Optional[str]:
